@@ -1,0 +1,61 @@
+# The one list of commands. `make run` and `make test` are the README's two commands:
+# each creates the environment it needs first (from the committed lock file).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-from-lock
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+export PYTHONUNBUFFERED := 1
+
+.PHONY: env run repro test test-fast lint typecheck check lock suite ui clean
+
+env: $(STAMP)
+
+# Same versions on every machine: requirements.lock is resolved by `make lock`.
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv>=0.5,<1"
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $@
+
+## run: the whole DAG on the demo data (ingest, validate, split, train, evaluate)
+run: env
+	$(BIN)/dvc repro
+	$(BIN)/dvc metrics show
+
+repro: run
+
+## test: the full test suite, end-to-end tests included
+test: env
+	$(BIN)/pytest
+
+## test-fast: unit tests only
+test-fast: env
+	$(BIN)/pytest -m "not e2e"
+
+lint: env
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: env
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+## lock: re-resolve dependencies after editing pyproject.toml
+lock:
+	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
+
+## suite: rebuild the validation suite from the current raw table (trust it first!)
+suite: env
+	$(BIN)/mlops suite --table data/raw/table.parquet
+
+## ui: the MLflow UI on the local store, http://127.0.0.1:5000
+ui: env
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+
+clean:
+	rm -rf data/raw data/split models metrics plots reports mlflow.db mlruns

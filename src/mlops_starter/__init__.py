@@ -1,0 +1,1 @@
+"""MLOps starter: train, validate, ship, monitor and roll back a tabular classifier."""

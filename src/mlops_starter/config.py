@@ -1,0 +1,211 @@
+"""The one typed view of params.yaml. Nothing else reads that file.
+
+Every section forbids unknown keys, so a typo (`cv_fold: 5`) is an error that
+names the key instead of a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mlops_starter.errors import ConfigError
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DemoData(_Section):
+    n_rows: int = Field(20_000, ge=200)
+    seed: int = 7
+    positive_rate: float = Field(0.05, gt=0.0, lt=0.5)
+
+
+class DataConfig(_Section):
+    source: str = "demo"
+    demo: DemoData = DemoData()
+    target: str
+    positive_label: str | int | bool
+    id_column: str | None = None
+    time_column: str | None = None
+    drop_columns: list[str] = []
+    categorical_columns: list[str] | None = None
+    read_chunk_rows: int = Field(100_000, ge=1)
+
+    @property
+    def is_demo(self) -> bool:
+        return self.source == "demo"
+
+    @model_validator(mode="after")
+    def _roles_are_distinct(self) -> DataConfig:
+        roles = [c for c in (self.target, self.id_column, self.time_column) if c]
+        if len(set(roles)) != len(roles):
+            raise ValueError(f"target, id_column and time_column must be different columns, got {roles}")
+        if clash := set(roles) & set(self.drop_columns):
+            raise ValueError(f"drop_columns names {sorted(clash)}, which the pipeline needs")
+        return self
+
+
+class ValidateConfig(_Section):
+    suite: str | None = "expectations/raw_table.json"
+    min_rows: int = Field(500, ge=1)
+    positive_rate_min: float = Field(0.005, ge=0.0, le=1.0)
+    positive_rate_max: float = Field(0.5, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _band_is_ordered(self) -> ValidateConfig:
+        if self.positive_rate_min > self.positive_rate_max:
+            raise ValueError("positive_rate_min must not exceed positive_rate_max")
+        return self
+
+
+class SplitConfig(_Section):
+    strategy: Literal["stratified", "time", "group"] = "stratified"
+    test_size: float = Field(0.2, gt=0.0, lt=0.9)
+    seed: int = 42
+    group_column: str | None = None
+
+    @model_validator(mode="after")
+    def _group_needs_column(self) -> SplitConfig:
+        if self.strategy == "group" and not self.group_column:
+            raise ValueError("strategy 'group' needs group_column")
+        return self
+
+
+class LeakageConfig(_Section):
+    max_single_feature_auc: float = Field(0.95, gt=0.5, le=1.0)
+    allowed_features: list[str] = []
+    max_shared_feature_rows: int = Field(0, ge=0)
+
+
+class LogisticRegressionParams(_Section):
+    enabled: bool = True
+    C: float = Field(1.0, gt=0)
+    l1_ratio: float = Field(0.5, ge=0.0, le=1.0)
+    class_weight: Literal["balanced"] | None = "balanced"
+    max_iter: int = Field(2000, ge=10)
+
+
+class RandomForestParams(_Section):
+    enabled: bool = True
+    n_estimators: int = Field(300, ge=1)
+    max_depth: int | None = Field(12, ge=1)
+    min_samples_leaf: int = Field(5, ge=1)
+    max_features: Literal["sqrt", "log2"] | float = "sqrt"
+    class_weight: Literal["balanced", "balanced_subsample"] | None = "balanced_subsample"
+
+
+class XGBoostParams(_Section):
+    enabled: bool = True
+    n_estimators: int = Field(400, ge=1)
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    max_depth: int = Field(4, ge=1)
+    min_child_weight: float = Field(1.0, ge=0)
+    subsample: float = Field(0.8, gt=0, le=1)
+    colsample_bytree: float = Field(0.8, gt=0, le=1)
+    reg_alpha: float = Field(0.0, ge=0, description="L1 penalty on leaf weights")
+    reg_lambda: float = Field(1.0, ge=0, description="L2 penalty on leaf weights")
+    scale_pos_weight: float = Field(1.0, gt=0)
+
+
+class Candidates(_Section):
+    logistic_regression: LogisticRegressionParams = LogisticRegressionParams()
+    random_forest: RandomForestParams = RandomForestParams()
+    xgboost: XGBoostParams = XGBoostParams()
+
+    def enabled(self) -> dict[str, BaseModel]:
+        """Enabled candidates by name, in a stable order."""
+        return {
+            name: params
+            for name, params in (
+                ("logistic_regression", self.logistic_regression),
+                ("random_forest", self.random_forest),
+                ("xgboost", self.xgboost),
+            )
+            if params.enabled  # type: ignore[attr-defined]
+        }
+
+
+class TrainConfig(_Section):
+    cv_folds: int = Field(5, ge=2, le=20)
+    seed: int = 42
+    primary_metric: Literal["pr_auc", "roc_auc"] = "pr_auc"
+    threshold_fbeta: float = Field(1.0, gt=0)
+    resampling: Literal["none", "smote", "undersample"] = "none"
+    n_jobs: int = -1
+    candidates: Candidates = Candidates()
+
+    @model_validator(mode="after")
+    def _at_least_one_candidate(self) -> TrainConfig:
+        if not self.candidates.enabled():
+            raise ValueError("enable at least one of train.candidates")
+        return self
+
+
+class MlflowConfig(_Section):
+    experiment: str = "mlops-starter"
+    registered_model: str = "churn-classifier"
+
+
+class Paths(_Section):
+    raw: str = "data/raw/table.parquet"
+    train: str = "data/split/train.parquet"
+    test: str = "data/split/test.parquet"
+    reports: str = "reports"
+    model_dir: str = "models"
+    metrics: str = "metrics"
+    plots: str = "plots"
+
+
+class Config(_Section):
+    data: DataConfig
+    validate_: ValidateConfig = Field(ValidateConfig(), alias="validate")
+    split: SplitConfig = SplitConfig()
+    leakage: LeakageConfig = LeakageConfig()
+    train: TrainConfig = TrainConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+    paths: Paths = Paths()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _cross_section_checks(self) -> Config:
+        if self.split.strategy == "time" and not self.data.time_column:
+            raise ValueError("split.strategy 'time' needs data.time_column")
+        return self
+
+    @property
+    def non_feature_columns(self) -> list[str]:
+        """Columns that identify, order, group or label rows: never model inputs."""
+        roles = (self.data.target, self.data.id_column, self.data.time_column, self.split.group_column)
+        return [c for c in roles if c]
+
+    @classmethod
+    def from_dict(cls, raw: object, source: str = "params.yaml") -> Config:
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{source}: expected a mapping at the top level")
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '<top>'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise ConfigError(f"{source}: {problems}") from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path = DEFAULT_PARAMS) -> Config:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: file not found (run from the repository root)")
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        return cls.from_dict(raw, source=str(path))

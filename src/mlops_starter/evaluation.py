@@ -1,0 +1,73 @@
+"""Metrics for a rare positive class: ranking quality (ROC-AUC, PR-AUC), decisions at
+a threshold (precision, recall, F1), and calibration (Brier score)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import (
+    average_precision_score,
+    brier_score_loss,
+    confusion_matrix,
+    fbeta_score,
+    precision_recall_curve,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+    roc_curve,
+)
+
+
+def ranking_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    return {
+        "roc_auc": float(roc_auc_score(y, proba)),
+        "pr_auc": float(average_precision_score(y, proba)),
+        "brier": float(brier_score_loss(y, proba)),
+    }
+
+
+def threshold_metrics(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, float]:
+    predicted = (proba >= threshold).astype(int)
+    tn, fp, fn, tp = confusion_matrix(y, predicted, labels=[0, 1]).ravel()
+    return {
+        "precision": float(precision_score(y, predicted, zero_division=0)),
+        "recall": float(recall_score(y, predicted, zero_division=0)),
+        "f1": float(fbeta_score(y, predicted, beta=1.0, zero_division=0)),
+        "true_negatives": int(tn),
+        "false_positives": int(fp),
+        "false_negatives": int(fn),
+        "true_positives": int(tp),
+    }
+
+
+def classification_metrics(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, float]:
+    return {**ranking_metrics(y, proba), **threshold_metrics(y, proba, threshold), "threshold": float(threshold)}
+
+
+def tune_threshold(y: np.ndarray, proba: np.ndarray, beta: float) -> tuple[float, float]:
+    """The probability cut-off that maximises F-beta on (out-of-fold) predictions.
+
+    beta > 1 weighs recall above precision (missing a churner costs more than a
+    needless retention offer). Returns (threshold, best F-beta).
+    """
+    precision, recall, thresholds = precision_recall_curve(y, proba)
+    precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
+    denominator = beta**2 * precision + recall
+    scores = np.divide(
+        (1 + beta**2) * precision * recall, denominator, out=np.zeros_like(denominator), where=denominator > 0
+    )
+    best = int(np.argmax(scores))
+    return float(thresholds[best]), float(scores[best])
+
+
+def curve_tables(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, pd.DataFrame]:
+    """ROC, PR and confusion-matrix tables in the shapes DVC's plot templates read."""
+    fpr, tpr, roc_thresholds = roc_curve(y, proba)
+    precision, recall, pr_thresholds = precision_recall_curve(y, proba)
+    labels = np.where(np.asarray(y) == 1, "positive", "negative")
+    predicted = np.where(np.asarray(proba) >= threshold, "positive", "negative")
+    return {
+        "roc": pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": np.clip(roc_thresholds, 0, 1)}),
+        "pr": pd.DataFrame({"recall": recall[:-1], "precision": precision[:-1], "threshold": pr_thresholds}),
+        "confusion": pd.DataFrame({"actual": labels, "predicted": predicted}),
+    }
