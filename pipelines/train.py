@@ -73,8 +73,8 @@ def main() -> None:
         {
             "winner": winner.name,
             "primary_metric": settings.primary_metric,
-            "winner_cv": winner.summary(),
-            "candidates": {r.name: r.summary() for r in results},
+            **winner.summary(),
+            "candidates": {r.name: {"cv_roc_auc": r.mean("roc_auc"), "cv_pr_auc": r.mean("pr_auc")} for r in results},
         },
     )
 

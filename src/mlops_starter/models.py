@@ -82,6 +82,7 @@ def build_pipeline(
 # tests/test_models.py checks that every candidate needs no type outside this list.
 SKOPS_TRUSTED_TYPES = [
     "imblearn.pipeline.Pipeline",
+    "numpy.dtype",
     "imblearn.over_sampling._smote.base.SMOTE",
     "imblearn.under_sampling._prototype_selection._random_under_sampler.RandomUnderSampler",
     "sklearn.tree._tree.Tree",

@@ -66,6 +66,8 @@ def log_model(pipeline: Any, example: pd.DataFrame, trusted_types: list[str]) ->
 
     The pyfunc flavour returns class probabilities, which is what serving needs.
     """
+    # Integer columns are declared as doubles: a JSON request may carry a null there.
+    example = example.astype({c: "float64" for c in example.columns if pd.api.types.is_integer_dtype(example[c])})
     signature = infer_signature(example, pipeline.predict_proba(example))
     info = mlflow.sklearn.log_model(
         pipeline,

@@ -54,8 +54,9 @@ class CandidateResult:
     def std(self, metric: str) -> float:
         return float(np.std([fold[metric] for fold in self.fold_metrics]))
 
-    def summary(self, metrics: tuple[str, ...] = ("roc_auc", "pr_auc", "brier", "precision", "recall", "f1")) -> dict[str, float]:
-        out = {f"cv_{m}_mean": round(self.mean(m), 5) for m in metrics}
+    def summary(self) -> dict[str, float]:
+        """Mean (and spread, for the ranking metrics) over folds, plus threshold and timing."""
+        out = {f"cv_{m}": round(self.mean(m), 5) for m in ("roc_auc", "pr_auc", "brier", "precision", "recall", "f1")}
         out |= {f"cv_{m}_std": round(self.std(m), 5) for m in ("roc_auc", "pr_auc")}
         return out | {"threshold": round(self.threshold, 5), "fit_seconds": round(self.fit_seconds, 2)}
 

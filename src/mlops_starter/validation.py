@@ -22,7 +22,8 @@ TYPE_FAMILIES: dict[str, list[str]] = {
         *(f"{p}Int{b}" for p in ("", "U") for b in (8, 16, 32, 64)),
         "float32", "float64", "Float32", "Float64",
     ],
-    "string": ["object"],  # run_suite hands GX every text/categorical column as object
+    # run_suite hands GX every text/categorical column as object; GX then checks each value's type.
+    "string": ["object", "str"],
     "datetime": ["datetime64", "datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]"],
     "boolean": ["bool", "boolean"],
 }
