@@ -9,8 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 from mlops_starter.errors import ConfigError
 
@@ -205,7 +207,9 @@ class Config(_Section):
         if not path.is_file():
             raise ConfigError(f"{path}: file not found (run from the repository root)")
         try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
+            # YAML 1.2, as DVC reads and rewrites this file (`dvc exp run -S`): there `yes`
+            # is a string, whereas a YAML 1.1 parser would turn a label "yes" into True.
+            raw = YAML(typ="safe").load(path.read_text())
+        except YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML ({exc})") from None
         return cls.from_dict(raw, source=str(path))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import subprocess
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +67,11 @@ def log_model(pipeline: Any, example: pd.DataFrame, trusted_types: list[str]) ->
 
     The pyfunc flavour returns class probabilities, which is what serving needs.
     """
-    # Integer columns are declared as doubles: a JSON request may carry a null there.
-    example = example.astype({c: "float64" for c in example.columns if pd.api.types.is_integer_dtype(example[c])})
-    signature = infer_signature(example, pipeline.predict_proba(example))
+    with warnings.catch_warnings():
+        # MLflow hints that integer columns cannot hold missing values; ours never do in
+        # training, and the signature must match what callers pass (it refuses int -> float).
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
+        signature = infer_signature(example, pipeline.predict_proba(example))
     info = mlflow.sklearn.log_model(
         pipeline,
         name="model",

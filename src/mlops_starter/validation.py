@@ -179,7 +179,9 @@ def _describe_failure(expectation: dict[str, Any], result: dict[str, Any], error
     column = expectation["kwargs"].get("column")
     where = f"column '{column}'" if column else "table"
     described = expectation["meta"].get("description", expectation["type"])
-    if error:
+    if expectation["type"] == "expect_column_to_exist":
+        detail = "the table has no such column"
+    elif error:
         detail = error.splitlines()[0]
     elif "unexpected_count" in result:
         share = result.get("unexpected_percent")

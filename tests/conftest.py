@@ -1,0 +1,123 @@
+"""Shared fixtures: small demo data, and a throw-away copy of this repository in
+which the real `dvc repro` runs against a fresh local MLflow store."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from mlops_starter.data import generate_demo_table
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+# Small and quick, but the same code paths as the defaults.
+FAST_PARAMS = {
+    "data": {"demo": {"n_rows": 3000}},
+    "train": {
+        "cv_folds": 3,
+        "candidates": {
+            "logistic_regression": {"max_iter": 300},
+            "random_forest": {"n_estimators": 40},
+            "xgboost": {"n_estimators": 80},
+        },
+    },
+}
+
+
+def deep_update(base: dict, changes: dict) -> dict:
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            deep_update(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+@pytest.fixture(scope="session")
+def demo_frame() -> pd.DataFrame:
+    return generate_demo_table(n_rows=3000, seed=11)
+
+
+class RepoCopy:
+    """A git + DVC work tree holding this repository's tracked files and nothing it produced."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+        self.env |= {
+            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "DO_NOT_TRACK": "true",
+            "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
+            "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com",
+        }
+
+    def run(self, *command: str, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            command, cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(f"{' '.join(command)} exited {done.returncode}\n{done.stdout}\n{done.stderr}")
+        return done
+
+    def params(self) -> dict:
+        return yaml.safe_load((self.root / "params.yaml").read_text())
+
+    def set_params(self, changes: dict) -> None:
+        params = deep_update(self.params(), changes)
+        (self.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    def commit(self, message: str = "test state") -> None:
+        self.run("git", "add", "-A")
+        self.run("git", "commit", "-q", "--allow-empty", "-m", message)
+
+    def read_json(self, relative: str) -> dict:
+        import json
+
+        return json.loads((self.root / relative).read_text())
+
+
+def _tracked_files() -> list[str]:
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout.split("\0")
+    # Untracked new files count too, so the tests see the work in progress.
+    untracked = subprocess.run(
+        ["git", "ls-files", "-z", "--others", "--exclude-standard"],
+        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+    ).stdout.split("\0")
+    return [f for f in listed + untracked if f and (REPO_ROOT / f).is_file()]
+
+
+# Outputs of an earlier run on the demo data, which a copy must not inherit.
+PRODUCED = ("dvc.lock", "metrics/", "plots/", "reports/", "models/model.json")
+
+
+def make_repo_copy(root: Path, changes: dict | None = None) -> RepoCopy:
+    """A fresh repository copy at `root` with FAST_PARAMS and any further param changes, committed."""
+    for relative in _tracked_files():
+        if relative.startswith(PRODUCED):
+            continue
+        destination = root / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / relative, destination)
+    copy = RepoCopy(root)
+    copy.set_params(deep_update(yaml.safe_load(yaml.safe_dump(FAST_PARAMS)), changes or {}))
+    copy.run("git", "init", "-q")
+    copy.commit("initial")
+    return copy
+
+
+@pytest.fixture(scope="session")
+def repo_copy(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., RepoCopy]:
+    """Factory fixture: `repo_copy(changes)` gives a fresh copy in a new temporary folder."""
+    return lambda changes=None: make_repo_copy(tmp_path_factory.mktemp("repo") / "repo", changes)

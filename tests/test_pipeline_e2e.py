@@ -1,0 +1,118 @@
+"""The real `dvc repro` in a throw-away copy of the repository, on small demo data,
+with MLflow on its default local SQLite store (no server, no environment variable)."""
+
+import json
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from mlops_starter.models import load_model
+from mlops_starter.storage import file_md5
+
+pytestmark = pytest.mark.e2e
+
+STAGES = ("ingest", "validate", "split", "train", "evaluate")
+
+
+@pytest.fixture(scope="module")
+def reproduced(repo_copy):
+    copy = repo_copy()
+    copy.first_run = copy.run("dvc", "repro")
+    return copy
+
+
+@pytest.fixture(scope="module")
+def mlflow_runs(reproduced):
+    client = MlflowClient(tracking_uri=f"sqlite:///{reproduced.root}/mlflow.db")
+    experiment = client.get_experiment_by_name("mlops-starter")
+    runs = client.search_runs([experiment.experiment_id])
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    return client, parent, children
+
+
+def test_every_stage_runs_and_writes_its_outputs(reproduced):
+    for stage in STAGES:
+        assert f"Running stage '{stage}'" in reproduced.first_run.stdout
+    for relative in ("data/raw/table.parquet", "data/split/train.parquet", "data/split/test.parquet",
+                     "models/model.skops", "reports/validation.json", "reports/leakage.json",
+                     "plots/roc.csv", "plots/pr.csv", "plots/confusion.csv"):
+        assert (reproduced.root / relative).is_file(), relative
+    assert reproduced.read_json("reports/validation.json")["success"] is True
+    assert reproduced.read_json("reports/leakage.json")["passed"] is True
+
+
+def test_test_metrics_are_dvc_metrics_and_beat_chance(reproduced):
+    shown = json.loads(reproduced.run("dvc", "metrics", "show", "--json").stdout)
+    metrics = shown[""]["data"]["metrics/test.json"]["data"]
+    assert {"roc_auc", "pr_auc", "precision", "recall", "f1", "brier", "threshold"} <= set(metrics)
+    assert metrics["roc_auc"] > 0.65
+    assert metrics["pr_auc"] > 0.1  # base rate is 0.05
+    counts = sum(metrics[k] for k in ("true_positives", "false_positives", "true_negatives", "false_negatives"))
+    assert counts == metrics["rows"] == 600
+
+
+def test_dvc_plots_render(reproduced):
+    reproduced.run("dvc", "plots", "show", "-o", "plots_html")
+    assert (reproduced.root / "plots_html" / "index.html").is_file()
+
+
+def test_test_set_never_shares_an_id_with_train(reproduced):
+    train = pd.read_parquet(reproduced.root / "data/split/train.parquet")
+    test = pd.read_parquet(reproduced.root / "data/split/test.parquet")
+    assert not set(train["customer_id"]) & set(test["customer_id"])
+
+
+def test_each_candidate_is_a_nested_mlflow_run(mlflow_runs):
+    _, parent, children = mlflow_runs
+    assert {c.data.tags["candidate"] for c in children} == {"logistic_regression", "random_forest", "xgboost"}
+    for child in children:
+        assert "cv_pr_auc" in child.data.metrics and "fit_seconds" in child.data.metrics
+        assert child.data.params["cv_folds"] == "3"
+    assert parent.data.tags["winner"] in {c.data.tags["candidate"] for c in children}
+
+
+def test_mlflow_run_traces_back_to_code_and_data(reproduced, mlflow_runs):
+    _, parent, _ = mlflow_runs
+    tags = parent.data.tags
+    assert tags["git.commit"] == reproduced.run("git", "rev-parse", "HEAD").stdout.strip()
+    lock = yaml.safe_load((reproduced.root / "dvc.lock").read_text())
+    train_out = next(o for o in lock["stages"]["split"]["outs"] if o["path"].endswith("train.parquet"))
+    assert tags["data.train_md5"] == train_out["md5"] == file_md5(reproduced.root / "data/split/train.parquet")
+    assert tags["data.test_md5"] == file_md5(reproduced.root / "data/split/test.parquet")
+    assert "lib.scikit-learn" in tags and "lib.xgboost-cpu" in tags
+
+
+def test_mlflow_holds_the_test_metrics_and_the_same_model(reproduced, mlflow_runs):
+    _, parent, _ = mlflow_runs
+    metrics = reproduced.read_json("metrics/test.json")
+    assert parent.data.metrics["test_roc_auc"] == pytest.approx(metrics["roc_auc"])
+    info = reproduced.read_json("models/model.json")
+    mlflow.set_tracking_uri(f"sqlite:///{reproduced.root}/mlflow.db")
+    logged = mlflow.pyfunc.load_model(info["mlflow_model_uri"])
+    assert logged.metadata.signature is not None
+    test = pd.read_parquet(reproduced.root / "data/split/test.parquet").head(20)
+    features = info["feature_schema"]["numeric"] + info["feature_schema"]["categorical"]
+    local = load_model(reproduced.root / "models/model.skops").predict_proba(test[features])
+    np.testing.assert_allclose(np.asarray(logged.predict(test[features]))[:, 1], local[:, 1], rtol=1e-6)
+
+
+def test_second_repro_reruns_nothing(reproduced):
+    again = reproduced.run("dvc", "repro")
+    assert "Running stage" not in again.stdout
+    assert "Data and pipelines are up to date" in again.stdout
+
+
+def test_experiment_with_a_train_param_reruns_only_train_and_evaluate(reproduced):
+    reproduced.commit("baseline run")
+    run = reproduced.run("dvc", "exp", "run", "-n", "shallow-xgb", "-S", "train.candidates.xgboost.max_depth=2")
+    ran = {s for s in STAGES if f"Running stage '{s}'" in run.stdout}
+    assert ran == {"train", "evaluate"}, run.stdout
+    shown = json.loads(reproduced.run("dvc", "exp", "show", "--json").stdout)
+    assert "shallow-xgb" in json.dumps(shown)
+    diff = reproduced.run("dvc", "params", "diff").stdout
+    assert "train.candidates.xgboost.max_depth" in diff
