@@ -5,7 +5,6 @@ import tempfile
 from pathlib import Path
 
 import mlflow
-
 import pandas as pd
 
 from mlops_starter.config import Config
@@ -26,7 +25,11 @@ def main() -> None:
     y = encode_target(test[cfg.data.target], cfg.data.positive_label).to_numpy()
     proba = model.predict_proba(test[features])[:, 1]
 
-    metrics = {"model": info["winner"], "rows": len(test), **classification_metrics(y, proba, info["threshold"])}
+    metrics = {
+        "model": info["winner"],
+        "rows": len(test),
+        **classification_metrics(y, proba, info["threshold"]),
+    }
     write_json(Path(cfg.paths.metrics) / "test.json", metrics)
     tables = curve_tables(y, proba, info["threshold"])
     for name, table in tables.items():
@@ -34,7 +37,9 @@ def main() -> None:
 
     with mlflow.start_run(run_id=info["mlflow_run_id"]):
         mlflow.set_tag("data.test_md5", file_md5(cfg.paths.test))
-        mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))})
+        mlflow.log_metrics(
+            {f"test_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}
+        )
         with tempfile.TemporaryDirectory() as scratch:
             for name, table in tables.items():
                 table.to_csv(Path(scratch) / f"{name}.csv", index=False)

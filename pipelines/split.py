@@ -51,7 +51,10 @@ def main() -> None:
             "passed": not failed,
             "strategy": cfg.split.strategy,
             "rows": {"train": len(train), "test": len(test)},
-            "positive_rate": {"train": round(float(y_train.mean()), 5), "test": round(float(y_test.mean()), 5)},
+            "positive_rate": {
+                "train": round(float(y_train.mean()), 5),
+                "test": round(float(y_test.mean()), 5),
+            },
             "checks": [c.to_dict() for c in checks],
         },
     )

@@ -28,9 +28,17 @@ def main() -> None:
     groups = train[cfg.split.group_column] if cfg.split.group_column else None
     folds = cv_folds(y, settings.cv_folds, settings.seed, cfg.split.strategy, groups)
     candidates = {
-        name: (params.model_dump(), build_pipeline(
-            name, params.model_dump(), schema, settings.resampling, settings.seed, settings.n_jobs
-        ))
+        name: (
+            params.model_dump(),
+            build_pipeline(
+                name,
+                params.model_dump(),
+                schema,
+                settings.resampling,
+                settings.seed,
+                settings.n_jobs,
+            ),
+        )
         for name, params in settings.candidates.enabled().items()
     }
     lineage = {
@@ -41,18 +49,27 @@ def main() -> None:
         "data.source": cfg.data.source,
     }
     with tracking.start_run(cfg.mlflow.experiment, "train", lineage) as run:
-        shared = {"cv_folds": settings.cv_folds, "resampling": settings.resampling, "split": cfg.split.strategy}
+        shared = {
+            "cv_folds": settings.cv_folds,
+            "resampling": settings.resampling,
+            "split": cfg.split.strategy,
+        }
         results = run_candidates(candidates, X, y, folds, settings.threshold_fbeta)
         for result in results:
             tracking.log_candidate(result, shared)
         winner = select_winner(results, settings.primary_metric)
         logging.getLogger("train").info(
-            "winner %s: mean CV %s %.4f", winner.name, settings.primary_metric, winner.mean(settings.primary_metric)
+            "winner %s: mean CV %s %.4f",
+            winner.name,
+            settings.primary_metric,
+            winner.mean(settings.primary_metric),
         )
         model = clone(candidates[winner.name][1]).fit(X, y)
         save_model(model, Path(cfg.paths.model_dir) / "model.skops")
         mlflow.set_tags({"winner": winner.name, "primary_metric": settings.primary_metric})
-        mlflow.log_params({**shared, "winner": winner.name, "threshold_fbeta": settings.threshold_fbeta})
+        mlflow.log_params(
+            {**shared, "winner": winner.name, "threshold_fbeta": settings.threshold_fbeta}
+        )
         mlflow.log_metrics(winner.summary())
         model_uri = tracking.log_model(model, X.head(5), SKOPS_TRUSTED_TYPES)
 
@@ -74,7 +91,10 @@ def main() -> None:
             "winner": winner.name,
             "primary_metric": settings.primary_metric,
             **winner.summary(),
-            "candidates": {r.name: {"cv_roc_auc": r.mean("roc_auc"), "cv_pr_auc": r.mean("pr_auc")} for r in results},
+            "candidates": {
+                r.name: {"cv_roc_auc": r.mean("roc_auc"), "cv_pr_auc": r.mean("pr_auc")}
+                for r in results
+            },
         },
     )
 

@@ -33,10 +33,14 @@ def main() -> None:
             )
         expectations += read_json(checks.suite)["expectations"]
     else:
-        logging.getLogger("validate").warning("validate.suite is null: only the checks from params.yaml run")
+        logging.getLogger("validate").warning(
+            "validate.suite is null: only the checks from params.yaml run"
+        )
 
     report = run_suite(pd.read_parquet(cfg.paths.raw), expectations)
-    write_json(Path(cfg.paths.reports) / "validation.json", {"suite": checks.suite, **report.to_dict()})
+    write_json(
+        Path(cfg.paths.reports) / "validation.json", {"suite": checks.suite, **report.to_dict()}
+    )
     if not report.success:
         listed = "\n  - ".join(report.failures)
         raise DataValidationError(

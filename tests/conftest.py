@@ -57,16 +57,22 @@ class RepoCopy:
             "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
             "MLFLOW_DISABLE_TELEMETRY": "true",
             "DO_NOT_TRACK": "true",
-            "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
-            "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com",
+            "GIT_AUTHOR_NAME": "test",
+            "GIT_AUTHOR_EMAIL": "test@example.com",
+            "GIT_COMMITTER_NAME": "test",
+            "GIT_COMMITTER_EMAIL": "test@example.com",
         }
 
-    def run(self, *command: str, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *command: str, check: bool = True, timeout: int = 600
+    ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
             command, cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout
         )
         if check and done.returncode != 0:
-            raise AssertionError(f"{' '.join(command)} exited {done.returncode}\n{done.stdout}\n{done.stderr}")
+            raise AssertionError(
+                f"{' '.join(command)} exited {done.returncode}\n{done.stdout}\n{done.stderr}"
+            )
         return done
 
     def params(self) -> dict:
@@ -93,7 +99,10 @@ def _tracked_files() -> list[str]:
     # Untracked new files count too, so the tests see the work in progress.
     untracked = subprocess.run(
         ["git", "ls-files", "-z", "--others", "--exclude-standard"],
-        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split("\0")
     return [f for f in listed + untracked if f and (REPO_ROOT / f).is_file()]
 

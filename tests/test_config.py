@@ -16,7 +16,11 @@ def repo_params() -> dict:
 def test_repository_params_load_into_typed_config():
     cfg = Config.from_yaml(REPO_PARAMS)
     assert cfg.data.is_demo
-    assert set(cfg.train.candidates.enabled()) == {"logistic_regression", "random_forest", "xgboost"}
+    assert set(cfg.train.candidates.enabled()) == {
+        "logistic_regression",
+        "random_forest",
+        "xgboost",
+    }
     assert cfg.non_feature_columns == ["churned", "customer_id", "signup_date"]
 
 
@@ -38,7 +42,7 @@ def test_time_split_without_time_column_is_refused():
     raw = repo_params()
     raw["data"]["time_column"] = None
     raw["split"]["strategy"] = "time"
-    with pytest.raises(ConfigError, match="needs data.time_column"):
+    with pytest.raises(ConfigError, match=r"needs data\.time_column"):
         Config.from_dict(raw)
 
 

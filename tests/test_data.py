@@ -43,7 +43,7 @@ def test_iter_table_batches_streams_parquet_row_groups(tmp_path, demo_frame):
 def test_empty_file_gets_a_clear_error(tmp_path):
     empty = tmp_path / "empty.csv"
     empty.write_text("")
-    with pytest.raises(DataError, match="empty.csv: the file is empty"):
+    with pytest.raises(DataError, match=r"empty\.csv: the file is empty"):
         list(iter_table_batches(empty, 10))
 
 
@@ -57,7 +57,9 @@ def test_unknown_file_type_is_refused(tmp_path):
 def test_batches_are_written_to_one_parquet_file(tmp_path, demo_frame):
     out = tmp_path / "raw.parquet"
     batches = (demo_frame.iloc[i : i + 700] for i in range(0, len(demo_frame), 700))
-    rows = write_batches_to_parquet(batches, out, required=["churned"], drop=["region"], time_column="signup_date")
+    rows = write_batches_to_parquet(
+        batches, out, required=["churned"], drop=["region"], time_column="signup_date"
+    )
     written = pd.read_parquet(out)
     assert rows == len(demo_frame) == len(written)
     assert "region" not in written.columns
@@ -85,7 +87,9 @@ def test_encode_target_handles_string_and_numeric_labels():
 
 
 def test_encode_target_names_an_absent_positive_label():
-    with pytest.raises(DataError, match=r"positive_label 'yes' never occurs in target 't'.*\['N', 'Y'\]"):
+    with pytest.raises(
+        DataError, match=r"positive_label 'yes' never occurs in target 't'.*\['N', 'Y'\]"
+    ):
         encode_target(pd.Series(["Y", "N"], name="t"), "yes")
 
 

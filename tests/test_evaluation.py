@@ -10,7 +10,12 @@ P = np.array([0.1, 0.2, 0.3, 0.6, 0.4, 0.9])
 def test_threshold_metrics_match_a_hand_count():
     m = classification_metrics(Y, P, threshold=0.35)
     # predicted positive: 0.6 (FP), 0.4 (TP), 0.9 (TP)
-    assert (m["true_positives"], m["false_positives"], m["false_negatives"], m["true_negatives"]) == (2, 1, 0, 3)
+    assert (
+        m["true_positives"],
+        m["false_positives"],
+        m["false_negatives"],
+        m["true_negatives"],
+    ) == (2, 1, 0, 3)
     assert m["precision"] == pytest.approx(2 / 3) and m["recall"] == 1.0
     assert m["f1"] == pytest.approx(0.8)
     assert m["roc_auc"] == pytest.approx(7 / 8)

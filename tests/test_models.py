@@ -7,7 +7,11 @@ from mlops_starter.data import FeatureSchema, encode_target
 from mlops_starter.models import SKOPS_TRUSTED_TYPES, build_pipeline, load_model, save_model
 
 CANDIDATES = {name: params.model_dump() for name, params in Candidates().enabled().items()}
-FAST = {"random_forest": {"n_estimators": 20}, "xgboost": {"n_estimators": 30}, "logistic_regression": {"max_iter": 300}}
+FAST = {
+    "random_forest": {"n_estimators": 20},
+    "xgboost": {"n_estimators": 30},
+    "logistic_regression": {"max_iter": 300},
+}
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +24,9 @@ def xy(demo_frame):
 @pytest.mark.parametrize("name", sorted(CANDIDATES))
 def test_every_candidate_fits_and_round_trips_through_skops(tmp_path, xy, name, resampling):
     schema, X, y = xy
-    model = build_pipeline(name, CANDIDATES[name] | FAST[name], schema, resampling, seed=0, n_jobs=1).fit(X, y)
+    model = build_pipeline(
+        name, CANDIDATES[name] | FAST[name], schema, resampling, seed=0, n_jobs=1
+    ).fit(X, y)
     untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
     assert set(untrusted) <= set(SKOPS_TRUSTED_TYPES), "add the new type to SKOPS_TRUSTED_TYPES"
     save_model(model, tmp_path / "model.skops")
@@ -41,7 +47,9 @@ def test_pipeline_accepts_unseen_categories_and_missing_values(xy):
 def test_resampling_happens_only_inside_fit(xy):
     """The sampler changes what the estimator is fitted on, never how many rows are predicted."""
     schema, X, y = xy
-    model = build_pipeline("logistic_regression", CANDIDATES["logistic_regression"], schema, "undersample")
+    model = build_pipeline(
+        "logistic_regression", CANDIDATES["logistic_regression"], schema, "undersample"
+    )
     model.fit(X, y)
     assert model.predict_proba(X).shape[0] == len(X)
 

@@ -38,9 +38,17 @@ def mlflow_runs(reproduced):
 def test_every_stage_runs_and_writes_its_outputs(reproduced):
     for stage in STAGES:
         assert f"Running stage '{stage}'" in reproduced.first_run.stdout
-    for relative in ("data/raw/table.parquet", "data/split/train.parquet", "data/split/test.parquet",
-                     "models/model.skops", "reports/validation.json", "reports/leakage.json",
-                     "plots/roc.csv", "plots/pr.csv", "plots/confusion.csv"):
+    for relative in (
+        "data/raw/table.parquet",
+        "data/split/train.parquet",
+        "data/split/test.parquet",
+        "models/model.skops",
+        "reports/validation.json",
+        "reports/leakage.json",
+        "plots/roc.csv",
+        "plots/pr.csv",
+        "plots/confusion.csv",
+    ):
         assert (reproduced.root / relative).is_file(), relative
     assert reproduced.read_json("reports/validation.json")["success"] is True
     assert reproduced.read_json("reports/leakage.json")["passed"] is True
@@ -52,7 +60,10 @@ def test_test_metrics_are_dvc_metrics_and_beat_chance(reproduced):
     assert {"roc_auc", "pr_auc", "precision", "recall", "f1", "brier", "threshold"} <= set(metrics)
     assert metrics["roc_auc"] > 0.65
     assert metrics["pr_auc"] > 0.1  # base rate is 0.05
-    counts = sum(metrics[k] for k in ("true_positives", "false_positives", "true_negatives", "false_negatives"))
+    counts = sum(
+        metrics[k]
+        for k in ("true_positives", "false_positives", "true_negatives", "false_negatives")
+    )
     assert counts == metrics["rows"] == 600
 
 
@@ -69,7 +80,11 @@ def test_test_set_never_shares_an_id_with_train(reproduced):
 
 def test_each_candidate_is_a_nested_mlflow_run(mlflow_runs):
     _, parent, children = mlflow_runs
-    assert {c.data.tags["candidate"] for c in children} == {"logistic_regression", "random_forest", "xgboost"}
+    assert {c.data.tags["candidate"] for c in children} == {
+        "logistic_regression",
+        "random_forest",
+        "xgboost",
+    }
     for child in children:
         assert "cv_pr_auc" in child.data.metrics and "fit_seconds" in child.data.metrics
         assert child.data.params["cv_folds"] == "3"
@@ -81,8 +96,14 @@ def test_mlflow_run_traces_back_to_code_and_data(reproduced, mlflow_runs):
     tags = parent.data.tags
     assert tags["git.commit"] == reproduced.run("git", "rev-parse", "HEAD").stdout.strip()
     lock = yaml.safe_load((reproduced.root / "dvc.lock").read_text())
-    train_out = next(o for o in lock["stages"]["split"]["outs"] if o["path"].endswith("train.parquet"))
-    assert tags["data.train_md5"] == train_out["md5"] == file_md5(reproduced.root / "data/split/train.parquet")
+    train_out = next(
+        o for o in lock["stages"]["split"]["outs"] if o["path"].endswith("train.parquet")
+    )
+    assert (
+        tags["data.train_md5"]
+        == train_out["md5"]
+        == file_md5(reproduced.root / "data/split/train.parquet")
+    )
     assert tags["data.test_md5"] == file_md5(reproduced.root / "data/split/test.parquet")
     assert "lib.scikit-learn" in tags and "lib.xgboost-cpu" in tags
 
@@ -98,7 +119,9 @@ def test_mlflow_holds_the_test_metrics_and_the_same_model(reproduced, mlflow_run
     test = pd.read_parquet(reproduced.root / "data/split/test.parquet").head(20)
     features = info["feature_schema"]["numeric"] + info["feature_schema"]["categorical"]
     local = load_model(reproduced.root / "models/model.skops").predict_proba(test[features])
-    np.testing.assert_allclose(np.asarray(logged.predict(test[features]))[:, 1], local[:, 1], rtol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(logged.predict(test[features]))[:, 1], local[:, 1], rtol=1e-6
+    )
 
 
 def test_second_repro_reruns_nothing(reproduced):
@@ -109,7 +132,9 @@ def test_second_repro_reruns_nothing(reproduced):
 
 def test_experiment_with_a_train_param_reruns_only_train_and_evaluate(reproduced):
     reproduced.commit("baseline run")
-    run = reproduced.run("dvc", "exp", "run", "-n", "shallow-xgb", "-S", "train.candidates.xgboost.max_depth=2")
+    run = reproduced.run(
+        "dvc", "exp", "run", "-n", "shallow-xgb", "-S", "train.candidates.xgboost.max_depth=2"
+    )
     ran = {s for s in STAGES if f"Running stage '{s}'" in run.stdout}
     assert ran == {"train", "evaluate"}, run.stdout
     shown = json.loads(reproduced.run("dvc", "exp", "show", "--json").stdout)

@@ -6,8 +6,17 @@ from mlops_starter.data import encode_target
 from mlops_starter.errors import DataError
 from mlops_starter.splitting import audit_leakage, single_feature_auc, split_holdout
 
-FEATURES = ["tenure_months", "monthly_charges", "support_calls", "data_usage_gb", "age",
-            "plan", "contract", "region", "payment_method"]
+FEATURES = [
+    "tenure_months",
+    "monthly_charges",
+    "support_calls",
+    "data_usage_gb",
+    "age",
+    "plan",
+    "contract",
+    "region",
+    "payment_method",
+]
 
 
 @pytest.fixture
@@ -17,11 +26,19 @@ def labelled(demo_frame):
 
 
 def audit(train, test, **overrides):
-    settings = dict(
-        y_train=encode_target(train["churned"], "yes"), features=FEATURES, id_column="customer_id",
-        time_column="signup_date", check_time_order=False, max_single_feature_auc=0.95,
-        allowed_features=[], max_shared_feature_rows=0,
-    ) | overrides
+    settings = (
+        dict(
+            y_train=encode_target(train["churned"], "yes"),
+            features=FEATURES,
+            id_column="customer_id",
+            time_column="signup_date",
+            check_time_order=False,
+            max_single_feature_auc=0.95,
+            allowed_features=[],
+            max_shared_feature_rows=0,
+        )
+        | overrides
+    )
     return {c.name: c for c in audit_leakage(train, test, **settings)}
 
 
@@ -80,7 +97,9 @@ def test_audit_catches_a_feature_copied_from_the_target(labelled):
     train, test = split_holdout(frame, y, "stratified", 0.2, seed=1)
     check = audit(train, test, features=[*FEATURES, "cancel_reason"])["target_leak_suspects"]
     assert not check.passed and "cancel_reason" in check.detail
-    waived = audit(train, test, features=[*FEATURES, "cancel_reason"], allowed_features=["cancel_reason"])
+    waived = audit(
+        train, test, features=[*FEATURES, "cancel_reason"], allowed_features=["cancel_reason"]
+    )
     assert waived["target_leak_suspects"].passed
 
 

@@ -9,7 +9,7 @@ from mlops_starter.data import FeatureSchema, encode_target
 from mlops_starter.evaluation import ranking_metrics
 from mlops_starter.models import build_pipeline
 from mlops_starter.splitting import split_holdout
-from mlops_starter.training import cv_folds, cross_validate, select_winner
+from mlops_starter.training import cross_validate, cv_folds, select_winner
 
 PARAMS = {name: p.model_dump() for name, p in Candidates().enabled().items()}
 PARAMS["random_forest"] |= {"n_estimators": 60}
@@ -23,7 +23,11 @@ def prepared(frame, y):
 
 @pytest.mark.parametrize("resampling", ["none", "smote"])
 def test_shuffled_labels_score_at_chance_in_cv_and_on_test(demo_frame, resampling):
-    y = encode_target(demo_frame["churned"], "yes").sample(frac=1.0, random_state=0).reset_index(drop=True)
+    y = (
+        encode_target(demo_frame["churned"], "yes")
+        .sample(frac=1.0, random_state=0)
+        .reset_index(drop=True)
+    )
     frame = demo_frame.assign(churned=np.where(y == 1, "yes", "no"))
     train, test = split_holdout(frame, y, "stratified", 0.25, seed=0)
     y_train, y_test = encode_target(train["churned"], "yes"), encode_target(test["churned"], "yes")
@@ -33,7 +37,9 @@ def test_shuffled_labels_score_at_chance_in_cv_and_on_test(demo_frame, resamplin
         pipeline = build_pipeline(name, PARAMS[name], schema, resampling, seed=0)
         result = cross_validate(name, PARAMS[name], pipeline, X_train, y_train, folds, fbeta=1.0)
         assert abs(result.mean("roc_auc") - 0.5) < 0.08, (name, result.mean("roc_auc"))
-        test_auc = ranking_metrics(y_test, pipeline.fit(X_train, y_train).predict_proba(test[schema.columns])[:, 1])
+        test_auc = ranking_metrics(
+            y_test, pipeline.fit(X_train, y_train).predict_proba(test[schema.columns])[:, 1]
+        )
         assert abs(test_auc["roc_auc"] - 0.5) < 0.1, (name, test_auc)
 
 

@@ -34,7 +34,10 @@ def test_fresh_data_from_the_same_process_passes(expectations):
 
 def test_missing_column_is_named(demo_frame, expectations):
     message = failures_for(demo_frame.drop(columns=["contract"]), expectations)
-    assert "column 'contract': expected column 'contract' is present; the table has no such column" in message
+    assert (
+        "column 'contract': expected column 'contract' is present; the table has no such column"
+        in message
+    )
     assert len(message.splitlines()) == 1  # the other checks on it are skipped, not piled on
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
@@ -48,7 +47,9 @@ class DataConfig(_Section):
     def _roles_are_distinct(self) -> DataConfig:
         roles = [c for c in (self.target, self.id_column, self.time_column) if c]
         if len(set(roles)) != len(roles):
-            raise ValueError(f"target, id_column and time_column must be different columns, got {roles}")
+            raise ValueError(
+                f"target, id_column and time_column must be different columns, got {roles}"
+            )
         if clash := set(roles) & set(self.drop_columns):
             raise ValueError(f"drop_columns names {sorted(clash)}, which the pipeline needs")
         return self
@@ -121,17 +122,14 @@ class Candidates(_Section):
     random_forest: RandomForestParams = RandomForestParams()
     xgboost: XGBoostParams = XGBoostParams()
 
-    def enabled(self) -> dict[str, BaseModel]:
+    def enabled(self) -> dict[str, LogisticRegressionParams | RandomForestParams | XGBoostParams]:
         """Enabled candidates by name, in a stable order."""
-        return {
-            name: params
-            for name, params in (
-                ("logistic_regression", self.logistic_regression),
-                ("random_forest", self.random_forest),
-                ("xgboost", self.xgboost),
-            )
-            if params.enabled  # type: ignore[attr-defined]
-        }
+        candidates = (
+            ("logistic_regression", self.logistic_regression),
+            ("random_forest", self.random_forest),
+            ("xgboost", self.xgboost),
+        )
+        return {name: params for name, params in candidates if params.enabled}
 
 
 class TrainConfig(_Section):
@@ -185,7 +183,12 @@ class Config(_Section):
     @property
     def non_feature_columns(self) -> list[str]:
         """Columns that identify, order, group or label rows: never model inputs."""
-        roles = (self.data.target, self.data.id_column, self.data.time_column, self.split.group_column)
+        roles = (
+            self.data.target,
+            self.data.id_column,
+            self.data.time_column,
+            self.split.group_column,
+        )
         return [c for c in roles if c]
 
     @classmethod

@@ -37,10 +37,14 @@ def _demo_features(n_rows: int, rng: np.random.Generator) -> pd.DataFrame:
             "data_usage_gb": np.round(rng.lognormal(2.5, 0.8, n_rows), 2),
             "age": rng.integers(18, 81, n_rows).astype(float),
             "plan": plan,
-            "contract": rng.choice(["month-to-month", "one-year", "two-year"], n_rows, p=[0.55, 0.25, 0.2]),
+            "contract": rng.choice(
+                ["month-to-month", "one-year", "two-year"], n_rows, p=[0.55, 0.25, 0.2]
+            ),
             "region": rng.choice(["north", "south", "east", "west"], n_rows),
             "payment_method": rng.choice(
-                ["card", "bank-transfer", "e-check", "paper-check"], n_rows, p=[0.4, 0.25, 0.25, 0.1]
+                ["card", "bank-transfer", "e-check", "paper-check"],
+                n_rows,
+                p=[0.4, 0.25, 0.25, 0.1],
             ).astype(object),
         }
     )
@@ -123,13 +127,17 @@ def _prepare_batch(
     batch: pd.DataFrame, required: list[str], drop: list[str], time_column: str | None
 ) -> pd.DataFrame:
     if missing := [c for c in required if c not in batch.columns]:
-        raise DataError(f"column(s) {missing} named in params.yaml are not in the table; it has {list(batch.columns)}")
+        raise DataError(
+            f"column(s) {missing} named in params.yaml are not in the table; it has {list(batch.columns)}"
+        )
     batch = batch.drop(columns=[c for c in drop if c in batch.columns])
     if time_column:
         try:
             batch[time_column] = pd.to_datetime(batch[time_column])
         except (ValueError, TypeError) as exc:
-            raise DataError(f"column '{time_column}' (data.time_column) is not a timestamp: {exc}") from None
+            raise DataError(
+                f"column '{time_column}' (data.time_column) is not a timestamp: {exc}"
+            ) from None
     return batch
 
 
@@ -186,7 +194,9 @@ def encode_target(labels: pd.Series, positive_label: str | int | bool) -> pd.Ser
     """1 where the label equals `positive_label`, else 0, whatever the labels' type
     ("Yes"/"No" strings, 0/1 integers, booleans)."""
     if labels.isna().any():
-        raise DataError(f"target column '{labels.name}' has {int(labels.isna().sum())} missing labels")
+        raise DataError(
+            f"target column '{labels.name}' has {int(labels.isna().sum())} missing labels"
+        )
     if pd.api.types.is_numeric_dtype(labels) and not isinstance(positive_label, str):
         positive = labels == positive_label
     else:
@@ -196,7 +206,7 @@ def encode_target(labels: pd.Series, positive_label: str | int | bool) -> pd.Ser
         raise DataError(
             f"data.positive_label {positive_label!r} never occurs in target '{labels.name}'; values seen: {seen}"
         )
-    return positive.astype(int).rename(labels.name)
+    return pd.Series(positive.astype(int).to_numpy(), index=labels.index, name=labels.name)
 
 
 @dataclass(frozen=True)
@@ -222,7 +232,9 @@ class FeatureSchema:
         candidates = [c for c in frame.columns if c not in excluded]
         if categorical is not None:
             if unknown := sorted(set(categorical) - set(candidates)):
-                raise DataError(f"data.categorical_columns names {unknown}, which are not feature columns")
+                raise DataError(
+                    f"data.categorical_columns names {unknown}, which are not feature columns"
+                )
             chosen = set(categorical)
         else:
             chosen = {c for c in candidates if not pd.api.types.is_numeric_dtype(frame[c])}
@@ -234,5 +246,7 @@ class FeatureSchema:
                 )
         numeric = [c for c in candidates if c not in chosen]
         if not numeric and not chosen:
-            raise DataError("no feature columns left after removing target, id, time and drop columns")
+            raise DataError(
+                "no feature columns left after removing target, id, time and drop columns"
+            )
         return cls(numeric=numeric, categorical=[c for c in candidates if c in chosen])

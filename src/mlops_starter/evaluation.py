@@ -41,7 +41,11 @@ def threshold_metrics(y: np.ndarray, proba: np.ndarray, threshold: float) -> dic
 
 
 def classification_metrics(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, float]:
-    return {**ranking_metrics(y, proba), **threshold_metrics(y, proba, threshold), "threshold": float(threshold)}
+    return {
+        **ranking_metrics(y, proba),
+        **threshold_metrics(y, proba, threshold),
+        "threshold": float(threshold),
+    }
 
 
 def tune_threshold(y: np.ndarray, proba: np.ndarray, beta: float) -> tuple[float, float]:
@@ -54,7 +58,10 @@ def tune_threshold(y: np.ndarray, proba: np.ndarray, beta: float) -> tuple[float
     precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
     denominator = beta**2 * precision + recall
     scores = np.divide(
-        (1 + beta**2) * precision * recall, denominator, out=np.zeros_like(denominator), where=denominator > 0
+        (1 + beta**2) * precision * recall,
+        denominator,
+        out=np.zeros_like(denominator),
+        where=denominator > 0,
     )
     best = int(np.argmax(scores))
     return float(thresholds[best]), float(scores[best])
@@ -68,6 +75,8 @@ def curve_tables(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str
     predicted = np.where(np.asarray(proba) >= threshold, "positive", "negative")
     return {
         "roc": pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": np.clip(roc_thresholds, 0, 1)}),
-        "pr": pd.DataFrame({"recall": recall[:-1], "precision": precision[:-1], "threshold": pr_thresholds}),
+        "pr": pd.DataFrame(
+            {"recall": recall[:-1], "precision": precision[:-1], "threshold": pr_thresholds}
+        ),
         "confusion": pd.DataFrame({"actual": labels, "predicted": predicted}),
     }

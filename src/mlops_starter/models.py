@@ -29,18 +29,28 @@ MISSING_CATEGORY = "__missing__"
 
 
 def _preprocessor(schema: FeatureSchema, scale: bool) -> ColumnTransformer:
-    numeric_steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median", add_indicator=True))]
+    numeric_steps: list[tuple[str, Any]] = [
+        ("impute", SimpleImputer(strategy="median", add_indicator=True))
+    ]
     if scale:
         numeric_steps.append(("scale", StandardScaler()))
     categorical = Pipeline(
         [
             ("impute", SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY)),
             # Rare and unseen categories share one column instead of failing at predict time.
-            ("encode", OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=10, sparse_output=False)),
+            (
+                "encode",
+                OneHotEncoder(
+                    handle_unknown="infrequent_if_exist", min_frequency=10, sparse_output=False
+                ),
+            ),
         ]
     )
     return ColumnTransformer(
-        [("numeric", Pipeline(numeric_steps), schema.numeric), ("categorical", categorical, schema.categorical)],
+        [
+            ("numeric", Pipeline(numeric_steps), schema.numeric),
+            ("categorical", categorical, schema.categorical),
+        ],
         verbose_feature_names_out=False,
     )
 
@@ -68,7 +78,9 @@ def build_pipeline(
     n_jobs: int = -1,
 ) -> Pipeline:
     """An unfitted pipeline for candidate `name` (logistic_regression, random_forest, xgboost)."""
-    steps: list[tuple[str, Any]] = [("preprocess", _preprocessor(schema, scale=name == "logistic_regression"))]
+    steps: list[tuple[str, Any]] = [
+        ("preprocess", _preprocessor(schema, scale=name == "logistic_regression"))
+    ]
     if resampling == "smote":
         steps.append(("resample", SMOTE(random_state=seed)))
     elif resampling == "undersample":

@@ -22,7 +22,9 @@ def stage(name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
     def decorate(func: Callable[..., T]) -> Callable[..., T]:
         @functools.wraps(func)
         def wrapper(*args: object, **kwargs: object) -> T:
-            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
+            logging.basicConfig(
+                level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True
+            )
             for noisy in ("great_expectations", "mlflow", "alembic", "urllib3"):
                 logging.getLogger(noisy).setLevel(logging.WARNING)
             log = logging.getLogger(name)

@@ -41,7 +41,9 @@ def split_holdout(
         # Rows tied with the cut-off stay in train, so test is strictly later.
         test_mask = (times > cutoff).to_numpy()
         if not test_mask.any() or test_mask.all():
-            raise DataError(f"time split on '{time_column}' left one side empty (too few distinct times)")
+            raise DataError(
+                f"time split on '{time_column}' left one side empty (too few distinct times)"
+            )
         train_idx, test_idx = np.flatnonzero(~test_mask), np.flatnonzero(test_mask)
     elif strategy == "group":
         if not group_column:
@@ -53,7 +55,9 @@ def split_holdout(
     train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
     for name, rows in (("train", train_idx), ("test", test_idx)):
         if y.iloc[rows].nunique() < 2:
-            raise DataError(f"the {name} split holds only one class; change split.test_size or use more data")
+            raise DataError(
+                f"the {name} split holds only one class; change split.test_size or use more data"
+            )
     return frame.iloc[train_idx].reset_index(drop=True), frame.iloc[test_idx].reset_index(drop=True)
 
 
@@ -65,7 +69,12 @@ class AuditCheck:
     value: Any = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"check": self.name, "passed": self.passed, "value": self.value, "detail": self.detail}
+        return {
+            "check": self.name,
+            "passed": self.passed,
+            "value": self.value,
+            "detail": self.detail,
+        }
 
 
 def single_feature_auc(feature: pd.Series, y: pd.Series) -> float:
@@ -105,7 +114,8 @@ def audit_leakage(
             AuditCheck(
                 "id_overlap",
                 not shared,
-                f"{len(shared)} ids in both train and test" + (f", e.g. {shared[:5]}" if shared else ""),
+                f"{len(shared)} ids in both train and test"
+                + (f", e.g. {shared[:5]}" if shared else ""),
                 len(shared),
             )
         )
@@ -132,7 +142,9 @@ def audit_leakage(
             )
         )
     aucs = {column: round(single_feature_auc(train[column], y_train), 4) for column in features}
-    suspects = {c: a for c, a in aucs.items() if a > max_single_feature_auc and c not in allowed_features}
+    suspects = {
+        c: a for c, a in aucs.items() if a > max_single_feature_auc and c not in allowed_features
+    }
     waived = {c: a for c, a in aucs.items() if a > max_single_feature_auc and c in allowed_features}
     detail = (
         f"features whose own ROC-AUC on train exceeds {max_single_feature_auc} "

@@ -19,7 +19,15 @@ from mlflow.models import infer_signature
 
 from mlops_starter.training import CandidateResult
 
-TRACKED_LIBRARIES = ("scikit-learn", "xgboost-cpu", "imbalanced-learn", "pandas", "numpy", "mlflow", "dvc")
+TRACKED_LIBRARIES = (
+    "scikit-learn",
+    "xgboost-cpu",
+    "imbalanced-learn",
+    "pandas",
+    "numpy",
+    "mlflow",
+    "dvc",
+)
 
 # Quiet by default: no telemetry calls from a machine that may be offline.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -27,13 +35,17 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 def git_state(repo: str | Path = ".") -> dict[str, str]:
     """The commit the code was run from, and whether the work tree had uncommitted changes."""
+
     def git(*args: str) -> str:
         return subprocess.run(
             ["git", *args], cwd=repo, capture_output=True, text=True, check=True
         ).stdout.strip()
 
     try:
-        return {"git.commit": git("rev-parse", "HEAD"), "git.dirty": str(bool(git("status", "--porcelain")))}
+        return {
+            "git.commit": git("rev-parse", "HEAD"),
+            "git.dirty": str(bool(git("status", "--porcelain"))),
+        }
     except (OSError, subprocess.CalledProcessError):
         return {"git.commit": "unknown", "git.dirty": "unknown"}
 
@@ -56,7 +68,9 @@ def start_run(experiment: str, run_name: str, tags: dict[str, str]) -> mlflow.Ac
 def log_candidate(result: CandidateResult, extra_params: dict[str, Any]) -> None:
     """One nested run per candidate: its params, every fold's scores, the CV summary, timing."""
     with mlflow.start_run(run_name=result.name, nested=True, tags={"candidate": result.name}):
-        mlflow.log_params({**{k: v for k, v in result.params.items() if k != "enabled"}, **extra_params})
+        mlflow.log_params(
+            {**{k: v for k, v in result.params.items() if k != "enabled"}, **extra_params}
+        )
         for fold, metrics in enumerate(result.fold_metrics):
             mlflow.log_metrics({f"fold_{k}": v for k, v in metrics.items()}, step=fold)
         mlflow.log_metrics(result.summary())
@@ -70,7 +84,9 @@ def log_model(pipeline: Any, example: pd.DataFrame, trusted_types: list[str]) ->
     with warnings.catch_warnings():
         # MLflow hints that integer columns cannot hold missing values; ours never do in
         # training, and the signature must match what callers pass (it refuses int -> float).
-        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
+        warnings.filterwarnings(
+            "ignore", message="Hint: Inferred schema contains integer", category=UserWarning
+        )
         signature = infer_signature(example, pipeline.predict_proba(example))
     info = mlflow.sklearn.log_model(
         pipeline,

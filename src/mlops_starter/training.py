@@ -56,9 +56,15 @@ class CandidateResult:
 
     def summary(self) -> dict[str, float]:
         """Mean (and spread, for the ranking metrics) over folds, plus threshold and timing."""
-        out = {f"cv_{m}": round(self.mean(m), 5) for m in ("roc_auc", "pr_auc", "brier", "precision", "recall", "f1")}
+        out = {
+            f"cv_{m}": round(self.mean(m), 5)
+            for m in ("roc_auc", "pr_auc", "brier", "precision", "recall", "f1")
+        }
         out |= {f"cv_{m}_std": round(self.std(m), 5) for m in ("roc_auc", "pr_auc")}
-        return out | {"threshold": round(self.threshold, 5), "fit_seconds": round(self.fit_seconds, 2)}
+        return out | {
+            "threshold": round(self.threshold, 5),
+            "fit_seconds": round(self.fit_seconds, 2),
+        }
 
 
 def cross_validate(
@@ -87,7 +93,8 @@ def cross_validate(
     scored = ~np.isnan(oof)  # time-series folds never score the earliest block
     threshold, best_fbeta = tune_threshold(y_array[scored], oof[scored], fbeta)
     fold_metrics = [
-        classification_metrics(y_array[valid_rows], oof[valid_rows], threshold) for _, valid_rows in folds
+        classification_metrics(y_array[valid_rows], oof[valid_rows], threshold)
+        for _, valid_rows in folds
     ]
     return CandidateResult(name, params, fold_metrics, oof, scored, threshold, best_fbeta, elapsed)
 
@@ -104,7 +111,11 @@ def run_candidates(
     with tqdm(total=len(candidates) * len(folds), desc="cross-validation", unit="fold") as bar:
         for name, (params, pipeline) in candidates.items():
             bar.set_postfix_str(name)
-            results.append(cross_validate(name, params, pipeline, X, y, folds, fbeta, on_fold=lambda: bar.update()))
+            results.append(
+                cross_validate(
+                    name, params, pipeline, X, y, folds, fbeta, on_fold=lambda: bar.update()
+                )
+            )
     return results
 
 

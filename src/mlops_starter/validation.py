@@ -20,11 +20,20 @@ TYPE_FAMILIES: dict[str, list[str]] = {
     "numeric": [
         *(f"{p}int{b}" for p in ("", "u") for b in (8, 16, 32, 64)),
         *(f"{p}Int{b}" for p in ("", "U") for b in (8, 16, 32, 64)),
-        "float32", "float64", "Float32", "Float64",
+        "float32",
+        "float64",
+        "Float32",
+        "Float64",
     ],
     # run_suite hands GX every text/categorical column as object; GX then checks each value's type.
     "string": ["object", "str"],
-    "datetime": ["datetime64", "datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]"],
+    "datetime": [
+        "datetime64",
+        "datetime64[ns]",
+        "datetime64[us]",
+        "datetime64[ms]",
+        "datetime64[s]",
+    ],
     "boolean": ["bool", "boolean"],
 }
 MAX_CATEGORY_LEVELS = 50
@@ -56,7 +65,9 @@ def profile_suite(frame: pd.DataFrame, name: str, skip: list[str] = ()) -> dict[
     for column in frame.columns:
         series = frame[column]
         family = _type_family(series)
-        expectations.append(_expectation("expect_column_to_exist", f"column '{column}' is present", column=column))
+        expectations.append(
+            _expectation("expect_column_to_exist", f"column '{column}' is present", column=column)
+        )
         expectations.append(
             _expectation(
                 "expect_column_values_to_be_in_type_list",
@@ -104,9 +115,15 @@ def config_expectations(
 ) -> list[dict[str, Any]]:
     """Checks that follow from params.yaml alone, so they hold for any user's table."""
     checks = [
-        _expectation("expect_table_row_count_to_be_between", f"at least {min_rows} rows", min_value=min_rows),
-        _expectation("expect_column_to_exist", f"target column '{target}' is present", column=target),
-        _expectation("expect_column_values_to_not_be_null", f"target '{target}' is never null", column=target),
+        _expectation(
+            "expect_table_row_count_to_be_between", f"at least {min_rows} rows", min_value=min_rows
+        ),
+        _expectation(
+            "expect_column_to_exist", f"target column '{target}' is present", column=target
+        ),
+        _expectation(
+            "expect_column_values_to_not_be_null", f"target '{target}' is never null", column=target
+        ),
         _expectation(
             "expect_column_unique_value_count_to_be_between",
             f"target '{target}' has exactly two classes",
@@ -132,15 +149,29 @@ def config_expectations(
     ]
     if id_column:
         checks += [
-            _expectation("expect_column_to_exist", f"id column '{id_column}' is present", column=id_column),
-            _expectation("expect_column_values_to_not_be_null", f"id '{id_column}' is never null", column=id_column),
-            _expectation("expect_column_values_to_be_unique", f"id '{id_column}' is unique", column=id_column),
+            _expectation(
+                "expect_column_to_exist", f"id column '{id_column}' is present", column=id_column
+            ),
+            _expectation(
+                "expect_column_values_to_not_be_null",
+                f"id '{id_column}' is never null",
+                column=id_column,
+            ),
+            _expectation(
+                "expect_column_values_to_be_unique", f"id '{id_column}' is unique", column=id_column
+            ),
         ]
     if time_column:
         checks += [
-            _expectation("expect_column_to_exist", f"time column '{time_column}' is present", column=time_column),
             _expectation(
-                "expect_column_values_to_not_be_null", f"time '{time_column}' is never null", column=time_column
+                "expect_column_to_exist",
+                f"time column '{time_column}' is present",
+                column=time_column,
+            ),
+            _expectation(
+                "expect_column_values_to_not_be_null",
+                f"time '{time_column}' is never null",
+                column=time_column,
             ),
         ]
     return checks
@@ -175,7 +206,9 @@ def _json_safe(value: Any) -> Any:
     return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
 
 
-def _describe_failure(expectation: dict[str, Any], result: dict[str, Any], error: str | None) -> str:
+def _describe_failure(
+    expectation: dict[str, Any], result: dict[str, Any], error: str | None
+) -> str:
     column = expectation["kwargs"].get("column")
     where = f"column '{column}'" if column else "table"
     described = expectation["meta"].get("description", expectation["type"])
@@ -204,7 +237,8 @@ def run_suite(frame: pd.DataFrame, expectations: list[dict[str, Any]]) -> Valida
     runnable = [
         e
         for e in expectations
-        if e["type"] == "expect_column_to_exist" or e["kwargs"].get("column") in (None, *frame.columns)
+        if e["type"] == "expect_column_to_exist"
+        or e["kwargs"].get("column") in (None, *frame.columns)
     ]
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
@@ -216,14 +250,22 @@ def run_suite(frame: pd.DataFrame, expectations: list[dict[str, Any]]) -> Valida
     # GX does not return results in suite order; an index in `meta` pairs them up again.
     indexed = [{**e, "meta": {**e.get("meta", {}), "index": i}} for i, e in enumerate(runnable)]
     suite = context.suites.add(gx.ExpectationSuite(name="checks", expectations=indexed))
-    definition = context.validation_definitions.add(gx.ValidationDefinition(name="run", data=batch, suite=suite))
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name="run", data=batch, suite=suite)
+    )
     outcome = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
 
-    results = {int(r.expectation_config.meta["index"]): r for r in outcome.results}
+    results = {
+        int(r.expectation_config.meta["index"]): r for r in outcome.results if r.expectation_config
+    }
     checks = []
     for index, expectation in enumerate(runnable):
         result = results[index]
-        error = (result.exception_info or {}).get("exception_message") if result.exception_info else None
+        error = (
+            (result.exception_info or {}).get("exception_message")
+            if result.exception_info
+            else None
+        )
         success = bool(result.success) and not error
         check = {
             "expectation": expectation["type"],
@@ -232,9 +274,13 @@ def run_suite(frame: pd.DataFrame, expectations: list[dict[str, Any]]) -> Valida
             "success": success,
             "observed": _json_safe(result.result.get("observed_value")),
             "unexpected_count": result.result.get("unexpected_count"),
-            "unexpected_sample": _json_safe(result.result.get("partial_unexpected_list", [])[:SAMPLE_VALUES]),
+            "unexpected_sample": _json_safe(
+                result.result.get("partial_unexpected_list", [])[:SAMPLE_VALUES]
+            ),
         }
         check["message"] = "" if success else _describe_failure(expectation, result.result, error)
         checks.append(check)
     skipped = len(expectations) - len(runnable)
-    return ValidationReport(success=all(c["success"] for c in checks), checks=checks, skipped=skipped)
+    return ValidationReport(
+        success=all(c["success"] for c in checks), checks=checks, skipped=skipped
+    )
