@@ -11,7 +11,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: env run repro test test-fast lint typecheck check lock suite ui clean
+.PHONY: env run repro test test-fast lint typecheck check lock suite ui gate promote rollback history clean
 
 env: $(STAMP)
 
@@ -54,6 +54,22 @@ lock:
 ## suite: rebuild the validation suite from the current raw table (trust it first!)
 suite: env
 	$(BIN)/mlops suite --table data/raw/table.parquet
+
+## gate: print the validation gate's report; fails (exit 1) if the gate failed
+gate: env
+	$(BIN)/mlops gate
+
+## promote VERSION=3|challenger [REASON=...] [FORCE=1]: point the champion alias at a version
+promote: env
+	$(BIN)/mlops promote "$(or $(VERSION),challenger)" $(if $(REASON),--reason "$(REASON)") $(if $(FORCE),--force)
+
+## rollback [TO=2] [REASON=...]: champion back to the previous champion (or to version TO)
+rollback: env
+	$(BIN)/mlops rollback $(if $(TO),--to "$(TO)") $(if $(REASON),--reason "$(REASON)")
+
+## history: every champion move, read back from the registry
+history: env
+	$(BIN)/mlops history
 
 ## ui: the MLflow UI on the local store, http://127.0.0.1:5000
 ui: env

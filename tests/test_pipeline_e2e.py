@@ -15,7 +15,7 @@ from mlops_starter.storage import file_md5
 
 pytestmark = pytest.mark.e2e
 
-STAGES = ("ingest", "validate", "split", "train", "evaluate")
+STAGES = ("ingest", "validate", "split", "train", "evaluate", "register")
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +45,8 @@ def test_every_stage_runs_and_writes_its_outputs(reproduced):
         "models/model.skops",
         "reports/validation.json",
         "reports/leakage.json",
+        "reports/gate.json",
+        "reports/gate.md",
         "plots/roc.csv",
         "plots/pr.csv",
         "plots/confusion.csv",
@@ -130,13 +132,13 @@ def test_second_repro_reruns_nothing(reproduced):
     assert "Data and pipelines are up to date" in again.stdout
 
 
-def test_experiment_with_a_train_param_reruns_only_train_and_evaluate(reproduced):
+def test_experiment_with_a_train_param_reruns_only_what_depends_on_it(reproduced):
     reproduced.commit("baseline run")
     run = reproduced.run(
         "dvc", "exp", "run", "-n", "shallow-xgb", "-S", "train.candidates.xgboost.max_depth=2"
     )
     ran = {s for s in STAGES if f"Running stage '{s}'" in run.stdout}
-    assert ran == {"train", "evaluate"}, run.stdout
+    assert ran == {"train", "evaluate", "register"}, run.stdout
     shown = json.loads(reproduced.run("dvc", "exp", "show", "--json").stdout)
     assert "shallow-xgb" in json.dumps(shown)
     diff = reproduced.run("dvc", "params", "diff").stdout

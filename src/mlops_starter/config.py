@@ -148,6 +148,19 @@ class TrainConfig(_Section):
         return self
 
 
+class GateConfig(_Section):
+    min_test: dict[Literal["roc_auc", "pr_auc", "precision", "recall", "f1"], float] = {
+        "roc_auc": 0.7,
+        "pr_auc": 0.15,
+    }
+    compare_metric: Literal["roc_auc", "pr_auc"] = "pr_auc"
+    max_regression: float = Field(0.02, ge=0.0)
+    bootstrap_rounds: int = Field(1000, ge=100)
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    seed: int = 0
+    auto_promote_first: bool = True
+
+
 class MlflowConfig(_Section):
     experiment: str = "mlops-starter"
     registered_model: str = "churn-classifier"
@@ -169,6 +182,7 @@ class Config(_Section):
     split: SplitConfig = SplitConfig()
     leakage: LeakageConfig = LeakageConfig()
     train: TrainConfig = TrainConfig()
+    gate: GateConfig = GateConfig()
     mlflow: MlflowConfig = MlflowConfig()
     paths: Paths = Paths()
 

@@ -18,6 +18,10 @@ from sklearn.metrics import (
 )
 
 
+# Threshold-free scores, by name; the gate compares models on one of these.
+RANKING_SCORERS = {"roc_auc": roc_auc_score, "pr_auc": average_precision_score}
+
+
 def ranking_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     return {
         "roc_auc": float(roc_auc_score(y, proba)),

@@ -1,0 +1,149 @@
+"""The MLflow model registry as the deployment contract.
+
+Serving and CD resolve `models:/<name>@champion`. Promotion and rollback move that
+alias and nothing else; no version is ever deleted. Every move is written to the
+registered model as a tag `alias_log.<seq>` (who, when, why, from, to), so the
+history can be read back from MLflow alone. MLflow keeps no alias history of its
+own, so a move made in the UI shows up as a gap between the log and the alias.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from mlops_starter.errors import PipelineError
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+LOG_PREFIX = "alias_log."
+GATE_TAG = "gate.passed"
+
+
+class RegistryError(PipelineError):
+    """A registry action that cannot be done as asked (unknown version, failed gate, ...)."""
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    seq: int
+    action: str  # promote | auto-promote | forced-promote | rollback
+    from_version: str | None
+    to_version: str
+    actor: str
+    at: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Registry:
+    """One registered model in one MLflow registry."""
+
+    def __init__(self, client: MlflowClient, model_name: str) -> None:
+        self.client = client
+        self.name = model_name
+
+    @classmethod
+    def connect(cls, model_name: str, tracking_uri: str | None = None) -> Registry:
+        """Uses MLFLOW_TRACKING_URI (or MLflow's local default) unless a URI is given."""
+        return cls(MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri), model_name)
+
+    def version_by_alias(self, alias: str) -> ModelVersion | None:
+        try:
+            return self.client.get_model_version_by_alias(self.name, alias)
+        except MlflowException:
+            return None  # no such model yet, or the alias is not set
+
+    def champion(self) -> ModelVersion | None:
+        return self.version_by_alias(CHAMPION)
+
+    def version(self, version: str) -> ModelVersion:
+        if version in (CHAMPION, CHALLENGER):
+            found = self.version_by_alias(version)
+            if found is None:
+                raise RegistryError(f"model '{self.name}' has no version with alias '{version}'")
+            return found
+        try:
+            return self.client.get_model_version(self.name, version)
+        except MlflowException:
+            raise RegistryError(f"model '{self.name}' has no version {version}") from None
+
+    def register(self, model_uri: str, run_id: str, tags: dict[str, str]) -> ModelVersion:
+        """Add `model_uri` as a new version, tag it, and point `challenger` at it."""
+        try:
+            self.client.get_registered_model(self.name)
+        except MlflowException:
+            self.client.create_registered_model(self.name, description="Managed by mlops_starter.registry")
+        # MLflow 3 logs models as `models:/m-<id>`; registering one needs that id spelled out.
+        model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+        created = self.client.create_model_version(
+            self.name, model_uri, run_id=run_id, tags=tags, model_id=model_id
+        )
+        self.client.set_registered_model_alias(self.name, CHALLENGER, created.version)
+        return created
+
+    def history(self) -> list[AliasMove]:
+        tags = self.client.get_registered_model(self.name).tags
+        moves = [json.loads(v) for k, v in tags.items() if k.startswith(LOG_PREFIX)]
+        return [AliasMove(**m) for m in sorted(moves, key=lambda m: m["seq"])]
+
+    def _move_champion(self, to_version: str, action: str, actor: str, reason: str) -> AliasMove:
+        current = self.champion()
+        move = AliasMove(
+            seq=len(self.history()) + 1,
+            action=action,
+            from_version=current.version if current else None,
+            to_version=str(to_version),
+            actor=actor,
+            at=datetime.now(UTC).isoformat(timespec="seconds"),
+            reason=reason,
+        )
+        self.client.set_registered_model_alias(self.name, CHAMPION, move.to_version)
+        self.client.set_registered_model_tag(self.name, f"{LOG_PREFIX}{move.seq:06d}", json.dumps(move.to_dict()))
+        self.client.set_model_version_tag(self.name, move.to_version, "champion.since", move.at)
+        self.client.set_model_version_tag(self.name, move.to_version, "champion.reason", reason)
+        return move
+
+    def promote(
+        self, version: str, actor: str, reason: str = "", force: bool = False, automatic: bool = False
+    ) -> AliasMove:
+        """Point `champion` at `version`. A version whose gate failed needs force and a reason."""
+        target = self.version(version)
+        gate_passed = target.tags.get(GATE_TAG) == "true"
+        if not gate_passed:
+            if not force:
+                raise RegistryError(
+                    f"version {target.version} of '{self.name}' did not pass the gate "
+                    f"({GATE_TAG}={target.tags.get(GATE_TAG, 'missing')}); promote with --force and --reason"
+                )
+            if not reason.strip():
+                raise RegistryError("a forced promotion needs a --reason, which is recorded in the registry")
+        action = "forced-promote" if not gate_passed else ("auto-promote" if automatic else "promote")
+        move = self._move_champion(target.version, action, actor, reason or action)
+        if not gate_passed:
+            self.client.set_model_version_tag(self.name, target.version, "forced_promotion.reason", reason)
+        return move
+
+    def rollback(self, actor: str, to_version: str | None = None, reason: str = "") -> AliasMove | None:
+        """Undo the latest promotion (or move `champion` to `to_version`).
+
+        Idempotent: when `champion` already holds the target, nothing moves and None is returned.
+        """
+        current = self.champion()
+        if to_version is None:
+            promotions = [m for m in self.history() if m.action != "rollback" and m.from_version]
+            if not promotions:
+                raise RegistryError(f"'{self.name}' has no earlier champion to roll back to")
+            to_version = promotions[-1].from_version
+        target = self.version(str(to_version))
+        if current is not None and current.version == target.version:
+            return None
+        return self._move_champion(target.version, "rollback", actor, reason or "rollback")
