@@ -11,7 +11,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: env run repro test test-fast lint typecheck check lock suite ui gate promote rollback history clean
+.PHONY: env run repro test test-fast lint typecheck check lock suite ui gate promote rollback history smoke metrics-diff clean
 
 env: $(STAMP)
 
@@ -70,6 +70,15 @@ rollback: env
 ## history: every champion move, read back from the registry
 history: env
 	$(BIN)/mlops history
+
+## smoke: load models:/<name>@champion and score its logged input example
+smoke: env
+	$(BIN)/mlops smoke
+
+## metrics-diff BASE=origin/main: test metrics against another revision, as Markdown
+metrics-diff: env
+	@echo "## Metrics against $(or $(BASE),HEAD)"
+	@$(BIN)/dvc metrics diff $(BASE) --md --precision 4
 
 ## ui: the MLflow UI on the local store, http://127.0.0.1:5000
 ui: env

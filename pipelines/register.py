@@ -16,14 +16,22 @@ import pandas as pd
 
 from mlops_starter.config import Config
 from mlops_starter.data import encode_target
-from mlops_starter.gate import GateCheck, champion_check, markdown_summary, paired_bootstrap, threshold_checks
+from mlops_starter.gate import (
+    GateCheck,
+    champion_check,
+    markdown_summary,
+    paired_bootstrap,
+    threshold_checks,
+)
 from mlops_starter.models import load_model
 from mlops_starter.registry import GATE_TAG, Registry
 from mlops_starter.runner import stage
 from mlops_starter.storage import atomic_path, read_json, write_json
 
 
-def compare_with_champion(cfg: Config, registry: Registry, test: pd.DataFrame, challenger_proba) -> GateCheck | None:
+def compare_with_champion(
+    cfg: Config, registry: Registry, test: pd.DataFrame, challenger_proba
+) -> GateCheck | None:
     champion = registry.champion()
     if champion is None:
         return None
@@ -31,14 +39,22 @@ def compare_with_champion(cfg: Config, registry: Registry, test: pd.DataFrame, c
     columns = model.metadata.get_input_schema().input_names()
     if missing := sorted(set(columns) - set(test.columns)):
         return GateCheck(
-            f"not_worse_than_champion_{cfg.gate.compare_metric}", None, "champion can score the test set",
-            False, f"champion version {champion.version} needs columns missing from the test set: {missing}",
+            f"not_worse_than_champion_{cfg.gate.compare_metric}",
+            None,
+            "champion can score the test set",
+            False,
+            f"champion version {champion.version} needs columns missing from the test set: {missing}",
         )
     champion_proba = model.predict(test[columns])[:, 1]
     y = encode_target(test[cfg.data.target], cfg.data.positive_label).to_numpy()
     result = paired_bootstrap(
-        y, challenger_proba, champion_proba, cfg.gate.compare_metric,
-        cfg.gate.bootstrap_rounds, cfg.gate.confidence, cfg.gate.seed,
+        y,
+        challenger_proba,
+        champion_proba,
+        cfg.gate.compare_metric,
+        cfg.gate.bootstrap_rounds,
+        cfg.gate.confidence,
+        cfg.gate.seed,
     )
     return champion_check(result, cfg.gate.max_regression)
 
@@ -74,8 +90,12 @@ def main() -> None:
     }
     version = registry.register(info["mlflow_model_uri"], info["mlflow_run_id"], tags)
     log = logging.getLogger("register")
-    log.info("registered %s version %s (challenger); gate %s", registry.name, version.version,
-             "passed" if passed else "FAILED")
+    log.info(
+        "registered %s version %s (challenger); gate %s",
+        registry.name,
+        version.version,
+        "passed" if passed else "FAILED",
+    )
     if passed and champion is None and cfg.gate.auto_promote_first:
         actor = os.environ.get("GITHUB_ACTOR") or getpass.getuser()
         registry.promote(version.version, actor, "first version to pass the gate", automatic=True)

@@ -36,4 +36,6 @@ def test_stage_deps_cover_every_module_it_imports(stage):
     script = spec["cmd"].split()[-1]
     imported = project_imports(ROOT / script)
     assert imported, f"{script} imports nothing from {PACKAGE}?"
-    assert imported <= set(spec["deps"]), f"add to {stage}.deps: {sorted(imported - set(spec['deps']))}"
+    assert imported <= set(spec["deps"]), (
+        f"add to {stage}.deps: {sorted(imported - set(spec['deps']))}"
+    )

@@ -16,8 +16,15 @@ ONLY_LOGISTIC = {
 }
 # Regularised until every coefficient is zero: a constant score, no better than chance.
 WEAKER = {"train": {"candidates": {"logistic_regression": {"C": 0.0001, "l1_ratio": 1.0}}}}
-BETTER = {"train": {"candidates": {"logistic_regression": {"C": 0.5, "l1_ratio": 0.5},
-                                   "random_forest": {"enabled": True}, "xgboost": {"enabled": True}}}}
+BETTER = {
+    "train": {
+        "candidates": {
+            "logistic_regression": {"C": 0.5, "l1_ratio": 0.5},
+            "random_forest": {"enabled": True},
+            "xgboost": {"enabled": True},
+        }
+    }
+}
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +44,9 @@ def test_first_version_that_passes_becomes_champion(story):
     version = story.client.get_model_version(MODEL, "1")
     assert version.tags["gate.passed"] == "true"
     assert version.tags["run_id"] == story.read_json("models/model.json")["mlflow_run_id"]
-    assert {"git.commit", "data.train_md5", "threshold", "test.roc_auc", "test.pr_auc"} <= set(version.tags)
+    assert {"git.commit", "data.train_md5", "threshold", "test.roc_auc", "test.pr_auc"} <= set(
+        version.tags
+    )
 
 
 def test_weaker_model_fails_the_gate_and_stays_challenger(story):
@@ -88,7 +97,9 @@ def test_rollback_restores_the_previous_champion_and_repeats_harmlessly(story):
 def test_forced_promotion_needs_and_records_a_reason(story):
     no_reason = story.run("mlops", "promote", "2", "--force", check=False)
     assert no_reason.returncode == 2 and "needs a --reason" in no_reason.stderr
-    story.run("mlops", "promote", "2", "--force", "--reason", "regulator asked for the simpler model")
+    story.run(
+        "mlops", "promote", "2", "--force", "--reason", "regulator asked for the simpler model"
+    )
     assert story.champion() == "2"
     tags = story.client.get_model_version(MODEL, "2").tags
     assert tags["forced_promotion.reason"] == "regulator asked for the simpler model"

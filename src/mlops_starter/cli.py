@@ -47,12 +47,25 @@ def check_gate(args: argparse.Namespace) -> None:
     markdown = path.with_suffix(".md")
     if markdown.is_file():
         print(markdown.read_text())
+        _append_to_github_file("GITHUB_STEP_SUMMARY", markdown.read_text())
+    _append_to_github_file(
+        "GITHUB_OUTPUT", f"version={report['version']}\npassed={str(report['passed']).lower()}\n"
+    )
     if not report["passed"]:
         failed = [c for c in report["checks"] if not c["passed"]]
         for check in failed:
-            print(f"gate check failed: {check['name']}: {check['value']} (bar: {check['bar']}) {check['detail']}",
-                  file=sys.stderr)
+            print(
+                f"gate check failed: {check['name']}: {check['value']} (bar: {check['bar']}) {check['detail']}",
+                file=sys.stderr,
+            )
         sys.exit(GATE_FAILED_EXIT_CODE)
+
+
+def _append_to_github_file(variable: str, text: str) -> None:
+    """In GitHub Actions, hand the gate's result to later steps and to the job summary."""
+    if target := os.environ.get(variable):
+        with open(target, "a") as handle:
+            handle.write(text)
 
 
 def _registry(args: argparse.Namespace) -> Registry:
@@ -64,18 +77,48 @@ def _actor(args: argparse.Namespace) -> str:
 
 
 def _describe(move: AliasMove) -> str:
-    return (f"#{move.seq} {move.at} {move.action}: champion {move.from_version or '-'} -> {move.to_version} "
-            f"by {move.actor}: {move.reason}")
+    return (
+        f"#{move.seq} {move.at} {move.action}: champion {move.from_version or '-'} -> {move.to_version} "
+        f"by {move.actor}: {move.reason}"
+    )
 
 
 def promote(args: argparse.Namespace) -> None:
-    move = _registry(args).promote(args.version, _actor(args), args.reason or "", force=args.force)
-    print(_describe(move))
+    registry = _registry(args)
+    move = registry.promote(args.version, _actor(args), args.reason or "", force=args.force)
+    print(
+        _describe(move)
+        if move
+        else f"nothing to do: version {registry.version(args.version).version} is champion"
+    )
+
+
+def smoke(args: argparse.Namespace) -> None:
+    """Load the model that `champion` resolves to and score its logged input example."""
+    import mlflow  # imported here: the other commands start faster without it
+
+    registry = _registry(args)
+    champion = registry.champion()
+    if champion is None:
+        raise PipelineError(f"'{registry.name}' has no champion to test")
+    model = mlflow.pyfunc.load_model(f"models:/{registry.name}@{CHAMPION}")
+    example = model.input_example
+    if example is None:
+        raise PipelineError(f"version {champion.version} was logged without an input example")
+    proba = model.predict(example)
+    if proba.shape != (len(example), 2) or not ((proba >= 0) & (proba <= 1)).all():
+        raise PipelineError(
+            f"champion version {champion.version} returned malformed probabilities: {proba!r}"
+        )
+    print(
+        f"smoke test passed: champion version {champion.version} scored {len(example)} example rows"
+    )
 
 
 def rollback(args: argparse.Namespace) -> None:
     registry = _registry(args)
-    move = registry.rollback(_actor(args), to_version=args.to, reason=args.reason or "")
+    target = None if args.to in (None, "", "previous") else args.to
+    move = registry.rollback(_actor(args), to_version=target, reason=args.reason or "")
     if move is None:
         champion = registry.champion()
         print(f"nothing to do: champion is already version {champion.version if champion else '-'}")
@@ -91,7 +134,9 @@ def history(args: argparse.Namespace) -> None:
     champion = registry.champion()
     print(f"{CHAMPION}: version {champion.version if champion else '-'}")
     if moves and champion and champion.version != moves[-1].to_version:
-        print(f"note: champion was moved outside this CLI (e.g. in the MLflow UI) after #{moves[-1].seq}")
+        print(
+            f"note: champion was moved outside this CLI (e.g. in the MLflow UI) after #{moves[-1].seq}"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -114,21 +159,31 @@ def main(argv: list[str] | None = None) -> None:
     gate.add_argument("--report", help="gate.json to read (default: reports/gate.json)")
     gate.set_defaults(handler=check_gate)
 
-    for name, handler, text in (
-        ("promote", promote, "point the champion alias at a version"),
-        ("rollback", rollback, "move champion back to the previous champion, or to --to VERSION"),
-        ("history", history, "every champion move recorded in the registry"),
-    ):
-        command = commands.add_parser(name, help=text)
-        command.add_argument("--actor", help="who is acting (default: $GITHUB_ACTOR or the login name)")
-        command.set_defaults(handler=handler)
-        if name == "promote":
-            command.add_argument("version", help="a version number, or 'challenger'")
-            command.add_argument("--force", action="store_true", help="promote although the gate failed")
-        if name == "rollback":
-            command.add_argument("--to", help="version to restore (default: the champion before the last promotion)")
-        if name != "history":
-            command.add_argument("--reason", help="recorded in the registry (required with --force)")
+    promote_cmd = commands.add_parser("promote", help="point the champion alias at a version")
+    promote_cmd.add_argument("version", help="a version number, or 'challenger'")
+    promote_cmd.add_argument(
+        "--force", action="store_true", help="promote although the gate failed"
+    )
+    promote_cmd.set_defaults(handler=promote)
+
+    rollback_cmd = commands.add_parser(
+        "rollback", help="champion back to the one before the last promotion"
+    )
+    rollback_cmd.add_argument("--to", help="version to restore instead ('previous' is the default)")
+    rollback_cmd.set_defaults(handler=rollback)
+
+    for command in (promote_cmd, rollback_cmd):
+        command.add_argument("--reason", help="recorded in the registry (required with --force)")
+        command.add_argument(
+            "--actor", help="who is acting (default: $GITHUB_ACTOR or the login name)"
+        )
+
+    commands.add_parser(
+        "history", help="every champion move recorded in the registry"
+    ).set_defaults(handler=history)
+    commands.add_parser(
+        "smoke", help="load models:/<name>@champion, score its input example"
+    ).set_defaults(handler=smoke)
 
     args = parser.parse_args(argv)
     try:

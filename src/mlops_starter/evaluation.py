@@ -17,7 +17,6 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-
 # Threshold-free scores, by name; the gate compares models on one of these.
 RANKING_SCORERS = {"roc_auc": roc_auc_score, "pr_auc": average_precision_score}
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from mlops_starter.evaluation import RANKING_SCORERS
 
+
 @dataclass(frozen=True)
 class GateCheck:
     name: str
@@ -106,6 +107,8 @@ def markdown_summary(checks: list[GateCheck], model: str, version: str | None) -
         "| check | value | bar | result |",
         "|---|---|---|---|",
     ]
-    lines += [f"| {c.name} | {c.value} | {c.bar} | {'pass' if c.passed else '**FAIL**'} |" for c in checks]
+    lines += [
+        f"| {c.name} | {c.value} | {c.bar} | {'pass' if c.passed else '**FAIL**'} |" for c in checks
+    ]
     lines += [f"\n{c.detail}" for c in checks if c.detail]
     return "\n".join(lines) + "\n"

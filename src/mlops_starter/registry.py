@@ -81,9 +81,13 @@ class Registry:
         try:
             self.client.get_registered_model(self.name)
         except MlflowException:
-            self.client.create_registered_model(self.name, description="Managed by mlops_starter.registry")
+            self.client.create_registered_model(
+                self.name, description="Managed by mlops_starter.registry"
+            )
         # MLflow 3 logs models as `models:/m-<id>`; registering one needs that id spelled out.
-        model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+        model_id = (
+            model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+        )
         created = self.client.create_model_version(
             self.name, model_uri, run_id=run_id, tags=tags, model_id=model_id
         )
@@ -107,16 +111,29 @@ class Registry:
             reason=reason,
         )
         self.client.set_registered_model_alias(self.name, CHAMPION, move.to_version)
-        self.client.set_registered_model_tag(self.name, f"{LOG_PREFIX}{move.seq:06d}", json.dumps(move.to_dict()))
+        self.client.set_registered_model_tag(
+            self.name, f"{LOG_PREFIX}{move.seq:06d}", json.dumps(move.to_dict())
+        )
         self.client.set_model_version_tag(self.name, move.to_version, "champion.since", move.at)
         self.client.set_model_version_tag(self.name, move.to_version, "champion.reason", reason)
         return move
 
     def promote(
-        self, version: str, actor: str, reason: str = "", force: bool = False, automatic: bool = False
-    ) -> AliasMove:
-        """Point `champion` at `version`. A version whose gate failed needs force and a reason."""
+        self,
+        version: str,
+        actor: str,
+        reason: str = "",
+        force: bool = False,
+        automatic: bool = False,
+    ) -> AliasMove | None:
+        """Point `champion` at `version`. A version whose gate failed needs force and a reason.
+
+        Idempotent: when `version` already is champion, nothing moves and None is returned.
+        """
         target = self.version(version)
+        current = self.champion()
+        if current is not None and current.version == target.version:
+            return None
         gate_passed = target.tags.get(GATE_TAG) == "true"
         if not gate_passed:
             if not force:
@@ -125,14 +142,22 @@ class Registry:
                     f"({GATE_TAG}={target.tags.get(GATE_TAG, 'missing')}); promote with --force and --reason"
                 )
             if not reason.strip():
-                raise RegistryError("a forced promotion needs a --reason, which is recorded in the registry")
-        action = "forced-promote" if not gate_passed else ("auto-promote" if automatic else "promote")
+                raise RegistryError(
+                    "a forced promotion needs a --reason, which is recorded in the registry"
+                )
+        action = (
+            "forced-promote" if not gate_passed else ("auto-promote" if automatic else "promote")
+        )
         move = self._move_champion(target.version, action, actor, reason or action)
         if not gate_passed:
-            self.client.set_model_version_tag(self.name, target.version, "forced_promotion.reason", reason)
+            self.client.set_model_version_tag(
+                self.name, target.version, "forced_promotion.reason", reason
+            )
         return move
 
-    def rollback(self, actor: str, to_version: str | None = None, reason: str = "") -> AliasMove | None:
+    def rollback(
+        self, actor: str, to_version: str | None = None, reason: str = ""
+    ) -> AliasMove | None:
         """Undo the latest promotion (or move `champion` to `to_version`).
 
         Idempotent: when `champion` already holds the target, nothing moves and None is returned.

@@ -1,0 +1,85 @@
+"""The GitHub workflows are linted, and every step calls a Makefile target that exists."""
+
+import json
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO_ROOT, VENV_BIN
+
+from mlops_starter.cli import main as mlops
+
+WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml"))
+MAKE_TARGETS = set(
+    re.findall(r"^([a-z][\w-]*):", (REPO_ROOT / "Makefile").read_text(), re.MULTILINE)
+)
+
+
+def test_actionlint_finds_nothing():
+    done = subprocess.run(
+        [str(VENV_BIN / "actionlint"), *map(str, WORKFLOWS)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_every_run_step_is_a_make_target(workflow):
+    steps = [
+        step
+        for job in yaml.safe_load(workflow.read_text())["jobs"].values()
+        for step in job["steps"]
+    ]
+    commands = [step["run"] for step in steps if "run" in step]
+    assert commands, "a workflow with no run step?"
+    for command in commands:
+        assert command.startswith("make "), f"logic outside the Makefile: {command!r}"
+        words = shlex.split(command)[1:]
+        if ">>" in words:
+            words = words[: words.index(">>")]
+        targets = [w for w in words if "=" not in w]
+        assert targets and set(targets) <= MAKE_TARGETS, f"{command!r}: unknown target"
+
+
+def gate_report(tmp_path: Path, passed: bool) -> Path:
+    checks = [
+        {"name": "min_roc_auc", "value": 0.8, "bar": ">= 0.7", "passed": True, "detail": ""},
+        {"name": "min_recall", "value": 0.2, "bar": ">= 0.4", "passed": passed, "detail": ""},
+    ]
+    path = tmp_path / "gate.json"
+    path.write_text(json.dumps({"model": "m", "version": "7", "passed": passed, "checks": checks}))
+    path.with_suffix(".md").write_text("### Validation gate\n")
+    return path
+
+
+def test_gate_command_hands_its_result_to_github(tmp_path, monkeypatch):
+    monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "output"))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary"))
+    mlops(
+        [
+            "--params",
+            str(REPO_ROOT / "params.yaml"),
+            "gate",
+            "--report",
+            str(gate_report(tmp_path, True)),
+        ]
+    )
+    assert (tmp_path / "output").read_text() == "version=7\npassed=true\n"
+    assert "Validation gate" in (tmp_path / "summary").read_text()
+
+
+def test_gate_command_exits_1_naming_each_failed_check(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        mlops(
+            [
+                "--params",
+                str(REPO_ROOT / "params.yaml"),
+                "gate",
+                "--report",
+                str(gate_report(tmp_path, False)),
+            ]
+        )
+    assert exited.value.code == 1
+    assert "gate check failed: min_recall: 0.2 (bar: >= 0.4)" in capsys.readouterr().err
