@@ -82,6 +82,8 @@ def test_better_model_passes_and_is_promoted(story):
     assert story.run("mlops", "gate").returncode == 0
     story.run("mlops", "promote", "challenger", "--reason", "beats v1 on the gate")
     assert story.champion() == "3"
+    assert "nothing to do" in story.run("mlops", "promote", "3").stdout  # no second move logged
+    assert "smoke test passed: champion version 3" in story.run("mlops", "smoke").stdout
 
 
 def test_rollback_restores_the_previous_champion_and_repeats_harmlessly(story):
