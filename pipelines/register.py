@@ -12,7 +12,9 @@ import os
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
 
 from mlops_starter.config import Config
 from mlops_starter.data import encode_target
@@ -30,12 +32,14 @@ from mlops_starter.storage import atomic_path, read_json, write_json
 
 
 def compare_with_champion(
-    cfg: Config, registry: Registry, test: pd.DataFrame, challenger_proba
-) -> GateCheck | None:
-    champion = registry.champion()
-    if champion is None:
-        return None
-    model = mlflow.pyfunc.load_model(f"models:/{registry.name}@champion")
+    cfg: Config,
+    registry: Registry,
+    champion: ModelVersion,
+    test: pd.DataFrame,
+    challenger_proba: np.ndarray,
+) -> GateCheck:
+    """Score the champion on the same test rows and bootstrap the difference."""
+    model = mlflow.pyfunc.load_model(f"models:/{registry.name}/{champion.version}")
     columns = model.metadata.get_input_schema().input_names()
     if missing := sorted(set(columns) - set(test.columns)):
         return GateCheck(
@@ -71,10 +75,9 @@ def main() -> None:
 
     registry = Registry.connect(cfg.mlflow.registered_model)
     checks = threshold_checks(metrics, cfg.gate.min_test)
-    versus_champion = compare_with_champion(cfg, registry, test, challenger_proba)
     champion = registry.champion()
-    if versus_champion is not None:
-        checks.append(versus_champion)
+    if champion is not None:
+        checks.append(compare_with_champion(cfg, registry, champion, test, challenger_proba))
     passed = all(c.passed for c in checks)
 
     run = mlflow.get_run(info["mlflow_run_id"])
