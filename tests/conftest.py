@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from mlops_starter.data import generate_demo_table
+from mlops_starter.storage import read_json
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -90,9 +91,7 @@ class RepoCopy:
         self.run("git", "commit", "-q", "--allow-empty", "-m", message)
 
     def read_json(self, relative: str) -> dict:
-        import json
-
-        return json.loads((self.root / relative).read_text())
+        return read_json(self.root / relative)
 
 
 def _tracked_files() -> list[str]:

@@ -22,11 +22,8 @@ RANKING_SCORERS = {"roc_auc": roc_auc_score, "pr_auc": average_precision_score}
 
 
 def ranking_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
-    return {
-        "roc_auc": float(roc_auc_score(y, proba)),
-        "pr_auc": float(average_precision_score(y, proba)),
-        "brier": float(brier_score_loss(y, proba)),
-    }
+    scores = {name: float(scorer(y, proba)) for name, scorer in RANKING_SCORERS.items()}
+    return scores | {"brier": float(brier_score_loss(y, proba))}
 
 
 def threshold_metrics(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, float]:

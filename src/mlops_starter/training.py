@@ -42,7 +42,6 @@ class CandidateResult:
     name: str
     params: dict[str, Any]
     fold_metrics: list[dict[str, float]]
-    oof_proba: np.ndarray = field(repr=False)
     oof_mask: np.ndarray = field(repr=False)
     threshold: float
     oof_fbeta: float
@@ -96,7 +95,7 @@ def cross_validate(
         classification_metrics(y_array[valid_rows], oof[valid_rows], threshold)
         for _, valid_rows in folds
     ]
-    return CandidateResult(name, params, fold_metrics, oof, scored, threshold, best_fbeta, elapsed)
+    return CandidateResult(name, params, fold_metrics, scored, threshold, best_fbeta, elapsed)
 
 
 def run_candidates(
