@@ -11,7 +11,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: env run repro test test-fast lint typecheck check lock suite ui gate promote rollback history smoke metrics-diff clean
+.PHONY: env run repro test test-fast lint typecheck check lock suite ui gate promote rollback history smoke smoke-served serve bento containerize bench-serving metrics-diff clean
 
 env: $(STAMP)
 
@@ -75,6 +75,26 @@ history: env
 smoke: env
 	$(BIN)/mlops smoke
 
+## smoke-served: build the champion's bento, serve it, check it answers as the registry model
+smoke-served: env
+	$(BIN)/mlops smoke --served
+
+## serve [VERSION=3] [PORT=3000]: serve the champion (or a version) at http://127.0.0.1:3000
+serve: env
+	$(BIN)/mlops serve $(if $(VERSION),--version "$(VERSION)") $(if $(PORT),--port "$(PORT)")
+
+## bento [VERSION=3]: build a bento of the champion (or a version) in the BentoML store
+bento: env
+	$(BIN)/mlops package $(if $(VERSION),--version "$(VERSION)")
+
+## containerize: OCI image of the newest bento (needs a Docker engine)
+containerize: env
+	$(BIN)/bentoml containerize "$$($(BIN)/bentoml list -o json | $(BIN)/python -c 'import json,sys; print(max(json.load(sys.stdin), key=lambda b: b["creation_time"])["tag"])')"
+
+## bench-serving: this service vs `mlflow models serve` vs in-process (writes build/bench-serving.json)
+bench-serving: env
+	$(BIN)/python benchmarks/serving.py
+
 ## metrics-diff BASE=origin/main: test metrics against another revision, as Markdown
 metrics-diff: env
 	@echo "## Metrics against $(or $(BASE),HEAD)"
@@ -85,4 +105,4 @@ ui: env
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 clean:
-	rm -rf data/raw data/split models metrics plots reports mlflow.db mlruns
+	rm -rf data/raw data/split models metrics plots reports mlflow.db mlruns predictions build

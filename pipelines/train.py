@@ -12,6 +12,7 @@ from mlops_starter import tracking
 from mlops_starter.config import Config
 from mlops_starter.data import FeatureSchema, encode_target
 from mlops_starter.models import SKOPS_TRUSTED_TYPES, build_pipeline, save_model
+from mlops_starter.profile import feature_profile
 from mlops_starter.runner import stage
 from mlops_starter.storage import file_md5, write_json
 from mlops_starter.training import cv_folds, run_candidates, select_winner
@@ -71,7 +72,14 @@ def main() -> None:
             {**shared, "winner": winner.name, "threshold_fbeta": settings.threshold_fbeta}
         )
         mlflow.log_metrics(winner.summary())
-        model_uri = tracking.log_model(model, X.head(5), SKOPS_TRUSTED_TYPES)
+        serving = {
+            "threshold": winner.threshold,
+            "positive_label": cfg.data.positive_label,
+            "id_column": cfg.data.id_column,
+            "feature_profile": feature_profile(X, schema),
+            "data_train_md5": lineage["data.train_md5"],
+        }
+        model_uri = tracking.log_model(model, X.head(5), SKOPS_TRUSTED_TYPES, serving)
 
     write_json(
         Path(cfg.paths.model_dir) / "model.json",

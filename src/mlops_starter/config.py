@@ -166,6 +166,31 @@ class MlflowConfig(_Section):
     registered_model: str = "churn-classifier"
 
 
+class ServeConfig(_Section):
+    """How the served model treats input and load; handed to the bento as its arguments."""
+
+    port: int = Field(3000, ge=1, le=65535)
+    workers: int = Field(2, ge=1)
+    max_records: int = Field(1000, ge=1)
+    max_body_bytes: int = Field(2_000_000, ge=1024)
+    unseen_category: Literal["accept", "reject"] = "accept"
+    out_of_range: Literal["accept", "reject"] = "accept"
+    max_batch_size: int = Field(1000, ge=1)
+    max_latency_ms: int = Field(2000, ge=10)
+    prediction_log_dir: str = "predictions"
+    log_sample_rate: float = Field(1.0, ge=0.0, le=1.0)
+    access_log: bool = False
+
+    @model_validator(mode="after")
+    def _one_request_fits_a_batch(self) -> ServeConfig:
+        if self.max_records > self.max_batch_size:
+            raise ValueError(
+                f"max_records ({self.max_records}) must not exceed max_batch_size "
+                f"({self.max_batch_size}): one request must fit in one adaptive batch"
+            )
+        return self
+
+
 class Paths(_Section):
     raw: str = "data/raw/table.parquet"
     train: str = "data/split/train.parquet"
@@ -184,6 +209,7 @@ class Config(_Section):
     train: TrainConfig = TrainConfig()
     gate: GateConfig = GateConfig()
     mlflow: MlflowConfig = MlflowConfig()
+    serve: ServeConfig = ServeConfig()
     paths: Paths = Paths()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

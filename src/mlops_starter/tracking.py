@@ -76,10 +76,14 @@ def log_candidate(result: CandidateResult, extra_params: dict[str, Any]) -> None
         mlflow.log_metrics(result.summary())
 
 
-def log_model(pipeline: Any, example: pd.DataFrame, trusted_types: list[str]) -> str:
+def log_model(
+    pipeline: Any, example: pd.DataFrame, trusted_types: list[str], serving: dict[str, Any]
+) -> str:
     """Log the fitted pipeline in the safe skops format with signature and input example.
 
-    The pyfunc flavour returns class probabilities, which is what serving needs.
+    The pyfunc flavour returns class probabilities. `serving` (threshold, positive label,
+    feature profile, data hash) goes into the MLmodel file, so every registered version
+    carries what a server needs to validate input and label its answers.
     """
     with warnings.catch_warnings():
         # MLflow hints that integer columns cannot hold missing values; ours never do in
@@ -96,5 +100,6 @@ def log_model(pipeline: Any, example: pd.DataFrame, trusted_types: list[str]) ->
         serialization_format="skops",
         skops_trusted_types=trusted_types,
         pyfunc_predict_fn="predict_proba",
+        metadata=serving,
     )
     return str(info.model_uri)

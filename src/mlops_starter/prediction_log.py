@@ -1,0 +1,102 @@
+"""The prediction log: one JSON line per scored record, for monitoring to read.
+
+A request only puts entries on a bounded in-memory queue; a background thread
+(the standard library's QueueListener) writes them. A full queue or a failing disk
+drops entries and counts them; it never slows or fails a request.
+
+Each server process writes its own file, `predictions-<host>-<pid>.jsonl`, rotated
+at midnight UTC, so processes never interleave lines. A line looks like:
+
+    {"schema": 1, "timestamp": "2026-11-24T08:00:00.123+00:00", "request_id": "...",
+     "model": "churn-classifier", "model_version": "3", "id": "C-0042",
+     "features": {...}, "probability": 0.071, "label": 1, "issues": ["plan:unseen_category"]}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import os
+import queue
+import socket
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+def sampled(request_id: str, sample_rate: float) -> bool:
+    """Keep all or none of a request's records, the same way on every process."""
+    if sample_rate >= 1.0:
+        return True
+    return zlib.crc32(request_id.encode()) % 10_000 < sample_rate * 10_000
+
+
+class _JsonLineFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(record.msg, separators=(",", ":"), default=str)
+
+
+class _DroppingQueueHandler(logging.handlers.QueueHandler):
+    """Never blocks: a full queue drops the entry and reports it."""
+
+    def __init__(self, entries: queue.Queue[Any], on_drop: Callable[[int], None]) -> None:
+        super().__init__(entries)
+        self.on_drop = on_drop
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record  # formatting happens on the writer thread, not in the request
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            self.queue.put_nowait(record)
+        except queue.Full:
+            self.on_drop(1)
+
+
+class _CountingFileHandler(logging.handlers.TimedRotatingFileHandler):
+    """A failed write (disk full, permissions) counts as a drop instead of printing."""
+
+    def __init__(self, path: Path, on_drop: Callable[[int], None]) -> None:
+        super().__init__(path, when="midnight", utc=True, encoding="utf-8", delay=True)
+        self.on_drop = on_drop
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self.on_drop(1)
+
+
+class PredictionLog:
+    """Non-blocking writer of prediction-log lines. `start()` before use, `close()` to flush."""
+
+    def __init__(
+        self,
+        directory: str | Path,
+        on_drop: Callable[[int], None] = lambda _: None,
+        max_queued: int = 10_000,
+    ) -> None:
+        self.path = Path(directory) / f"predictions-{socket.gethostname()}-{os.getpid()}.jsonl"
+        self._entries: queue.Queue[Any] = queue.Queue(maxsize=max_queued)
+        self._logger = logging.getLogger(f"mlops_starter.prediction_log.{id(self)}")
+        self._logger.propagate = False
+        self._logger.setLevel(logging.INFO)
+        self._logger.addHandler(_DroppingQueueHandler(self._entries, on_drop))
+        self._file_handler = _CountingFileHandler(self.path, on_drop)
+        self._file_handler.setFormatter(_JsonLineFormatter())
+        self._listener = logging.handlers.QueueListener(self._entries, self._file_handler)
+
+    def start(self) -> PredictionLog:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._listener.start()
+        return self
+
+    def write(self, entries: list[dict[str, Any]]) -> None:
+        for entry in entries:
+            self._logger.info({"schema": SCHEMA_VERSION, **entry})
+
+    def close(self) -> None:
+        """Write out what is queued, then stop the writer thread."""
+        self._listener.stop()
+        self._file_handler.close()
