@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +15,7 @@ import pytest
 import yaml
 
 from mlops_starter.data import generate_demo_table
+from mlops_starter.served import free_port, wait_for_http
 from mlops_starter.storage import read_json
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +57,8 @@ class RepoCopy:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
         self.env |= {
             "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+            # The package stage builds bentos: into a store of this copy's own.
+            "BENTOML_HOME": str(root.parent / "bentoml-home"),
             "MLFLOW_DISABLE_TELEMETRY": "true",
             "DO_NOT_TRACK": "true",
             "GIT_AUTHOR_NAME": "test",
@@ -110,7 +110,7 @@ def _tracked_files() -> list[str]:
 
 
 # Outputs of an earlier run on the demo data, which a copy must not inherit.
-PRODUCED = ("dvc.lock", "metrics/", "plots/", "reports/", "models/model.json")
+PRODUCED = ("dvc.lock", "metrics/", "plots/", "reports/", "models/model.json", "models/bento.json")
 
 
 def make_repo_copy(root: Path, changes: dict | None = None) -> RepoCopy:
@@ -132,28 +132,6 @@ def make_repo_copy(root: Path, changes: dict | None = None) -> RepoCopy:
 def repo_copy(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., RepoCopy]:
     """Factory fixture: `repo_copy(changes)` gives a fresh copy in a new temporary folder."""
     return lambda changes=None: make_repo_copy(tmp_path_factory.mktemp("repo") / "repo", changes)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"{process.args} exited with {process.returncode} before {url} answered"
-            )
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer within {timeout} s")
 
 
 @pytest.fixture(scope="session")

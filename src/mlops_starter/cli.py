@@ -142,16 +142,14 @@ def _served_probabilities(
     """Build the champion's bento, serve it on a free port, check its endpoints."""
     import httpx
 
-    from mlops_starter.packaging import build_bento, import_version, serve_arguments
-    from mlops_starter.served import bentoml_server, free_port, write_arguments
+    from mlops_starter.packaging import build_bento, import_version
+    from mlops_starter.served import bentoml_server, free_port
 
     cfg = Config.from_yaml(args.params)
-    model_tag = import_version(registry, champion)
-    bento = build_bento(model_tag, cfg.serve)
+    bento = build_bento(import_version(registry, champion), cfg.serve)
     with tempfile.TemporaryDirectory() as scratch:
-        settings = cfg.serve.model_copy(update={"prediction_log_dir": f"{scratch}/predictions"})
-        arguments = write_arguments(serve_arguments(model_tag, settings), f"{scratch}/args.json")
-        with bentoml_server(str(bento.tag), free_port(), f"{scratch}/serve.log", arguments) as url:
+        env = {**os.environ, "MLOPS_PREDICTION_LOG_DIR": f"{scratch}/predictions"}
+        with bentoml_server(str(bento.tag), free_port(), f"{scratch}/serve.log", env) as url:
             served_version = httpx.get(f"{url}/metadata").json()["version"]
             if served_version != str(champion.version):
                 raise PipelineError(

@@ -54,12 +54,11 @@ def bentoml_server(
     target: str,
     port: int,
     log_path: str | Path,
-    arguments_file: str | Path | None = None,
     env: Mapping[str, str] | None = None,
     cwd: str | Path | None = None,
 ) -> Iterator[str]:
-    """Serve `target` (a bento tag, or `module:Service` from source) and yield its base
-    URL once /readyz answers; stop the whole process group afterwards."""
+    """Serve the bento `target` and yield its base URL once /readyz answers; stop the
+    whole process group afterwards."""
     command = [
         str(Path(sys.executable).parent / "bentoml"),
         "serve",
@@ -69,8 +68,6 @@ def bentoml_server(
         "--port",
         str(port),
     ]
-    if arguments_file is not None:
-        command += ["--arg-file", str(arguments_file)]
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             command,

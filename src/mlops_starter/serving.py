@@ -1,9 +1,9 @@
 """The BentoML service: one registered model version behind a validated HTTP API.
 
-Which version, and how input and load are treated, are bento arguments
-(`--arg model_tag=...`); `mlops package` and `mlops serve` write them from the
-registry and params.yaml (`serve:`), so the service itself reads no files or
-environment.
+Which version, and how input and load are treated, are bento arguments that
+`mlops package` and `mlops serve` write from the registry and params.yaml (`serve:`);
+a built bento keeps its own. Only where the prediction log goes depends on the
+machine: MLOPS_PREDICTION_LOG_DIR overrides `serve.prediction_log_dir`.
 
     POST /predict    records in, per record: probability, label, model version, warnings
     GET  /metadata   model name, version, run id, threshold, data hash, feature schema
@@ -12,6 +12,7 @@ environment.
 
 import datetime as dt
 import json
+import os
 import uuid
 from typing import Annotated, Any
 
@@ -55,6 +56,7 @@ SERVING_INFO: dict[str, Any] = dict(_stored.info.metadata)
 PROFILE: dict[str, dict[str, Any]] = SERVING_INFO["feature_profile"]
 THRESHOLD = float(SERVING_INFO["threshold"])
 ID_FIELD: str | None = SERVING_INFO.get("id_column")
+PREDICTION_LOG_DIR = os.environ.get("MLOPS_PREDICTION_LOG_DIR", ARGS.prediction_log_dir)
 
 FeatureRecord = record_model(PROFILE, ID_FIELD, ARGS.unseen_category, ARGS.out_of_range)
 # The generated model for validation; mypy sees only its base, RecordBase.
@@ -132,18 +134,31 @@ class RequestIdMiddleware:
             REQUEST_ID.reset(token)
 
 
-class BodySizeLimitMiddleware:
-    """Refuse a request body over `limit` bytes with 413, whether or not it declares its
-    length, before anything parses it. The rest of the body is read and discarded first,
-    so the client gets the answer instead of a broken connection."""
+async def _refuse(send: Send, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestGuardMiddleware:
+    """Refuse, before anything parses it, a POST that is not JSON (415) or whose body is
+    over `limit` bytes (413), whether or not it declares its length. An oversized body
+    is read and discarded first, so the client gets the answer, not a broken pipe."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD"):
+        if scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
+            return
+        content_type = dict(scope["headers"]).get(b"content-type", b"application/json")
+        if content_type.split(b";")[0].strip().lower() != b"application/json":
+            await _refuse(
+                send, 415, f"Content-Type must be application/json, not {content_type.decode()!r}"
+            )
             return
         messages: list[Message] = []
         received = 0
@@ -158,18 +173,12 @@ class BodySizeLimitMiddleware:
             if received <= self.limit:
                 messages.append(message)
         if received > self.limit:
-            body = json.dumps(
-                {
-                    "error": f"request body is {received} bytes; the limit is {self.limit} "
-                    "(serve.max_body_bytes): split the records over several requests"
-                }
-            ).encode()
-            headers = [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ]
-            await send({"type": "http.response.start", "status": 413, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            await _refuse(
+                send,
+                413,
+                f"request body is {received} bytes; the limit is {self.limit} "
+                "(serve.max_body_bytes): split the records over several requests",
+            )
             return
 
         async def replay() -> Message:
@@ -216,7 +225,7 @@ class ClassifierService:
         self.version = LABELS.get("registered_version", "unknown")
         self.model = mlflow.sklearn.load_model(MLFLOW_MODEL_PATH)
         RecordBase.on_rejected = count_rejection
-        self.log = PredictionLog(ARGS.prediction_log_dir, on_drop=LOG_DROPPED.inc).start()
+        self.log = PredictionLog(PREDICTION_LOG_DIR, on_drop=LOG_DROPPED.inc).start()
         MODEL_INFO.labels(
             model=LABELS.get("registered_model", ""),
             version=self.version,
@@ -295,6 +304,6 @@ class ClassifierService:
 
 
 ClassifierService.add_asgi_middleware(  # type: ignore[attr-defined]  # added by @bentoml.service
-    BodySizeLimitMiddleware, limit=ARGS.max_body_bytes
+    RequestGuardMiddleware, limit=ARGS.max_body_bytes
 )
 ClassifierService.add_asgi_middleware(RequestIdMiddleware)  # type: ignore[attr-defined]

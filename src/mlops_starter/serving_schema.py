@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 Policy = Literal["accept", "reject"]
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 # Set per request by the server's middleware; read when a record is validated, so a
 # record keeps its request id through adaptive batching.
@@ -96,6 +97,8 @@ def _field(spec: dict[str, Any], unseen_category: Policy, out_of_range: Policy) 
         python_type = int if spec["kind"] == "integer" else float
         if out_of_range == "reject":
             constraints |= {"ge": spec["min"], "le": spec["max"]}
+        elif spec["kind"] == "integer":
+            constraints |= {"ge": INT64_MIN, "le": INT64_MAX}  # what the model's arrays hold
     if spec["nullable"]:
         return python_type | None, Field(None, **constraints)
     return python_type, Field(..., **constraints)
