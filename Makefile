@@ -91,7 +91,7 @@ bento: env
 containerize: env
 	$(BIN)/bentoml containerize "$$($(BIN)/bentoml list -o json | $(BIN)/python -c 'import json,sys; print(max(json.load(sys.stdin), key=lambda b: b["creation_time"])["tag"])')"
 
-## bench-serving: this service vs `mlflow models serve` vs in-process (writes build/bench-serving.json)
+## bench-serving: this service vs `mlflow models serve` vs in-process (writes benchmarks/results/serving.json)
 bench-serving: env
 	$(BIN)/python benchmarks/serving.py
 
