@@ -11,7 +11,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: env run repro test test-fast lint typecheck check lock suite ui gate promote rollback history smoke smoke-served serve bento containerize bench-serving metrics-diff clean
+.PHONY: env run repro test test-fast lint typecheck check lock suite ui gate promote rollback history smoke smoke-served serve bento containerize bench-serving fetch-monitoring-data monitor monitor-demo metrics-diff clean
 
 env: $(STAMP)
 
@@ -23,7 +23,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@
 
-## run: the whole DAG on the demo data (ingest, validate, split, train, evaluate)
+## run: the whole DAG on the demo data (ingest, validate, split, train, evaluate, register, package)
 run: env
 	$(BIN)/dvc repro
 	$(BIN)/dvc metrics show --precision 4 metrics/test.json
@@ -90,6 +90,21 @@ bento: env
 ## containerize: OCI image of the newest bento (needs a Docker engine)
 containerize: env
 	$(BIN)/bentoml containerize "$$($(BIN)/bentoml list -o json | $(BIN)/python -c 'import json,sys; print(max(json.load(sys.stdin), key=lambda b: b["creation_time"])["tag"])')"
+
+## fetch-monitoring-data: run $PREDICTIONS_SYNC (and $LABELS_SYNC) to copy the log from your store
+fetch-monitoring-data:
+	@test -n "$$PREDICTIONS_SYNC" || { echo "set PREDICTIONS_SYNC to a command that copies the prediction log into predictions/"; exit 2; }
+	mkdir -p predictions build
+	$$PREDICTIONS_SYNC
+	$(if $(LABELS_SYNC),$$LABELS_SYNC)
+
+## monitor [LOG="glob ..."] [LABELS=file] [METRICS_URL=http://...]: check the prediction log; exit 3 on an alert
+monitor: env
+	$(BIN)/mlops monitor $(if $(LOG),--log $(LOG)) $(if $(or $(LABELS),$(LABELS_SYNC)),--labels "$(or $(LABELS),build/labels.csv)") $(if $(METRICS_URL),--metrics-url "$(METRICS_URL)")
+
+## monitor-demo [SCENARIO=covariate]: drifted batches through the served champion, then the monitor (build/monitor-demo/)
+monitor-demo: env
+	$(BIN)/mlops monitor-demo $(if $(SCENARIO),--scenario "$(SCENARIO)")
 
 ## bench-serving: this service vs `mlflow models serve` vs in-process (writes benchmarks/results/serving.json)
 bench-serving: env

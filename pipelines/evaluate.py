@@ -11,6 +11,7 @@ from mlops_starter.config import Config
 from mlops_starter.data import encode_target
 from mlops_starter.evaluation import classification_metrics, curve_tables
 from mlops_starter.models import load_model
+from mlops_starter.profile import score_profile
 from mlops_starter.runner import stage
 from mlops_starter.storage import file_md5, read_json, write_csv, write_json
 
@@ -45,6 +46,8 @@ def main() -> None:
                 table.to_csv(Path(scratch) / f"{name}.csv", index=False)
             mlflow.log_artifacts(scratch, artifact_path="test_plots")
         mlflow.log_dict(metrics, "test_metrics.json")
+        # Monitoring compares served scores with these (prediction drift).
+        mlflow.log_dict(score_profile(proba, info["threshold"]), "reference_scores.json")
 
 
 if __name__ == "__main__":

@@ -18,11 +18,17 @@ def test_entries_become_json_lines_after_close(tmp_path):
 
 def test_a_full_queue_drops_and_counts_instead_of_blocking(tmp_path):
     dropped = []
-    log = PredictionLog(tmp_path, on_drop=dropped.append, max_queued=3)  # writer not started
+    log = PredictionLog(tmp_path, on_drop=dropped.append, max_queued_batches=3)  # not started
     done = threading.Event()
-    threading.Thread(target=lambda: (log.write([{"n": i} for i in range(10)]), done.set())).start()
+
+    def five_batches_of_two() -> None:
+        for batch in range(5):
+            log.write([{"batch": batch, "n": n} for n in range(2)])
+        done.set()
+
+    threading.Thread(target=five_batches_of_two).start()
     assert done.wait(timeout=5), "write blocked on a full queue"
-    assert sum(dropped) == 7
+    assert sum(dropped) == 4
 
 
 def test_a_failing_disk_counts_drops(tmp_path):

@@ -253,3 +253,23 @@ def test_schemathesis_finds_no_server_error(server):
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "No issues found" in done.stdout
+
+
+def test_monitor_demo_through_the_real_service_and_the_monitor_command(packaged):
+    demo = packaged.run(
+        "mlops", "monitor-demo", "--scenario", "covariate", "--rows", "600", timeout=600
+    )
+    assert "scenario covariate" in demo.stdout and "data_drift: tenure_months" in demo.stdout
+    report = packaged.read_json("build/monitor-demo/covariate/monitoring.json")
+    assert report["records"] == 600 and report["refused_requests"] == 0
+    assert (packaged.root / "build/monitor-demo/covariate/monitoring.html").is_file()
+
+    logs = str(packaged.root / "build/monitor-demo/predictions/predictions-*.jsonl*")
+    alerted = packaged.run("mlops", "monitor", "--log", logs, check=False, timeout=300)
+    assert alerted.returncode == 3, alerted.stdout + alerted.stderr
+    assert "ALERT data_drift: monthly_charges" in alerted.stdout
+    assert (packaged.root / "build/monitoring/monitoring.html").is_file()
+
+    missing = packaged.run("mlops", "monitor", "--log", "nowhere/*.jsonl", check=False)
+    assert missing.returncode == 2
+    assert "no prediction log files match" in missing.stderr

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from mlops_starter.data import FeatureSchema
 from mlops_starter.profile import feature_profile
@@ -14,6 +14,7 @@ from mlops_starter.serving_schema import (
     quality_issues,
     record_model,
     records_to_frame,
+    records_type,
 )
 
 
@@ -97,19 +98,24 @@ def test_reject_policies_refuse_unseen_categories_and_out_of_range_values(profil
 
 
 def test_rejections_are_reported_and_records_carry_their_request_id(profile, record):
-    model = record_model(profile, None, "accept", "accept")
+    records = TypeAdapter(records_type(record_model(profile, None, "accept", "accept"), 2))
     seen = []
     RecordBase.on_rejected = lambda field, kind: seen.append((field, kind))
     try:
-        _errors(model, record | {"plan": 3})
+        with pytest.raises(ValidationError) as caught:
+            records.validate_python([record, record | {"plan": 3}])
+        assert caught.value.errors()[0]["loc"] == (1, "plan")
+        with pytest.raises(ValidationError):
+            records.validate_python([record] * 3)
         token = REQUEST_ID.set("req-42")
         try:
-            assert model.model_validate(record).request_id == "req-42"
+            accepted = records.validate_python([record, record])
         finally:
             REQUEST_ID.reset(token)
     finally:
         RecordBase.on_rejected = None
-    assert seen == [("plan", "wrong_type")]
+    assert seen == [("plan", "wrong_type"), ("records", "too_many_records")]
+    assert [r.request_id for r in accepted] == ["req-42", "req-42"]
 
 
 def test_frame_from_records_matches_the_training_frame(demo_frame, profile):

@@ -9,6 +9,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ from mlops_starter.storage import read_json, write_json
 from mlops_starter.validation import profile_suite
 
 GATE_FAILED_EXIT_CODE = 1
+MONITOR_ALERT_EXIT_CODE = 3  # distinct from a failed gate (1) and a bad input (2)
 
 
 def make_suite(args: argparse.Namespace) -> None:
@@ -215,6 +217,67 @@ def history(args: argparse.Namespace) -> None:
         )
 
 
+def _print_alerts(report: dict[str, Any], heading: str) -> None:
+    alerts = report["alerts"]
+    print(f"{heading}: {len(alerts)} alert(s)" if alerts else f"{heading}: no alerts")
+    for alert in alerts:
+        print(f"  ALERT {alert['check']}: {alert['message']}")
+
+
+def monitor(args: argparse.Namespace) -> None:
+    """Check the prediction log against the served version's training reference."""
+    import httpx
+
+    from mlops_starter.monitoring import (
+        feature_frame,
+        load_reference,
+        read_prediction_log,
+        run_checks,
+    )
+    from mlops_starter.monitoring_report import render
+
+    cfg = Config.from_yaml(args.params)
+    log = read_prediction_log(args.log)
+    version = args.version or str(log.sort_values("timestamp")["model_version"].iloc[-1])
+    reference = load_reference(_registry(args), version)
+    labels = None
+    if args.labels:
+        path = Path(args.labels)
+        if not path.is_file():
+            raise PipelineError(f"labels file {path} not found")
+        labels = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    metrics_text = httpx.get(f"{args.metrics_url}/metrics").text if args.metrics_url else None
+    report = run_checks(log, reference, cfg.monitor, labels, cfg.data.target, metrics_text)
+    out = Path(args.out)
+    write_json(out / "monitoring.json", report)
+    served = log[log["model_version"].astype(str) == reference.version]
+    render(
+        report,
+        feature_frame(served),
+        served["probability"].to_numpy(dtype=float),
+        reference.feature_profile,
+        reference.score_profile,
+        out / "monitoring.html",
+    )
+    _print_alerts(report, f"{reference.model} version {reference.version}, {len(served)} records")
+    print(f"report: {out / 'monitoring.html'} (figures: {out / 'monitoring.json'})")
+    _append_to_github_file("GITHUB_STEP_SUMMARY", f"monitoring: {len(report['alerts'])} alert(s)\n")
+    if report["alerts"]:
+        sys.exit(MONITOR_ALERT_EXIT_CODE)
+
+
+def monitor_demo(args: argparse.Namespace) -> None:
+    """Drifted batches through the served champion, then the monitor on each."""
+    from mlops_starter.data import DRIFT_SCENARIOS
+    from mlops_starter.monitor_demo import run_demo
+
+    scenarios = list(DRIFT_SCENARIOS) if args.scenario == "all" else [args.scenario]
+    reports = run_demo(Config.from_yaml(args.params), scenarios, args.rows, args.seed, args.out)
+    for scenario, report in reports.items():
+        _print_alerts(report, f"scenario {scenario}")
+    print(f"reports: {args.out}/<scenario>/monitoring.html")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="mlops", description=__doc__)
     parser.add_argument("--params", default=str(DEFAULT_PARAMS), help="path to params.yaml")
@@ -271,6 +334,27 @@ def main(argv: list[str] | None = None) -> None:
     serve_cmd.add_argument("--version", default=CHAMPION, help="number, champion or challenger")
     serve_cmd.add_argument("--port", type=int, help="default: serve.port in params.yaml")
     serve_cmd.set_defaults(handler=serve)
+
+    monitor_cmd = commands.add_parser(
+        "monitor", help=f"check the prediction log; exit {MONITOR_ALERT_EXIT_CODE} on an alert"
+    )
+    monitor_cmd.add_argument(
+        "--log", nargs="+", default=["predictions/predictions-*.jsonl*"], help="log file globs"
+    )
+    monitor_cmd.add_argument("--labels", help="CSV/Parquet with the id and target columns")
+    monitor_cmd.add_argument("--metrics-url", help="the service's base URL, for /metrics")
+    monitor_cmd.add_argument("--version", help="model version (default: the newest in the log)")
+    monitor_cmd.add_argument("--out", default="build/monitoring", help="report folder")
+    monitor_cmd.set_defaults(handler=monitor)
+
+    from mlops_starter.data import DRIFT_SCENARIOS
+
+    demo_cmd = commands.add_parser("monitor-demo", help="drifted batches through the service")
+    demo_cmd.add_argument("--scenario", choices=[*DRIFT_SCENARIOS, "all"], default="all")
+    demo_cmd.add_argument("--rows", type=int, default=3000, help="records per scenario")
+    demo_cmd.add_argument("--seed", type=int, default=100)
+    demo_cmd.add_argument("--out", default="build/monitor-demo")
+    demo_cmd.set_defaults(handler=monitor_demo)
 
     args = parser.parse_args(argv)
     try:

@@ -191,6 +191,23 @@ class ServeConfig(_Section):
         return self
 
 
+class MonitorConfig(_Section):
+    """Alert thresholds for `mlops monitor` (src/mlops_starter/monitoring.py)."""
+
+    psi_threshold: float = Field(0.2, gt=0)
+    max_missing_rate_increase: float = Field(0.10, gt=0, le=1)
+    max_issue_rate: float = Field(0.05, gt=0, le=1)
+    max_positive_rate_shift: float = Field(0.04, gt=0, le=1)
+    max_metric_drop: dict[Literal["roc_auc", "pr_auc", "precision", "recall", "f1"], float] = {
+        "roc_auc": 0.10,
+        "pr_auc": 0.10,
+    }
+    max_error_rate: float = Field(0.01, ge=0, le=1)
+    max_rejected_rate: float = Field(0.05, ge=0, le=1)
+    max_latency_p99_s: float = Field(1.0, gt=0)
+    min_rows: int = Field(200, ge=1)
+
+
 class Paths(_Section):
     raw: str = "data/raw/table.parquet"
     train: str = "data/split/train.parquet"
@@ -210,6 +227,7 @@ class Config(_Section):
     gate: GateConfig = GateConfig()
     mlflow: MlflowConfig = MlflowConfig()
     serve: ServeConfig = ServeConfig()
+    monitor: MonitorConfig = MonitorConfig()
     paths: Paths = Paths()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

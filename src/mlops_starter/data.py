@@ -99,6 +99,64 @@ def generate_demo_table(n_rows: int, seed: int, positive_rate: float = 0.05) -> 
     return frame
 
 
+DRIFT_SCENARIOS = ("none", "covariate", "prior", "concept", "broken")
+
+
+def generate_production_batch(
+    n_rows: int,
+    seed: int,
+    scenario: str = "none",
+    shifted_features: tuple[str, ...] = ("monthly_charges", "tenure_months"),
+    positive_rate: float = 0.05,
+) -> pd.DataFrame:
+    """Rows as production might send them, with a chosen kind of drift from the demo
+    training data (which `generate_demo_table` makes with the same `positive_rate`):
+
+    - none: same distributions, same relation to the label;
+    - covariate: named features shift (charges up by a third, tenure down by half,
+      others scaled up by half); the label still follows the same true signal;
+    - prior: three times the positive rate, each class's features unchanged;
+    - concept: same inputs, but churn now follows another signal;
+    - broken: unseen spellings of `region`, `age` given in months (out of range)
+      and mostly missing: input-quality problems that barely move the scores.
+    """
+    if scenario not in DRIFT_SCENARIOS:
+        raise DataError(f"scenario '{scenario}' is not one of {list(DRIFT_SCENARIOS)}")
+    rng = np.random.default_rng(seed)
+    pool = _demo_features(n_rows * 4 if scenario == "prior" else n_rows, rng)
+    base_logit = demo_churn_logit(pool)
+    intercept = _intercept_for_rate(base_logit, positive_rate)
+    if scenario == "covariate":
+        for column in shifted_features:
+            if column == "monthly_charges":
+                pool[column] = (pool[column] * 1.33).round(2)
+            elif column == "tenure_months":
+                pool[column] = np.maximum(1, pool[column] // 2)
+            else:
+                pool[column] = pool[column] * 1.5
+    logit = demo_churn_logit(pool)
+    if scenario == "concept":
+        # Tenure and contract no longer protect; age and region now drive churn.
+        logit = (
+            0.04 * (pool["age"].fillna(45).to_numpy() - 45)
+            + 1.5 * (pool["region"] == "south").to_numpy()
+            + 1.0 * (pool["support_calls"].to_numpy() == 0)
+        )
+        intercept = _intercept_for_rate(logit, positive_rate)
+    churned = rng.random(len(pool)) < 1 / (1 + np.exp(-(logit + intercept)))
+    pool.insert(2, DEMO_TARGET, np.where(churned, "yes", "no"))
+    if scenario == "prior":
+        positives = pool[churned].head(int(n_rows * positive_rate * 3))
+        negatives = pool[~churned].head(n_rows - len(positives))
+        pool = pd.concat([positives, negatives]).sample(frac=1.0, random_state=seed)
+    if scenario == "broken":
+        broken = rng.random(len(pool)) < 0.5
+        pool.loc[broken, "region"] = pool.loc[broken, "region"].str.upper()
+        pool.loc[broken, "age"] = pool.loc[broken, "age"] * 12
+        pool.loc[rng.random(len(pool)) < 0.4, "age"] = np.nan
+    return pool.reset_index(drop=True)
+
+
 def iter_table_batches(path: str | Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """Yield the table at `path` in batches of at most `chunk_rows`, never all of it at once."""
     path = Path(path)

@@ -52,3 +52,17 @@ def feature_profile(frame: pd.DataFrame, schema: FeatureSchema) -> dict[str, dic
     for column in schema.categorical:
         profile[column] = _categorical_profile(frame[column])
     return profile
+
+
+def score_profile(probabilities: np.ndarray, threshold: float) -> dict[str, Any]:
+    """The test-set score distribution at evaluation time: the reference for
+    prediction drift (decile bins of the probability, predicted positive rate)."""
+    edges = np.unique(np.quantile(probabilities, np.linspace(0, 1, PROFILE_BINS + 1)))
+    edges[0], edges[-1] = 0.0, 1.0
+    counts, _ = np.histogram(probabilities, bins=edges)
+    return {
+        "bin_edges": [float(e) for e in edges],
+        "bin_shares": [float(c) for c in counts / len(probabilities)],
+        "predicted_positive_rate": float(np.mean(probabilities >= threshold)),
+        "rows": len(probabilities),
+    }

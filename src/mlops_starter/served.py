@@ -68,6 +68,7 @@ def bentoml_server(
         "--port",
         str(port),
     ]
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             command,

@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import os
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
 import bentoml
 from fastapi import FastAPI
@@ -28,6 +28,7 @@ from mlops_starter.serving_schema import (
     quality_issues,
     record_model,
     records_to_frame,
+    records_type,
 )
 
 with bentoml.importing():
@@ -59,11 +60,7 @@ ID_FIELD: str | None = SERVING_INFO.get("id_column")
 PREDICTION_LOG_DIR = os.environ.get("MLOPS_PREDICTION_LOG_DIR", ARGS.prediction_log_dir)
 
 FeatureRecord = record_model(PROFILE, ID_FIELD, ARGS.unseen_category, ARGS.out_of_range)
-# The generated model for validation; mypy sees only its base, RecordBase.
-Records = Annotated[
-    list[FeatureRecord],  # type: ignore[valid-type]
-    Field(min_length=1, max_length=ARGS.max_records),
-]
+Records = records_type(FeatureRecord, ARGS.max_records)
 
 
 class Prediction(BaseModel):
@@ -245,7 +242,7 @@ class ClassifierService:
     @bentoml.api(
         batchable=True, max_batch_size=ARGS.max_batch_size, max_latency_ms=ARGS.max_latency_ms
     )
-    def predict(self, records: Records) -> list[Prediction]:
+    def predict(self, records: Records) -> list[Prediction]:  # type: ignore[valid-type]
         """Score one or many records; requests arriving together share one model call."""
         return self._score(records)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -26,8 +26,8 @@ from pydantic import (
     PrivateAttr,
     ValidationError,
     ValidatorFunctionWrapHandler,
+    WrapValidator,
     create_model,
-    model_validator,
 )
 
 Policy = Literal["accept", "reject"]
@@ -45,6 +45,8 @@ _ERROR_KINDS = {
     "greater_than_equal": "out_of_range",
     "less_than_equal": "out_of_range",
     "finite_number": "not_finite",
+    "too_long": "too_many_records",
+    "too_short": "no_records",
 }
 
 
@@ -66,23 +68,38 @@ class RecordBase(BaseModel):
     # Set by the server: called with (field, kind) for every refused value.
     on_rejected: ClassVar[Callable[[str, str], None] | None] = None
 
-    @model_validator(mode="wrap")
-    @classmethod
-    def _count_and_stamp(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        try:
-            record = handler(data)
-        except ValidationError as error:
-            if RecordBase.on_rejected is not None:
-                for detail in error.errors(include_url=False):
-                    field = str(detail["loc"][0]) if detail["loc"] else "record"
-                    RecordBase.on_rejected(field, error_kind(detail))
-            raise
-        record._request_id = REQUEST_ID.get()
-        return record
-
     @property
     def request_id(self) -> str:
         return self._request_id
+
+
+def _count_and_stamp(records: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """Around the validation of a request's records (one Python call per request, so
+    the records themselves validate in pydantic-core): report each refused value,
+    and stamp accepted records with the request id."""
+    try:
+        validated = handler(records)
+    except ValidationError as error:
+        if RecordBase.on_rejected is not None:
+            for detail in error.errors(include_url=False):
+                loc = detail["loc"]
+                RecordBase.on_rejected(
+                    str(loc[1]) if len(loc) > 1 else "records", error_kind(detail)
+                )
+        raise
+    request_id = REQUEST_ID.get()
+    for record in validated:
+        record._request_id = request_id
+    return validated
+
+
+def records_type(record: type[RecordBase], max_records: int) -> Any:
+    """The type of a request's `records`: 1 to `max_records` records, counted and stamped."""
+    return Annotated[
+        list[record],  # type: ignore[valid-type]
+        Field(min_length=1, max_length=max_records),
+        WrapValidator(_count_and_stamp),
+    ]
 
 
 def _field(spec: dict[str, Any], unseen_category: Policy, out_of_range: Policy) -> tuple[Any, Any]:
