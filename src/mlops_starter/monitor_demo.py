@@ -56,7 +56,10 @@ def run_demo(
     log_dir = out / "predictions"
     for old in log_dir.glob("predictions-*"):
         old.unlink()
-    env = {**os.environ, "MLOPS_PREDICTION_LOG_DIR": str(log_dir.resolve())}  # the server runs elsewhere
+    env = {
+        **os.environ,
+        "MLOPS_PREDICTION_LOG_DIR": str(log_dir.resolve()),
+    }  # the server runs elsewhere
     batches = {
         scenario: generate_production_batch(
             rows, seed + index, scenario, positive_rate=cfg.data.demo.positive_rate

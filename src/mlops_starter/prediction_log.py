@@ -41,7 +41,8 @@ class _JsonLinesFormatter(logging.Formatter):
     """A batch of entries as JSON lines, serialised by pydantic-core (Rust, fast)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return "\n".join(to_json(entry).decode() for entry in record.msg)
+        entries: list[dict[str, Any]] = record.msg  # type: ignore[assignment]
+        return "\n".join(to_json({"schema": SCHEMA_VERSION, **entry}).decode() for entry in entries)
 
 
 class _DroppingQueueHandler(logging.handlers.QueueHandler):
@@ -99,7 +100,7 @@ class PredictionLog:
     def write(self, entries: list[dict[str, Any]]) -> None:
         """Queue one request batch of entries; returns at once."""
         if entries:
-            self._logger.info([{"schema": SCHEMA_VERSION, **entry} for entry in entries])
+            self._logger.info(entries)
 
     def close(self) -> None:
         """Write out what is queued, then stop the writer thread."""

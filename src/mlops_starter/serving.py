@@ -262,7 +262,7 @@ class ClassifierService:
                     "model": LABELS.get("registered_model"),
                     "model_version": self.version,
                     "id": identity,
-                    "features": record.model_dump(exclude={ID_FIELD} if ID_FIELD else None),
+                    "features": record,  # serialised off the request path, id included
                     "probability": float(probability),
                     "label": int(label),
                     "issues": row_issues,
@@ -274,7 +274,7 @@ class ClassifierService:
             ]
         )
         return [
-            Prediction(
+            Prediction.model_construct(  # values built here: skip re-validating them
                 probability=float(probability),
                 label=int(label),
                 model_version=self.version,

@@ -70,7 +70,7 @@ class RecordBase(BaseModel):
 
     @property
     def request_id(self) -> str:
-        return self._request_id
+        return str(self.__pydantic_private__["_request_id"])  # type: ignore[index]
 
 
 def _count_and_stamp(records: Any, handler: ValidatorFunctionWrapHandler) -> Any:
@@ -88,8 +88,8 @@ def _count_and_stamp(records: Any, handler: ValidatorFunctionWrapHandler) -> Any
                 )
         raise
     request_id = REQUEST_ID.get()
-    for record in validated:
-        record._request_id = request_id
+    for record in validated:  # straight into pydantic's private dict: this runs per record
+        record.__pydantic_private__["_request_id"] = request_id
     return validated
 
 
