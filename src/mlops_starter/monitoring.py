@@ -82,13 +82,15 @@ def psi(reference: np.ndarray, current: np.ndarray) -> float:
     return float(np.sum((cur - ref) * np.log(cur / ref)))
 
 
-def _binned_shares(values: pd.Series, edges: list[float]) -> tuple[np.ndarray, int]:
+def binned_shares(values: pd.Series, edges: list[float]) -> tuple[np.ndarray, int]:
+    """Shares of the in-range values per reference bin, and how many were in range."""
     inside = values[(values >= edges[0]) & (values <= edges[-1])].astype(float)
     counts, _ = np.histogram(inside, bins=edges)
     return counts / max(len(inside), 1), len(inside)
 
 
-def _category_shares(values: pd.Series, categories: dict[str, float]) -> tuple[np.ndarray, int]:
+def category_shares(values: pd.Series, categories: dict[str, float]) -> tuple[np.ndarray, int]:
+    """Shares of the known categories, and how many values were known."""
     known = values[values.isin(list(categories))]
     counts = known.value_counts().reindex(list(categories), fill_value=0).to_numpy()
     return counts / max(len(known), 1), len(known)
@@ -164,10 +166,10 @@ def data_drift(
         values = features[name].dropna()
         if spec["kind"] == "category":
             reference = np.array(list(spec["categories"].values()))
-            current, n = _category_shares(values, spec["categories"])
+            current, n = category_shares(values, spec["categories"])
         else:
             reference = np.array(spec["bin_shares"])
-            current, n = _binned_shares(
+            current, n = binned_shares(
                 pd.to_numeric(values, errors="coerce").dropna(), spec["bin_edges"]
             )
         if n < settings.min_rows or len(reference) < 2:

@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from mlops_starter.monitoring import _binned_shares, _category_shares
+from mlops_starter.monitoring import binned_shares, category_shares
 from mlops_starter.storage import atomic_path
 
 PLOTTED_FEATURES = 6
@@ -49,12 +49,12 @@ def _bars(title: str, labels: list[str], reference: np.ndarray, current: np.ndar
 
 def _feature_plot(name: str, values: pd.Series, spec: dict[str, Any]) -> str:
     if spec["kind"] == "category":
-        current, _ = _category_shares(values.dropna(), spec["categories"])
+        current, _ = category_shares(values.dropna(), spec["categories"])
         return _bars(
             name, list(spec["categories"]), np.array(list(spec["categories"].values())), current
         )
     edges = spec["bin_edges"]
-    current, _ = _binned_shares(pd.to_numeric(values, errors="coerce").dropna(), edges)
+    current, _ = binned_shares(pd.to_numeric(values, errors="coerce").dropna(), edges)
     labels = [f"{lo:.3g} to {hi:.3g}" for lo, hi in itertools.pairwise(edges)]
     return _bars(name, labels, np.array(spec["bin_shares"]), current)
 
