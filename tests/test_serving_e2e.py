@@ -5,6 +5,8 @@ field, health, metrics, metadata, the prediction log, and a schemathesis run."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -16,7 +18,7 @@ import pytest
 from conftest import VENV_BIN
 
 from mlops_starter.models import load_model
-from mlops_starter.served import bentoml_server, free_port
+from mlops_starter.served import bentoml_server, free_port, wait_for_http
 
 pytestmark = pytest.mark.e2e
 
@@ -273,3 +275,34 @@ def test_monitor_demo_through_the_real_service_and_the_monitor_command(packaged)
     missing = packaged.run("mlops", "monitor", "--log", "nowhere/*.jsonl", check=False)
     assert missing.returncode == 2
     assert "no prediction log files match" in missing.stderr
+
+
+def test_make_serve_serves_the_champion_from_source(packaged, reference):
+    """`mlops serve` (what `make serve` runs): the champion, from this checkout's code."""
+    records, proba, _ = reference
+    port = free_port()
+    log = packaged.root.parent / "serve-from-source.log"
+    with open(log, "w") as output:
+        process = subprocess.Popen(
+            ["mlops", "serve", "--port", str(port)],
+            cwd=packaged.root,
+            env=packaged.env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/readyz", process)
+        champion = packaged.read_json("reports/gate.json")["version"]
+        assert httpx.get(f"http://127.0.0.1:{port}/metadata").json()["version"] == str(champion)
+        answer = httpx.post(f"http://127.0.0.1:{port}/predict", json={"records": records[:1]})
+        assert answer.json()[0]["probability"] == pytest.approx(proba[0], abs=1e-9)
+        deadline = time.monotonic() + 10
+        while not list((packaged.root / "predictions").glob("predictions-*.jsonl")):
+            assert time.monotonic() < deadline, (
+                "make serve wrote no prediction log under predictions/"
+            )
+            time.sleep(0.3)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
