@@ -23,12 +23,11 @@ from mlops_starter.models import build_pipeline
 from mlops_starter.monitoring import (
     MonitorError,
     Reference,
-    feature_frame,
     read_prediction_log,
     run_checks,
     system_health,
 )
-from mlops_starter.monitoring_report import render
+from mlops_starter.monitoring_report import write_report
 from mlops_starter.prediction_log import PredictionLog
 from mlops_starter.profile import feature_profile, score_profile
 
@@ -165,15 +164,7 @@ def test_the_report_is_an_html_page_with_plots(tmp_path, trained):
     batch = generate_production_batch(1000, seed=8, scenario="covariate")
     log = served_log(tmp_path, model, schema, batch)
     report = run_checks(log, reference, SETTINGS)
-    render(
-        report,
-        feature_frame(log),
-        log["probability"].to_numpy(),
-        reference.feature_profile,
-        reference.score_profile,
-        tmp_path / "report.html",
-    )
-    page = (tmp_path / "report.html").read_text()
+    page = write_report(report, log, reference, tmp_path).read_text()
     assert page.startswith("<!doctype html>") and page.count("data:image/png;base64,") >= 3
     assert "tenure_months: PSI" in page
 

@@ -228,13 +228,8 @@ def monitor(args: argparse.Namespace) -> None:
     """Check the prediction log against the served version's training reference."""
     import httpx
 
-    from mlops_starter.monitoring import (
-        feature_frame,
-        load_reference,
-        read_prediction_log,
-        run_checks,
-    )
-    from mlops_starter.monitoring_report import render
+    from mlops_starter.monitoring import load_reference, read_prediction_log, run_checks
+    from mlops_starter.monitoring_report import write_report
 
     cfg = Config.from_yaml(args.params)
     log = read_prediction_log(args.log)
@@ -248,19 +243,11 @@ def monitor(args: argparse.Namespace) -> None:
         labels = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     metrics_text = httpx.get(f"{args.metrics_url}/metrics").text if args.metrics_url else None
     report = run_checks(log, reference, cfg.monitor, labels, cfg.data.target, metrics_text)
-    out = Path(args.out)
-    write_json(out / "monitoring.json", report)
-    served = log[log["model_version"].astype(str) == reference.version]
-    render(
-        report,
-        feature_frame(served),
-        served["probability"].to_numpy(dtype=float),
-        reference.feature_profile,
-        reference.score_profile,
-        out / "monitoring.html",
+    page = write_report(report, log, reference, args.out)
+    _print_alerts(
+        report, f"{reference.model} version {reference.version}, {report['records']} records"
     )
-    _print_alerts(report, f"{reference.model} version {reference.version}, {len(served)} records")
-    print(f"report: {out / 'monitoring.html'} (figures: {out / 'monitoring.json'})")
+    print(f"report: {page} (figures: {page.with_suffix('.json')})")
     _append_to_github_file("GITHUB_STEP_SUMMARY", f"monitoring: {len(report['alerts'])} alert(s)\n")
     if report["alerts"]:
         sys.exit(MONITOR_ALERT_EXIT_CODE)

@@ -17,12 +17,12 @@ import pandas as pd
 
 from mlops_starter.config import Config
 from mlops_starter.data import generate_production_batch
-from mlops_starter.monitoring import feature_frame, load_reference, read_prediction_log, run_checks
-from mlops_starter.monitoring_report import render
+from mlops_starter.monitoring import load_reference, read_prediction_log, run_checks
+from mlops_starter.monitoring_report import write_report
 from mlops_starter.packaging import build_bento, import_version
 from mlops_starter.registry import Registry
 from mlops_starter.served import bentoml_server, free_port
-from mlops_starter.storage import write_csv, write_json
+from mlops_starter.storage import write_csv
 
 REQUEST_ROWS = 100
 
@@ -76,17 +76,8 @@ def run_demo(
         labels = batch[[reference.id_column, cfg.data.target]] if reference.id_column else None
         report = run_checks(served, reference, cfg.monitor, labels, cfg.data.target, metrics_text)
         report["refused_requests"] = refused[scenario]
-        folder = out / scenario
-        write_json(folder / "monitoring.json", report)
+        write_report(report, served, reference, out / scenario)
         if labels is not None:
-            write_csv(folder / "labels.csv", labels)
-        render(
-            report,
-            feature_frame(served),
-            served["probability"].to_numpy(dtype=float),
-            reference.feature_profile,
-            reference.score_profile,
-            folder / "monitoring.html",
-        )
+            write_csv(out / scenario / "labels.csv", labels)
         reports[scenario] = report
     return reports

@@ -71,6 +71,15 @@ def read_prediction_log(patterns: Iterable[str]) -> pd.DataFrame:
     return log
 
 
+def entries_of(log: pd.DataFrame, version: str) -> pd.DataFrame:
+    """The log entries one model version answered."""
+    served = log[log["model_version"].astype(str) == version]
+    if served.empty:
+        versions = sorted(log["model_version"].astype(str).unique())
+        raise MonitorError(f"the log holds no entries of version {version} (it has {versions})")
+    return served
+
+
 def feature_frame(log: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(list(log["features"]), index=log.index)
 
@@ -428,12 +437,7 @@ def run_checks(
 ) -> dict[str, Any]:
     """Every check on the log entries of `reference.version`; the report's `alerts`
     lists what is beyond its threshold."""
-    served = log[log["model_version"].astype(str) == reference.version]
-    if served.empty:
-        versions = sorted(log["model_version"].astype(str).unique())
-        raise MonitorError(
-            f"the log holds no entries of version {reference.version} (it has {versions})"
-        )
+    served = entries_of(log, reference.version)
     features = feature_frame(served)
     probabilities = served["probability"].to_numpy(dtype=float)
     report: dict[str, Any] = {

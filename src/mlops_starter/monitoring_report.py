@@ -22,8 +22,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from mlops_starter.monitoring import binned_shares, category_shares
-from mlops_starter.storage import atomic_path
+from mlops_starter.monitoring import (
+    Reference,
+    binned_shares,
+    category_shares,
+    entries_of,
+    feature_frame,
+)
+from mlops_starter.storage import atomic_path, write_json
 
 PLOTTED_FEATURES = 6
 
@@ -67,13 +73,32 @@ def _table(rows: dict[str, Any]) -> str:
     return f"<table>{body}</table>"
 
 
-def render(
+def write_report(
+    report: dict[str, Any], log: pd.DataFrame, reference: Reference, folder: str | Path
+) -> Path:
+    """`monitoring.json` (the figures) and `monitoring.html` (the page) in `folder`,
+    for the entries of `log` that `reference.version` answered; returns the page."""
+    folder = Path(folder)
+    served = entries_of(log, reference.version)
+    write_json(folder / "monitoring.json", report)
+    _render(
+        report,
+        feature_frame(served),
+        served["probability"].to_numpy(dtype=float),
+        reference.feature_profile,
+        reference.score_profile,
+        folder / "monitoring.html",
+    )
+    return folder / "monitoring.html"
+
+
+def _render(
     report: dict[str, Any],
     features: pd.DataFrame,
     probabilities: np.ndarray,
     profile: dict[str, dict[str, Any]],
     score_profile: dict[str, Any],
-    path: str | Path,
+    path: Path,
 ) -> None:
     alerts = report["alerts"]
     alert_rows = "".join(
