@@ -32,9 +32,9 @@ import numpy as np
 import pandas as pd
 
 from mlops_starter.config import Config
-from mlops_starter.packaging import build_bento, import_version
-from mlops_starter.registry import Registry
-from mlops_starter.served import bentoml_server, free_port, wait_for_http
+from mlops_starter.registry.model_registry import Registry
+from mlops_starter.serving.packaging import build_bento, import_version
+from mlops_starter.serving.process import bentoml_server, free_port, wait_for_http
 from mlops_starter.storage import write_json
 
 BATCH_ROWS = 1000

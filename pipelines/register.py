@@ -1,120 +1,33 @@
-"""Stage register: run the gate (absolute bars + paired bootstrap against the champion),
-register the model as a new version tagged with its lineage and gate result, point
-`challenger` at it, and make it champion if it is the first to pass (configurable).
+"""Stage register: gate the evaluated model, register it as a version (alias `challenger`),
+and write the gate's report. A failed gate does not fail the stage: `mlops gate` does."""
 
-The stage itself succeeds when the gate fails, so its outputs stay for inspection;
-`make gate` (mlops gate) is what exits non-zero in CI.
-"""
-
-import getpass
-import logging
-import os
 from pathlib import Path
 
-import mlflow
-import numpy as np
 import pandas as pd
-from mlflow.entities.model_registry import ModelVersion
 
 from mlops_starter.config import Config
-from mlops_starter.data import encode_target
-from mlops_starter.gate import (
-    GateCheck,
-    champion_check,
-    markdown_summary,
-    paired_bootstrap,
-    threshold_checks,
-)
-from mlops_starter.models import load_model
-from mlops_starter.registry import GATE_TAG, Registry
+from mlops_starter.data.schema import FeatureSchema
+from mlops_starter.registry.register import register
 from mlops_starter.runner import stage
-from mlops_starter.storage import atomic_path, read_json, write_json
-
-
-def compare_with_champion(
-    cfg: Config,
-    registry: Registry,
-    champion: ModelVersion,
-    test: pd.DataFrame,
-    challenger_proba: np.ndarray,
-) -> GateCheck:
-    """Score the champion on the same test rows and bootstrap the difference."""
-    model = mlflow.pyfunc.load_model(f"models:/{registry.name}/{champion.version}")
-    columns = model.metadata.get_input_schema().input_names()
-    if missing := sorted(set(columns) - set(test.columns)):
-        return GateCheck(
-            f"not_worse_than_champion_{cfg.gate.compare_metric}",
-            None,
-            "champion can score the test set",
-            False,
-            f"champion version {champion.version} needs columns missing from the test set: {missing}",
-        )
-    champion_proba = model.predict(test[columns])[:, 1]
-    y = encode_target(test[cfg.data.target], cfg.data.positive_label).to_numpy()
-    result = paired_bootstrap(
-        y,
-        challenger_proba,
-        champion_proba,
-        cfg.gate.compare_metric,
-        cfg.gate.bootstrap_rounds,
-        cfg.gate.confidence,
-        cfg.gate.seed,
-    )
-    return champion_check(result, cfg.gate.max_regression)
+from mlops_starter.storage import atomic_path, load_model, read_json, write_json
 
 
 @stage("register")
 def main() -> None:
     cfg = Config.from_yaml()
     model_dir = Path(cfg.paths.model_dir)
-    info = read_json(model_dir / "model.json")
-    metrics = read_json(Path(cfg.paths.metrics) / "test.json")
+    model_info = read_json(model_dir / "model.json")
     test = pd.read_parquet(cfg.paths.test)
-    features = info["feature_schema"]["numeric"] + info["feature_schema"]["categorical"]
-    challenger_proba = load_model(model_dir / "model.skops").predict_proba(test[features])[:, 1]
-
-    registry = Registry.connect(cfg.mlflow.registered_model)
-    checks = threshold_checks(metrics, cfg.gate.min_test)
-    champion = registry.champion()
-    if champion is not None:
-        checks.append(compare_with_champion(cfg, registry, champion, test, challenger_proba))
-    passed = all(c.passed for c in checks)
-
-    run = mlflow.get_run(info["mlflow_run_id"])
-    tags = {
-        GATE_TAG: str(passed).lower(),
-        "gate.failed_checks": ",".join(c.name for c in checks if not c.passed) or "none",
-        "run_id": info["mlflow_run_id"],
-        "git.commit": run.data.tags.get("git.commit", "unknown"),
-        "data.train_md5": info["data_train_md5"],
-        "threshold": str(info["threshold"]),
-        "candidate": info["winner"],
-        **{f"test.{k}": str(round(v, 5)) for k, v in metrics.items() if isinstance(v, float)},
-    }
-    version = registry.register(info["mlflow_model_uri"], info["mlflow_run_id"], tags)
-    log = logging.getLogger("register")
-    log.info(
-        "registered %s version %s (challenger); gate %s",
-        registry.name,
-        version.version,
-        "passed" if passed else "FAILED",
-    )
-    if passed and champion is None and cfg.gate.auto_promote_first:
-        actor = os.environ.get("GITHUB_ACTOR") or getpass.getuser()
-        registry.promote(version.version, actor, "first version to pass the gate", automatic=True)
-        log.info("no champion existed: version %s is now champion", version.version)
-
-    report = {
-        "model": registry.name,
-        "version": version.version,
-        "passed": passed,
-        "champion_before": champion.version if champion else None,
-        "checks": [c.to_dict() for c in checks],
-    }
+    model = load_model(model_dir / "model.skops")
+    challenger_proba = model.predict_proba(
+        test[FeatureSchema(**model_info["feature_schema"]).columns]
+    )[:, 1]
+    metrics = read_json(Path(cfg.paths.metrics) / "test.json")
+    report, markdown = register(model_info, metrics, test, challenger_proba, cfg)
     reports = Path(cfg.paths.reports)
     write_json(reports / "gate.json", report)
     with atomic_path(reports / "gate.md") as tmp:
-        tmp.write_text(markdown_summary(checks, registry.name, version.version))
+        tmp.write_text(markdown)
 
 
 if __name__ == "__main__":

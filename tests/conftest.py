@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlops_starter.data import generate_demo_table
-from mlops_starter.served import free_port, wait_for_http
+from mlops_starter.data.demo import generate_demo_table
+from mlops_starter.serving.process import free_port, wait_for_http
 from mlops_starter.storage import read_json
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

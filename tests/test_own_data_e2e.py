@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_starter.data import generate_demo_table
+from mlops_starter.data.demo import generate_demo_table
 
 pytestmark = pytest.mark.e2e
 

@@ -10,8 +10,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from mlops_starter.models import load_model
-from mlops_starter.storage import file_md5
+from mlops_starter.storage import file_md5, load_model
 
 pytestmark = pytest.mark.e2e
 

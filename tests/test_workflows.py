@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import REPO_ROOT, VENV_BIN
 
-from mlops_starter.cli import main as mlops
+from mlops_starter.cli.main import main as mlops
 
 WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml"))
 MAKE_TARGETS = set(

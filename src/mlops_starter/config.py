@@ -16,6 +16,8 @@ from ruamel.yaml.error import YAMLError
 from mlops_starter.errors import ConfigError
 
 DEFAULT_PARAMS = Path("params.yaml")
+# Test-set metrics that the gate and the monitor hold bars on.
+TestMetric = Literal["roc_auc", "pr_auc", "precision", "recall", "f1"]
 
 
 class _Section(BaseModel):
@@ -149,7 +151,7 @@ class TrainConfig(_Section):
 
 
 class GateConfig(_Section):
-    min_test: dict[Literal["roc_auc", "pr_auc", "precision", "recall", "f1"], float] = {
+    min_test: dict[TestMetric, float] = {
         "roc_auc": 0.7,
         "pr_auc": 0.15,
     }
@@ -198,7 +200,7 @@ class MonitorConfig(_Section):
     max_missing_rate_increase: float = Field(0.10, gt=0, le=1)
     max_issue_rate: float = Field(0.05, gt=0, le=1)
     max_positive_rate_shift: float = Field(0.04, gt=0, le=1)
-    max_metric_drop: dict[Literal["roc_auc", "pr_auc", "precision", "recall", "f1"], float] = {
+    max_metric_drop: dict[TestMetric, float] = {
         "roc_auc": 0.10,
         "pr_auc": 0.10,
     }

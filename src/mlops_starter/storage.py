@@ -1,4 +1,5 @@
-"""Atomic file writes: a failed stage leaves the previous output or nothing, never half a file."""
+"""Files the stages write: atomically (a failed stage leaves the previous output or nothing,
+never half a file), and models in skops, the format that runs no code on load."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import skops.io
 
 
 @contextlib.contextmanager
@@ -55,3 +57,27 @@ def file_md5(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+# Types skops may load from a model file we wrote (beyond its built-in safe set).
+# tests/training/test_candidates.py checks that every candidate needs no type outside this list.
+SKOPS_TRUSTED_TYPES = [
+    "imblearn.pipeline.Pipeline",
+    "numpy.dtype",
+    "imblearn.over_sampling._smote.base.SMOTE",
+    "imblearn.under_sampling._prototype_selection._random_under_sampler.RandomUnderSampler",
+    "sklearn.tree._tree.Tree",
+    "xgboost.core.Booster",
+    "xgboost.sklearn.XGBClassifier",
+]
+
+
+def save_model(pipeline: Any, path: str | Path) -> None:
+    """Persist a fitted pipeline with skops: loading it later runs no arbitrary code (unlike pickle)."""
+    with atomic_path(path) as tmp:
+        skops.io.dump(pipeline, tmp)
+
+
+def load_model(path: str | Path) -> Any:
+    """Load a pipeline saved by `save_model`, trusting only the types listed above."""
+    return skops.io.load(path, trusted=SKOPS_TRUSTED_TYPES)

@@ -1,0 +1,1 @@
+"""The `mlops` command, one module per area: data, registry, serving, monitoring."""

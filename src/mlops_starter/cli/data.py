@@ -1,0 +1,43 @@
+"""`mlops suite`: the data commands."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import pandas as pd
+
+from mlops_starter.config import Config
+from mlops_starter.errors import PipelineError
+from mlops_starter.storage import write_json
+from mlops_starter.validation.suite import profile_suite
+
+
+def make_suite(args: argparse.Namespace) -> None:
+    """Profile a trusted table into the expectation suite that `validate` enforces."""
+    cfg = Config.from_yaml(args.params)
+    table = (
+        pd.read_parquet(args.table) if args.table.endswith(".parquet") else pd.read_csv(args.table)
+    )
+    skip = [c for c in (cfg.data.target, cfg.data.id_column, cfg.data.time_column) if c]
+    suite = profile_suite(table, name="raw_table", skip=skip)
+    out = args.out or cfg.validate_.suite
+    if not out:
+        raise PipelineError("validate.suite is null: pass --out PATH (and name it in params.yaml)")
+    write_json(out, suite)
+    print(
+        f"wrote {len(suite['expectations'])} expectations profiled from {len(table)} rows of {args.table} to {out}"
+    )
+
+
+def add_commands(commands: Any) -> None:
+    suite = commands.add_parser(
+        "suite", help="regenerate the validation suite from a trusted table"
+    )
+    suite.add_argument(
+        "--table", required=True, help="trusted CSV or Parquet table (e.g. data/raw/table.parquet)"
+    )
+    suite.add_argument(
+        "--out", help="where to write the suite (default: validate.suite in params.yaml)"
+    )
+    suite.set_defaults(handler=make_suite)

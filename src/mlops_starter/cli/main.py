@@ -1,0 +1,29 @@
+"""`mlops`: the commands that live outside the DAG, one module per area."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mlops_starter.cli import data, monitoring, registry, serving
+from mlops_starter.config import DEFAULT_PARAMS
+from mlops_starter.errors import PipelineError
+from mlops_starter.runner import EXPECTED_FAILURE_EXIT_CODE
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="mlops", description=__doc__)
+    parser.add_argument("--params", default=str(DEFAULT_PARAMS), help="path to params.yaml")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for group in (data, registry, serving, monitoring):
+        group.add_commands(commands)
+    args = parser.parse_args(argv)
+    try:
+        args.handler(args)
+    except PipelineError as exc:
+        print(f"mlops {args.command}: {exc}", file=sys.stderr)
+        sys.exit(EXPECTED_FAILURE_EXIT_CODE)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""`mlops smoke | package | serve`: the serving commands, each on a registry version
+(the champion by default)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
+
+from mlops_starter.cli.common import append_to_github_file, registry_from
+from mlops_starter.config import Config
+from mlops_starter.errors import PipelineError
+from mlops_starter.registry.model_registry import CHAMPION, Registry
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, object]]:
+    """DataFrame rows as JSON records, missing values as null."""
+    return json.loads(frame.to_json(orient="records"))
+
+
+def _check_probabilities(proba: np.ndarray, rows: int, what: str) -> None:
+    if proba.shape != (rows,) or not ((proba >= 0) & (proba <= 1)).all():
+        raise PipelineError(f"{what} returned malformed probabilities: {proba!r}")
+
+
+def smoke(args: argparse.Namespace) -> None:
+    """Score the champion's logged input example: loaded from the registry, or with
+    --served, through a freshly built bento of it served over HTTP."""
+    import mlflow  # imported here: the other commands start faster without it
+
+    registry = registry_from(args)
+    champion = registry.champion()
+    if champion is None:
+        raise PipelineError(f"'{registry.name}' has no champion to test")
+    model = mlflow.pyfunc.load_model(f"models:/{registry.name}/{champion.version}")
+    example = model.input_example
+    if example is None:
+        raise PipelineError(f"version {champion.version} was logged without an input example")
+    expected = model.predict(example)[:, 1]
+    _check_probabilities(expected, len(example), f"champion version {champion.version}")
+    if not args.served:
+        print(f"smoke test passed: champion version {champion.version} scored {len(example)} rows")
+        return
+    served = _served_probabilities(args, registry, champion, example)
+    if not np.allclose(served, expected, atol=1e-6):
+        raise PipelineError(
+            f"the served champion disagrees with the registry model: {served} vs {expected}"
+        )
+    print(
+        f"served smoke test passed: bento of champion version {champion.version} answered "
+        f"/readyz, /metadata and /metrics and scored {len(example)} rows as the registry model"
+    )
+
+
+def _served_probabilities(
+    args: argparse.Namespace, registry: Registry, champion: ModelVersion, example: pd.DataFrame
+) -> np.ndarray:
+    """Build the champion's bento, serve it on a free port, check its endpoints."""
+    import httpx
+
+    from mlops_starter.serving.packaging import build_bento, import_version
+    from mlops_starter.serving.process import bentoml_server, free_port
+
+    cfg = Config.from_yaml(args.params)
+    bento = build_bento(import_version(registry, champion), cfg.serve)
+    with tempfile.TemporaryDirectory() as scratch:
+        env = {**os.environ, "MLOPS_PREDICTION_LOG_DIR": f"{scratch}/predictions"}
+        with bentoml_server(str(bento.tag), free_port(), f"{scratch}/serve.log", env) as url:
+            served_version = httpx.get(f"{url}/metadata").json()["version"]
+            if served_version != str(champion.version):
+                raise PipelineError(
+                    f"bento serves version {served_version}, not {champion.version}"
+                )
+            answer = httpx.post(f"{url}/predict", json={"records": _records(example)})
+            if answer.status_code != 200:
+                raise PipelineError(f"/predict answered {answer.status_code}: {answer.text}")
+            if f'version="{champion.version}"' not in httpx.get(f"{url}/metrics").text:
+                raise PipelineError("/metrics does not report the served model version")
+    print(f"bento {bento.tag} is the champion's; containerize it with `make containerize`")
+    return np.array([p["probability"] for p in answer.json()])
+
+
+def package(args: argparse.Namespace) -> None:
+    """Import a registry version into the BentoML store and build its bento."""
+    from mlops_starter.serving.packaging import build_bento, import_version
+
+    registry = registry_from(args)
+    version = registry.version(args.version)
+    bento = build_bento(import_version(registry, version), Config.from_yaml(args.params).serve)
+    append_to_github_file("GITHUB_OUTPUT", f"bento={bento.tag}\n")
+    print(f"built bento {bento.tag} of {registry.name} version {version.version}")
+
+
+def serve(args: argparse.Namespace) -> None:
+    """Serve a registry version (default: the champion) from this checkout's code."""
+    from mlops_starter.serving.packaging import SERVICE, import_version, serve_arguments
+    from mlops_starter.serving.process import write_arguments
+
+    cfg = Config.from_yaml(args.params)
+    registry = registry_from(args)
+    version = registry.version(args.version)
+    model_tag = import_version(registry, version)
+    arguments = write_arguments(serve_arguments(model_tag, cfg.serve), "build/serve-args.json")
+    port = str(args.port or cfg.serve.port)
+    print(f"serving {registry.name} version {version.version} on http://127.0.0.1:{port}")
+    bentoml = str(Path(sys.executable).parent / "bentoml")
+    os.execv(bentoml, [bentoml, "serve", SERVICE, "--port", port, "--arg-file", str(arguments)])
+
+
+def add_commands(commands: Any) -> None:
+    smoke_cmd = commands.add_parser("smoke", help="score the champion's logged input example")
+    smoke_cmd.add_argument(
+        "--served", action="store_true", help="through a bento of it, served over HTTP"
+    )
+    smoke_cmd.set_defaults(handler=smoke)
+
+    package_cmd = commands.add_parser("package", help="build a bento of a registry version")
+    package_cmd.add_argument("--version", default=CHAMPION, help="number, champion or challenger")
+    package_cmd.set_defaults(handler=package)
+
+    serve_cmd = commands.add_parser("serve", help="serve a registry version with BentoML")
+    serve_cmd.add_argument("--version", default=CHAMPION, help="number, champion or challenger")
+    serve_cmd.add_argument("--port", type=int, help="default: serve.port in params.yaml")
+    serve_cmd.set_defaults(handler=serve)

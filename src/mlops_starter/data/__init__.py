@@ -1,0 +1,1 @@
+"""Where the table comes from (the demo generator, a user's file), what its columns are, and its profile."""

@@ -1,0 +1,121 @@
+"""Reading a user's CSV/Parquet file in batches and streaming batches into one Parquet file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mlops_starter.config import DataConfig
+from mlops_starter.data.demo import generate_demo_table
+from mlops_starter.errors import DataError
+from mlops_starter.storage import atomic_path
+
+
+def iter_table_batches(path: str | Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """Yield the table at `path` in batches of at most `chunk_rows`, never all of it at once."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"data.source: file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        try:
+            yield from pd.read_csv(path, chunksize=chunk_rows)
+        except pd.errors.EmptyDataError:
+            raise DataError(f"{path}: the file is empty (no header, no rows)") from None
+        except pd.errors.ParserError as exc:
+            raise DataError(f"{path}: not a readable CSV ({exc})") from None
+    elif suffix in {".parquet", ".pq"}:
+        try:
+            parquet = pq.ParquetFile(path)
+        except pa.ArrowInvalid as exc:
+            raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
+        for batch in parquet.iter_batches(batch_size=chunk_rows):
+            yield batch.to_pandas()
+    else:
+        raise DataError(f"data.source: {path} must end in .csv or .parquet")
+
+
+def _prepare_batch(
+    batch: pd.DataFrame, required: list[str], drop: list[str], time_column: str | None
+) -> pd.DataFrame:
+    if missing := [c for c in required if c not in batch.columns]:
+        raise DataError(
+            f"column(s) {missing} named in params.yaml are not in the table; it has {list(batch.columns)}"
+        )
+    batch = batch.drop(columns=[c for c in drop if c in batch.columns])
+    if time_column:
+        try:
+            batch[time_column] = pd.to_datetime(batch[time_column])
+        except (ValueError, TypeError) as exc:
+            raise DataError(
+                f"column '{time_column}' (data.time_column) is not a timestamp: {exc}"
+            ) from None
+    return batch
+
+
+def write_batches_to_parquet(
+    batches: Iterable[pd.DataFrame],
+    target: str | Path,
+    required: list[str],
+    drop: list[str] = (),  # type: ignore[assignment]
+    time_column: str | None = None,
+) -> int:
+    """Stream batches into one Parquet file (atomically); return the row count.
+
+    Every batch is cast to the first batch's schema, so a column whose type
+    changes half-way through a file is reported by name instead of corrupting it.
+    """
+    rows = 0
+    with atomic_path(target) as tmp:
+        writer: pq.ParquetWriter | None = None
+        try:
+            for batch in batches:
+                batch = _prepare_batch(batch, required, list(drop), time_column)
+                table = pa.Table.from_pandas(batch, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                else:
+                    table = _cast_like(table, writer.schema)
+                writer.write_table(table)
+                rows += len(batch)
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            raise DataError("the table has no rows and no header")
+    return rows
+
+
+def _cast_like(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    if table.schema.names != schema.names:
+        raise DataError(f"columns changed between batches: {table.schema.names} vs {schema.names}")
+    columns = []
+    for name, field in zip(schema.names, schema, strict=True):
+        column = table.column(name)
+        try:
+            columns.append(column.cast(field.type) if column.type != field.type else column)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise DataError(
+                f"column '{name}' changes type from {field.type} to {column.type} part-way through the "
+                "file; fix the column or raise data.read_chunk_rows so its type is inferred from more rows"
+            ) from None
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def ingest(data: DataConfig, target: str | Path) -> int:
+    """The ingest stage: the demo table or the user's file, streamed into `target`.
+
+    It writes as it reads (never the whole table in memory) and returns the row count.
+    """
+    if data.is_demo:
+        batches: Iterable[pd.DataFrame] = [
+            generate_demo_table(data.demo.n_rows, data.demo.seed, data.demo.positive_rate)
+        ]
+    else:
+        batches = iter_table_batches(data.source, data.read_chunk_rows)
+    required = [c for c in (data.target, data.id_column, data.time_column) if c]
+    return write_batches_to_parquet(batches, target, required, data.drop_columns, data.time_column)

@@ -1,0 +1,1 @@
+"""Checks on the prediction log (input quality, drift, performance, health), the report and the demo."""

@@ -1,0 +1,478 @@
+"""Monitoring: compare what the service saw and answered (the prediction log) with the
+reference recorded at training time, and say what is wrong.
+
+Immediate signals need only the log: input quality, data drift, prediction drift,
+system health. Performance needs ground truth, which arrives later: a labels file
+joined by id. Every check yields figures; a figure beyond its threshold in
+params.yaml (`monitor:`) is an alert.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from prometheus_client.parser import text_string_to_metric_families
+from scipy import stats
+
+from mlops_starter.config import MonitorConfig
+from mlops_starter.errors import PipelineError
+from mlops_starter.evaluation.metrics import classification_metrics
+from mlops_starter.registry.model_registry import Registry
+
+LOG_KEYS = ("timestamp", "request_id", "model", "model_version", "features", "probability", "label")
+PSI_FLOOR = 1e-4  # share used for an empty bin, so PSI stays finite
+
+
+class MonitorError(PipelineError):
+    """The monitor's input is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Alert:
+    check: str  # input_quality | data_drift | prediction_drift | performance | system_health
+    subject: str  # feature, metric or signal
+    value: float
+    threshold: float
+    message: str
+
+
+def read_prediction_log(patterns: Iterable[str]) -> pd.DataFrame:
+    """All entries of the log files matching `patterns` (globs), one row per scored
+    record; a bad line is named by file and line number."""
+    paths = sorted({p for pattern in patterns for p in glob.glob(pattern)})
+    if not paths:
+        raise MonitorError(f"no prediction log files match {list(patterns)}")
+    entries = []
+    for path in paths:
+        with open(path, encoding="utf-8") as lines:
+            for number, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise MonitorError(f"{path}:{number}: not JSON ({exc.msg})") from None
+                if not isinstance(entry, dict) or (
+                    missing := [k for k in LOG_KEYS if k not in entry]
+                ):
+                    what = f"missing {missing}" if isinstance(entry, dict) else "not an object"
+                    raise MonitorError(f"{path}:{number}: not a prediction-log entry ({what})")
+                entries.append(entry)
+    if not entries:
+        raise MonitorError(f"the prediction log ({len(paths)} files) holds no entries")
+    log = pd.DataFrame(entries)
+    log["timestamp"] = pd.to_datetime(log["timestamp"], utc=True)
+    return log
+
+
+def entries_of(log: pd.DataFrame, version: str) -> pd.DataFrame:
+    """The log entries one model version answered."""
+    served = log[log["model_version"].astype(str) == version]
+    if served.empty:
+        versions = sorted(log["model_version"].astype(str).unique())
+        raise MonitorError(f"the log holds no entries of version {version} (it has {versions})")
+    return served
+
+
+def feature_frame(log: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(list(log["features"]), index=log.index)
+
+
+def psi(reference: np.ndarray, current: np.ndarray) -> float:
+    """Population stability index between two share vectors over the same bins."""
+    ref = np.clip(reference, PSI_FLOOR, None)
+    cur = np.clip(current, PSI_FLOOR, None)
+    return float(np.sum((cur - ref) * np.log(cur / ref)))
+
+
+def binned_shares(values: pd.Series, edges: list[float]) -> tuple[np.ndarray, int]:
+    """Shares of the in-range values per reference bin, and how many were in range."""
+    inside = values[(values >= edges[0]) & (values <= edges[-1])].astype(float)
+    counts, _ = np.histogram(inside, bins=edges)
+    return counts / max(len(inside), 1), len(inside)
+
+
+def category_shares(values: pd.Series, categories: dict[str, float]) -> tuple[np.ndarray, int]:
+    """Shares of the known categories, and how many values were known."""
+    known = values[values.isin(list(categories))]
+    counts = known.value_counts().reindex(list(categories), fill_value=0).to_numpy()
+    return counts / max(len(known), 1), len(known)
+
+
+def input_quality(
+    features: pd.DataFrame, profile: dict[str, dict[str, Any]], settings: MonitorConfig
+) -> tuple[dict[str, Any], list[Alert]]:
+    """Per feature: missing rate against training, out-of-range and unseen-category
+    rates; a field absent from every record is a schema violation."""
+    figures: dict[str, Any] = {}
+    alerts = []
+    for name, spec in profile.items():
+        if name not in features:
+            figures[name] = {"present": False}
+            alerts.append(
+                Alert("input_quality", name, 1.0, 0.0, f"{name}: absent from every record")
+            )
+            continue
+        values = features[name]
+        missing = float(values.isna().mean())
+        row = {"missing_rate": missing, "reference_missing_rate": spec["missing_rate"]}
+        if spec["kind"] == "category":
+            present = values.dropna()
+            row["unseen_category_rate"] = (
+                float((~present.isin(list(spec["categories"]))).mean()) if len(present) else 0.0
+            )
+            row["unseen_examples"] = sorted(set(present[~present.isin(list(spec["categories"]))]))[
+                :5
+            ]
+            rate_key = "unseen_category_rate"
+        else:
+            numbers = pd.to_numeric(values, errors="coerce").dropna()
+            outside = (numbers < spec["min"]) | (numbers > spec["max"])
+            row["out_of_range_rate"] = float(outside.mean()) if len(numbers) else 0.0
+            rate_key = "out_of_range_rate"
+        figures[name] = row
+        increase = missing - spec["missing_rate"]
+        if increase > settings.max_missing_rate_increase:
+            alerts.append(
+                Alert(
+                    "input_quality",
+                    name,
+                    increase,
+                    settings.max_missing_rate_increase,
+                    f"{name}: missing rate {missing:.1%} against {spec['missing_rate']:.1%} in training",
+                )
+            )
+        if row[rate_key] > settings.max_issue_rate:
+            kind = rate_key.removesuffix("_rate").replace("_", " ")
+            alerts.append(
+                Alert(
+                    "input_quality",
+                    name,
+                    row[rate_key],
+                    settings.max_issue_rate,
+                    f"{name}: {kind} in {row[rate_key]:.1%} of records",
+                )
+            )
+    return figures, alerts
+
+
+def data_drift(
+    features: pd.DataFrame, profile: dict[str, dict[str, Any]], settings: MonitorConfig
+) -> tuple[dict[str, Any], list[Alert]]:
+    """Per feature, PSI over the training bins (deciles, or the categories) and a
+    chi-square test of the same counts, on values input quality did not flag.
+    Returns features ranked by PSI."""
+    figures = {}
+    for name, spec in profile.items():
+        if name not in features:
+            continue
+        values = features[name].dropna()
+        if spec["kind"] == "category":
+            reference = np.array(list(spec["categories"].values()))
+            current, n = category_shares(values, spec["categories"])
+        else:
+            reference = np.array(spec["bin_shares"])
+            current, n = binned_shares(
+                pd.to_numeric(values, errors="coerce").dropna(), spec["bin_edges"]
+            )
+        if n < settings.min_rows or len(reference) < 2:
+            continue
+        expected = np.clip(reference, PSI_FLOOR, None)
+        expected = expected / expected.sum() * n
+        p_value = float(stats.chisquare(np.round(current * n), expected).pvalue)
+        figures[name] = {
+            "psi": round(psi(reference, current), 4),
+            "chi2_p_value": p_value,
+            "rows": n,
+        }
+    ranked = dict(sorted(figures.items(), key=lambda item: -item[1]["psi"]))
+    alerts = [
+        Alert(
+            "data_drift",
+            name,
+            row["psi"],
+            settings.psi_threshold,
+            f"{name}: PSI {row['psi']:.3f} (chi-square p={row['chi2_p_value']:.1e})",
+        )
+        for name, row in ranked.items()
+        if row["psi"] > settings.psi_threshold
+    ]
+    return ranked, alerts
+
+
+def prediction_drift(
+    probabilities: np.ndarray, threshold: float, reference: dict[str, Any], settings: MonitorConfig
+) -> tuple[dict[str, Any], list[Alert]]:
+    """PSI of the served probabilities over the test-set score bins, and the shift
+    of the predicted positive rate."""
+    counts, _ = np.histogram(probabilities, bins=reference["bin_edges"])
+    score_psi = psi(np.array(reference["bin_shares"]), counts / len(probabilities))
+    rate = float(np.mean(probabilities >= threshold))
+    shift = rate - reference["predicted_positive_rate"]
+    figures = {
+        "score_psi": round(score_psi, 4),
+        "predicted_positive_rate": rate,
+        "reference_predicted_positive_rate": reference["predicted_positive_rate"],
+        "positive_rate_shift": shift,
+        "mean_probability": float(np.mean(probabilities)),
+    }
+    alerts = []
+    if score_psi > settings.psi_threshold:
+        alerts.append(
+            Alert(
+                "prediction_drift",
+                "probability",
+                score_psi,
+                settings.psi_threshold,
+                f"predicted probabilities: PSI {score_psi:.3f} against the test set",
+            )
+        )
+    if abs(shift) > settings.max_positive_rate_shift:
+        alerts.append(
+            Alert(
+                "prediction_drift",
+                "positive_rate",
+                shift,
+                settings.max_positive_rate_shift,
+                f"predicted positive rate {rate:.1%} against {reference['predicted_positive_rate']:.1%} on the test set",
+            )
+        )
+    return figures, alerts
+
+
+def performance(
+    log: pd.DataFrame,
+    labels: pd.DataFrame,
+    id_column: str,
+    target: str,
+    positive_label: Any,
+    threshold: float,
+    reference_metrics: dict[str, float],
+    settings: MonitorConfig,
+) -> tuple[dict[str, Any], list[Alert]]:
+    """Metrics of the served predictions once their labels are known (the labels
+    table has the training table's id and target columns), against the model
+    version's test metrics."""
+    if missing := [c for c in (id_column, target) if c not in labels.columns]:
+        raise MonitorError(f"the labels table lacks {missing}; it has {list(labels.columns)}")
+    served = log[["id", "probability"]].dropna(subset=["id"]).astype({"id": str})
+    truth = labels[[id_column, target]].rename(columns={id_column: "id"}).astype({"id": str})
+    joined = served.merge(truth.drop_duplicates("id", keep="last"), on="id", how="inner")
+    figures: dict[str, Any] = {"labelled_rows": len(joined)}
+    if len(joined) < settings.min_rows:
+        figures["note"] = f"fewer than {settings.min_rows} labelled rows: not assessed"
+        return figures, []
+    y = (joined[target].astype(str) == str(positive_label)).to_numpy().astype(int)
+    if y.min() == y.max():
+        figures["note"] = "the labels hold one class only: not assessed"
+        return figures, []
+    metrics = classification_metrics(y, joined["probability"].to_numpy(), threshold)
+    figures |= {"metrics": metrics, "reference": reference_metrics, "drops": {}}
+    alerts = []
+    for metric, allowed in settings.max_metric_drop.items():
+        if metric not in reference_metrics:
+            continue
+        drop = reference_metrics[metric] - metrics[metric]
+        figures["drops"][metric] = drop
+        if drop > allowed:
+            alerts.append(
+                Alert(
+                    "performance",
+                    metric,
+                    drop,
+                    allowed,
+                    f"{metric} {metrics[metric]:.3f} against {reference_metrics[metric]:.3f} on the test set",
+                )
+            )
+    return figures, alerts
+
+
+def system_health(
+    log: pd.DataFrame, metrics_text: str | None, settings: MonitorConfig
+) -> tuple[dict[str, Any], list[Alert]]:
+    """Traffic from the log; latency and errors from the service's /metrics when given."""
+    span = (log["timestamp"].max() - log["timestamp"].min()).total_seconds()
+    figures: dict[str, Any] = {
+        "records": len(log),
+        "requests": int(log["request_id"].nunique()),
+        "from": log["timestamp"].min().isoformat(),
+        "to": log["timestamp"].max().isoformat(),
+        "records_per_minute": round(len(log) / max(span / 60, 1e-9), 1) if span > 0 else None,
+        "model_versions": sorted(log["model_version"].astype(str).unique().tolist()),
+    }
+    alerts: list[Alert] = []
+    if metrics_text is None:
+        return figures, alerts
+    statuses: dict[str, float] = {}
+    buckets: dict[float, float] = {}
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if (
+                sample.name == "bentoml_service_request_total"
+                and sample.labels.get("endpoint") == "/predict"
+            ):
+                code = sample.labels.get("http_response_code", "?")
+                statuses[code] = statuses.get(code, 0) + sample.value
+            if (
+                sample.name == "bentoml_service_request_duration_seconds_bucket"
+                and sample.labels.get("endpoint") == "/predict"
+            ):
+                bound = float(sample.labels["le"])
+                buckets[bound] = buckets.get(bound, 0) + sample.value
+    total = sum(statuses.values())
+    server_errors = sum(v for code, v in statuses.items() if code.startswith("5"))
+    client_errors = sum(v for code, v in statuses.items() if code.startswith("4"))
+    figures |= {
+        "predict_requests": total,
+        "status_counts": statuses,
+        "server_error_rate": server_errors / total if total else 0.0,
+        "client_error_rate": client_errors / total if total else 0.0,
+        "latency_p50_s": _histogram_quantile(buckets, 0.5),
+        "latency_p99_s": _histogram_quantile(buckets, 0.99),
+    }
+    if figures["server_error_rate"] > settings.max_error_rate:
+        alerts.append(
+            Alert(
+                "system_health",
+                "server_errors",
+                figures["server_error_rate"],
+                settings.max_error_rate,
+                f"{figures['server_error_rate']:.1%} of /predict requests failed with 5xx",
+            )
+        )
+    if figures["client_error_rate"] > settings.max_rejected_rate:
+        alerts.append(
+            Alert(
+                "input_quality",
+                "rejected_requests",
+                figures["client_error_rate"],
+                settings.max_rejected_rate,
+                f"{figures['client_error_rate']:.1%} of /predict requests were refused (4xx): schema violations",
+            )
+        )
+    p99 = figures["latency_p99_s"]
+    if p99 is not None and p99 > settings.max_latency_p99_s:
+        alerts.append(
+            Alert(
+                "system_health",
+                "latency_p99",
+                p99,
+                settings.max_latency_p99_s,
+                f"p99 latency {p99 * 1000:.0f} ms",
+            )
+        )
+    return figures, alerts
+
+
+def _histogram_quantile(buckets: dict[float, float], quantile: float) -> float | None:
+    """Upper bound of the first cumulative bucket reaching the quantile (as Prometheus would)."""
+    if not buckets or max(buckets.values()) == 0:
+        return None
+    total = buckets[max(buckets)]
+    for bound in sorted(buckets):
+        if buckets[bound] >= quantile * total:
+            return bound if np.isfinite(bound) else None
+    return None
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What one model version looked like at training and evaluation time."""
+
+    model: str
+    version: str
+    threshold: float
+    positive_label: Any
+    id_column: str | None
+    feature_profile: dict[str, dict[str, Any]]
+    score_profile: dict[str, Any]
+    test_metrics: dict[str, float]
+
+
+def load_reference(registry: Registry, version: str) -> Reference:
+    """The version's training profile (MLmodel metadata), test-set score profile
+    (evaluate's artifact) and test metrics (version tags), from the registry."""
+    import mlflow
+
+    found = registry.version(version)
+    serving = (
+        mlflow.models.get_model_info(f"models:/{registry.name}/{found.version}").metadata or {}
+    )
+    if "feature_profile" not in serving:
+        raise MonitorError(
+            f"version {found.version} was logged without a feature profile; retrain it"
+        )
+    try:
+        scores = mlflow.artifacts.load_dict(f"runs:/{found.run_id}/reference_scores.json")
+    except Exception as exc:  # MLflow raises several types for a missing artifact
+        raise MonitorError(f"version {found.version} has no reference_scores.json: {exc}") from None
+    metrics = {
+        k.removeprefix("test."): float(v) for k, v in found.tags.items() if k.startswith("test.")
+    }
+    return Reference(
+        model=registry.name,
+        version=str(found.version),
+        threshold=float(serving["threshold"]),
+        positive_label=serving["positive_label"],
+        id_column=serving.get("id_column"),
+        feature_profile=serving["feature_profile"],
+        score_profile=scores,
+        test_metrics=metrics,
+    )
+
+
+def run_checks(
+    log: pd.DataFrame,
+    reference: Reference,
+    settings: MonitorConfig,
+    labels: pd.DataFrame | None = None,
+    target: str | None = None,
+    metrics_text: str | None = None,
+) -> dict[str, Any]:
+    """Every check on the log entries of `reference.version`; the report's `alerts`
+    lists what is beyond its threshold."""
+    served = entries_of(log, reference.version)
+    features = feature_frame(served)
+    probabilities = served["probability"].to_numpy(dtype=float)
+    report: dict[str, Any] = {
+        "model": reference.model,
+        "version": reference.version,
+        "records": len(served),
+    }
+    alerts: list[Alert] = []
+    checks = {
+        "input_quality": input_quality(features, reference.feature_profile, settings),
+        "data_drift": data_drift(features, reference.feature_profile, settings),
+        "prediction_drift": prediction_drift(
+            probabilities, reference.threshold, reference.score_profile, settings
+        ),
+        "system_health": system_health(served, metrics_text, settings),
+    }
+    if labels is not None:
+        if not reference.id_column or not target:
+            raise MonitorError("joining labels needs the model's id column and the target column")
+        checks["performance"] = performance(
+            served,
+            labels,
+            reference.id_column,
+            target,
+            reference.positive_label,
+            reference.threshold,
+            reference.test_metrics,
+            settings,
+        )
+    for name, (figures, found) in checks.items():
+        report[name] = figures
+        alerts += found
+    if len(served) < settings.min_rows:
+        report["note"] = (
+            f"only {len(served)} records: drift figures are not assessed below {settings.min_rows}"
+        )
+    report["alerts"] = [asdict(a) for a in alerts]
+    return report

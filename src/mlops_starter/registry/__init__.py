@@ -1,0 +1,1 @@
+"""The MLflow registry as the deployment contract: the gate, registration, promotion and rollback."""

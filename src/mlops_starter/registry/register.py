@@ -1,0 +1,111 @@
+"""The register stage: run the gate (absolute bars + paired bootstrap against the champion),
+register the model as a new version tagged with its lineage and gate result, point
+`challenger` at it, and make it champion if it is the first to pass (configurable).
+
+The stage succeeds when the gate fails, so its report stays for inspection;
+`mlops gate` is what exits non-zero in CI.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
+
+from mlops_starter.config import Config
+from mlops_starter.data.schema import encode_target
+from mlops_starter.registry.gate import (
+    GateCheck,
+    champion_check,
+    markdown_summary,
+    paired_bootstrap,
+    threshold_checks,
+)
+from mlops_starter.registry.model_registry import GATE_TAG, Registry
+
+
+def compare_with_champion(
+    cfg: Config,
+    registry: Registry,
+    champion: ModelVersion,
+    test: pd.DataFrame,
+    challenger_proba: np.ndarray,
+) -> GateCheck:
+    """Score the champion on the same test rows and bootstrap the difference."""
+    model = mlflow.pyfunc.load_model(f"models:/{registry.name}/{champion.version}")
+    columns = model.metadata.get_input_schema().input_names()
+    if missing := sorted(set(columns) - set(test.columns)):
+        return GateCheck(
+            f"not_worse_than_champion_{cfg.gate.compare_metric}",
+            None,
+            "champion can score the test set",
+            False,
+            f"champion version {champion.version} needs columns missing from the test set: {missing}",
+        )
+    champion_proba = model.predict(test[columns])[:, 1]
+    y = encode_target(test[cfg.data.target], cfg.data.positive_label).to_numpy()
+    result = paired_bootstrap(
+        y,
+        challenger_proba,
+        champion_proba,
+        cfg.gate.compare_metric,
+        cfg.gate.bootstrap_rounds,
+        cfg.gate.confidence,
+        cfg.gate.seed,
+    )
+    return champion_check(result, cfg.gate.max_regression)
+
+
+def register(
+    model_info: dict[str, Any],
+    test_metrics: dict[str, Any],
+    test: pd.DataFrame,
+    challenger_proba: np.ndarray,
+    cfg: Config,
+) -> tuple[dict[str, Any], str]:
+    """Gate, register and (first time) promote; return the gate report and its Markdown."""
+    registry = Registry.connect(cfg.mlflow.registered_model)
+    checks = threshold_checks(test_metrics, cfg.gate.min_test)
+    champion = registry.champion()
+    if champion is not None:
+        checks.append(compare_with_champion(cfg, registry, champion, test, challenger_proba))
+    passed = all(c.passed for c in checks)
+
+    run_id = model_info["mlflow_run_id"]
+    tags = {
+        GATE_TAG: str(passed).lower(),
+        "gate.failed_checks": ",".join(c.name for c in checks if not c.passed) or "none",
+        "run_id": run_id,
+        "git.commit": mlflow.get_run(run_id).data.tags.get("git.commit", "unknown"),
+        "data.train_md5": model_info["data_train_md5"],
+        "threshold": str(model_info["threshold"]),
+        "candidate": model_info["winner"],
+        **{f"test.{k}": str(round(v, 5)) for k, v in test_metrics.items() if isinstance(v, float)},
+    }
+    version = registry.register(model_info["mlflow_model_uri"], run_id, tags)
+    log = logging.getLogger("register")
+    log.info(
+        "registered %s version %s (challenger); gate %s",
+        registry.name,
+        version.version,
+        "passed" if passed else "FAILED",
+    )
+    if passed and champion is None and cfg.gate.auto_promote_first:
+        actor = os.environ.get("GITHUB_ACTOR") or getpass.getuser()
+        registry.promote(version.version, actor, "first version to pass the gate", automatic=True)
+        log.info("no champion existed: version %s is now champion", version.version)
+
+    report = {
+        "model": registry.name,
+        "version": version.version,
+        "passed": passed,
+        "champion_before": champion.version if champion else None,
+        "checks": [c.to_dict() for c in checks],
+    }
+    return report, markdown_summary(checks, registry.name, version.version)

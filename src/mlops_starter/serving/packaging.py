@@ -1,0 +1,134 @@
+"""From a registry version to a bento: import the MLflow model into the BentoML model
+store (labelled with its registry name, version and run id) and build a bento that
+pins it, with the serving settings from params.yaml as bento arguments.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import bentoml
+import mlflow
+from bentoml.exceptions import NotFound
+from mlflow.entities.model_registry import ModelVersion
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from ruamel.yaml import YAML
+
+from mlops_starter.config import Config, ServeConfig
+from mlops_starter.errors import PipelineError
+from mlops_starter.registry.model_registry import Registry
+
+SERVICE = "mlops_starter.serving.service:ClassifierService"
+SERVING_METADATA_KEYS = ("threshold", "positive_label", "id_column", "feature_profile")
+
+
+def bento_model_tag(model_name: str, version: ModelVersion) -> str:
+    """`<name>:v<version>-<run id prefix>`: readable, and distinct across registries
+    whose version numbers collide."""
+    name = re.sub(r"[^a-z0-9._-]+", "-", model_name.lower()).strip("-._") or "model"
+    return f"{name}:v{version.version}-{str(version.run_id)[:12]}"
+
+
+def import_version(registry: Registry, version: ModelVersion) -> str:
+    """Put a registry version into the BentoML store (once) and return its tag."""
+    tag = bento_model_tag(registry.name, version)
+    try:
+        bentoml.models.get(tag)
+        return tag
+    except NotFound:
+        pass
+    uri = f"models:/{registry.name}/{version.version}"
+    serving = mlflow.models.get_model_info(uri).metadata or {}
+    if missing := [k for k in SERVING_METADATA_KEYS if k not in serving]:
+        raise PipelineError(
+            f"version {version.version} of '{registry.name}' was logged without {missing} in "
+            "its MLmodel metadata (older than serving support); retrain it with `make run`"
+        )
+    bentoml.mlflow.import_model(
+        tag,
+        uri,
+        labels={
+            "registered_model": registry.name,
+            "registered_version": str(version.version),
+            "run_id": str(version.run_id),
+        },
+        metadata=serving,
+    )
+    return tag
+
+
+def serve_arguments(model_tag: str, settings: ServeConfig) -> dict[str, Any]:
+    return {"model_tag": model_tag, **settings.model_dump(exclude={"port"})}
+
+
+def runtime_pins(project: str = "mlops-starter") -> list[str]:
+    """`name==version` for the project's runtime dependencies (no dev extras), as
+    installed here from requirements.lock: the bento gets exactly the libraries the
+    model was trained and tested with."""
+    pins: dict[str, str] = {}
+    seen: set[tuple[str, frozenset[str]]] = set()
+    pending: list[tuple[str, frozenset[str]]] = [(project, frozenset())]
+    while pending:
+        name, extras = pending.pop()
+        if (name, extras) in seen:
+            continue
+        seen.add((name, extras))
+        dist = importlib.metadata.distribution(name)
+        if name != project:
+            pins[name] = f"{dist.metadata['Name']}=={dist.version}"
+        for line in dist.requires or []:
+            requirement = Requirement(line)
+            environments = [{"extra": e} for e in extras] or [{"extra": ""}]
+            if requirement.marker and not any(
+                requirement.marker.evaluate(env) for env in environments
+            ):
+                continue
+            pending.append((canonicalize_name(requirement.name), frozenset(requirement.extras)))
+    return sorted(pins.values(), key=str.lower)
+
+
+def build_bento(
+    model_tag: str, settings: ServeConfig, repo_root: str | Path = "."
+) -> bentoml.Bento:
+    """Build the bento from bentofile.yaml with src/ as build context, pinning the
+    model, its registry labels, the serving settings and the runtime libraries."""
+    root = Path(repo_root)
+    options = YAML(typ="safe").load((root / "bentofile.yaml").read_text())
+    options["python"] = {**options.get("python", {}), "packages": runtime_pins()}
+    return bentoml.bentos.build(
+        **options,
+        name=f"{model_tag.split(':')[0]}-service",
+        labels=dict(bentoml.models.get(model_tag).info.labels),
+        build_ctx=str(root / "src"),
+        args=serve_arguments(model_tag, settings),
+    )
+
+
+def package_gated_version(gate: dict[str, Any], cfg: Config) -> dict[str, Any]:
+    """The package stage: a bento of the version the register stage gated, only if it passed.
+
+    Returns models/bento.json: what was built, or which gate checks kept it from being built.
+    """
+    log = logging.getLogger("package")
+    if not gate["passed"]:
+        failed = [c["name"] for c in gate["checks"] if not c["passed"]]
+        log.warning("version %s failed the gate (%s): no bento built", gate["version"], failed)
+        return {"built": False, "version": gate["version"], "failed_checks": failed}
+    registry = Registry.connect(cfg.mlflow.registered_model)
+    version = registry.version(str(gate["version"]))
+    model_tag = import_version(registry, version)
+    bento = build_bento(model_tag, cfg.serve)
+    log.info("built bento %s of %s version %s", bento.tag, registry.name, version.version)
+    return {
+        "built": True,
+        "bento": str(bento.tag),
+        "bento_model": model_tag,
+        "registered_model": registry.name,
+        "version": str(version.version),
+        "run_id": version.run_id,
+    }

@@ -1,0 +1,105 @@
+"""The audit that proves a split does not leak: shared ids, shared feature rows, time
+order, and single features that predict the target too well."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+
+@dataclass(frozen=True)
+class AuditCheck:
+    name: str
+    passed: bool
+    detail: str
+    value: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "check": self.name,
+            "passed": self.passed,
+            "value": self.value,
+            "detail": self.detail,
+        }
+
+
+def single_feature_auc(feature: pd.Series, y: pd.Series) -> float:
+    """How well one feature alone ranks the classes, direction-free (0.5 = no signal, 1 = perfect).
+
+    Categorical features are scored by their category's positive rate on the same
+    rows, so an id-like column (one row per category) shows up as a near-perfect leak.
+    """
+    if pd.api.types.is_numeric_dtype(feature) and not pd.api.types.is_bool_dtype(feature):
+        score = feature.astype(float).fillna(feature.median())
+    else:
+        keys = feature.astype(object).where(feature.notna(), "__missing__")
+        score = y.groupby(keys.to_numpy()).transform("mean")
+    if score.nunique() < 2:
+        return 0.5
+    auc = float(roc_auc_score(y, score))
+    return max(auc, 1.0 - auc)
+
+
+def audit_leakage(
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    y_train: pd.Series,
+    features: list[str],
+    id_column: str | None,
+    time_column: str | None,
+    check_time_order: bool,
+    max_single_feature_auc: float,
+    allowed_features: list[str],
+    max_shared_feature_rows: int,
+) -> list[AuditCheck]:
+    """Run every leakage check; the caller decides what a failure stops."""
+    checks = []
+    if id_column:
+        shared = sorted(set(train[id_column]) & set(test[id_column]))
+        checks.append(
+            AuditCheck(
+                "id_overlap",
+                not shared,
+                f"{len(shared)} ids in both train and test"
+                + (f", e.g. {shared[:5]}" if shared else ""),
+                len(shared),
+            )
+        )
+    train_rows = pd.util.hash_pandas_object(train[features], index=False)
+    test_rows = pd.util.hash_pandas_object(test[features], index=False)
+    shared_rows = int(test_rows.isin(set(train_rows)).sum())
+    checks.append(
+        AuditCheck(
+            "shared_feature_rows",
+            shared_rows <= max_shared_feature_rows,
+            f"{shared_rows} test rows have a feature row identical to a train row "
+            f"(allowed: {max_shared_feature_rows}, leakage.max_shared_feature_rows)",
+            shared_rows,
+        )
+    )
+    if check_time_order and time_column:
+        latest_train, earliest_test = train[time_column].max(), test[time_column].min()
+        checks.append(
+            AuditCheck(
+                "time_order",
+                bool(latest_train < earliest_test),
+                f"latest train time {latest_train}, earliest test time {earliest_test}",
+                str(earliest_test - latest_train),
+            )
+        )
+    aucs = {column: round(single_feature_auc(train[column], y_train), 4) for column in features}
+    suspects = {
+        c: a for c, a in aucs.items() if a > max_single_feature_auc and c not in allowed_features
+    }
+    waived = {c: a for c, a in aucs.items() if a > max_single_feature_auc and c in allowed_features}
+    detail = (
+        f"features whose own ROC-AUC on train exceeds {max_single_feature_auc} "
+        f"(leakage.max_single_feature_auc): {suspects or 'none'}"
+    )
+    if waived:
+        detail += f"; allowed by leakage.allowed_features: {waived}"
+    checks.append(AuditCheck("target_leak_suspects", not suspects, detail, aucs))
+    return checks

@@ -1,0 +1,105 @@
+"""MLflow bookkeeping: runs, nested candidate runs, lineage tags and the logged model.
+
+With no MLFLOW_TRACKING_URI set, MLflow 3 uses ./mlflow.db (SQLite) and ./mlruns:
+no server needed. Point the variable at a team server and nothing here changes.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import subprocess
+import warnings
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.models import infer_signature
+
+from mlops_starter.training.cv import CandidateResult
+
+TRACKED_LIBRARIES = (
+    "scikit-learn",
+    "xgboost-cpu",
+    "imbalanced-learn",
+    "pandas",
+    "numpy",
+    "mlflow",
+    "dvc",
+)
+
+# Quiet by default: no telemetry calls from a machine that may be offline.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def git_state(repo: str | Path = ".") -> dict[str, str]:
+    """The commit the code was run from, and whether the work tree had uncommitted changes."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    try:
+        return {
+            "git.commit": git("rev-parse", "HEAD"),
+            "git.dirty": str(bool(git("status", "--porcelain"))),
+        }
+    except (OSError, subprocess.CalledProcessError):
+        return {"git.commit": "unknown", "git.dirty": "unknown"}
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in TRACKED_LIBRARIES:
+        try:
+            versions[f"lib.{name}"] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def start_run(experiment: str, run_name: str, tags: dict[str, str]) -> mlflow.ActiveRun:
+    mlflow.set_experiment(experiment)
+    return mlflow.start_run(run_name=run_name, tags=tags)
+
+
+def log_candidate(result: CandidateResult, extra_params: dict[str, Any]) -> None:
+    """One nested run per candidate: its params, every fold's scores, the CV summary, timing."""
+    with mlflow.start_run(run_name=result.name, nested=True, tags={"candidate": result.name}):
+        mlflow.log_params(
+            {**{k: v for k, v in result.params.items() if k != "enabled"}, **extra_params}
+        )
+        for fold, metrics in enumerate(result.fold_metrics):
+            mlflow.log_metrics({f"fold_{k}": v for k, v in metrics.items()}, step=fold)
+        mlflow.log_metrics(result.summary())
+
+
+def log_model(
+    pipeline: Any, example: pd.DataFrame, trusted_types: list[str], serving: dict[str, Any]
+) -> str:
+    """Log the fitted pipeline in the safe skops format with signature and input example.
+
+    The pyfunc flavour returns class probabilities. `serving` (threshold, positive label,
+    feature profile, data hash) goes into the MLmodel file, so every registered version
+    carries what a server needs to validate input and label its answers.
+    """
+    with warnings.catch_warnings():
+        # MLflow hints that integer columns cannot hold missing values; ours never do in
+        # training, and the signature must match what callers pass (it refuses int -> float).
+        warnings.filterwarnings(
+            "ignore", message="Hint: Inferred schema contains integer", category=UserWarning
+        )
+        signature = infer_signature(example, pipeline.predict_proba(example))
+    info = mlflow.sklearn.log_model(
+        pipeline,
+        name="model",
+        signature=signature,
+        input_example=example,
+        serialization_format="skops",
+        skops_trusted_types=trusted_types,
+        pyfunc_predict_fn="predict_proba",
+        metadata=serving,
+    )
+    return str(info.model_uri)

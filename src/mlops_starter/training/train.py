@@ -1,0 +1,119 @@
+"""The train stage: cross-validate every candidate on the training set, pick the winner
+by mean CV score, refit it on all training rows and log it to MLflow with its lineage."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import mlflow
+import pandas as pd
+from sklearn.base import clone
+
+from mlops_starter.config import Config
+from mlops_starter.data.profile import feature_profile
+from mlops_starter.data.schema import FeatureSchema, encode_target
+from mlops_starter.storage import SKOPS_TRUSTED_TYPES, file_md5
+from mlops_starter.training import tracking
+from mlops_starter.training.candidates import build_pipeline
+from mlops_starter.training.cv import CandidateResult, cv_folds, run_candidates, select_winner
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """What the train stage writes: the fitted winner, models/model.json and metrics/cv.json."""
+
+    model: Any
+    model_info: dict[str, Any]
+    cv_metrics: dict[str, Any]
+
+
+def build_candidates(cfg: Config, schema: FeatureSchema) -> dict[str, tuple[dict[str, Any], Any]]:
+    """(params, unfitted pipeline) for each enabled candidate."""
+    settings = cfg.train
+    return {
+        name: (
+            params.model_dump(),
+            build_pipeline(
+                name,
+                params.model_dump(),
+                schema,
+                settings.resampling,
+                settings.seed,
+                settings.n_jobs,
+            ),
+        )
+        for name, params in settings.candidates.enabled().items()
+    }
+
+
+def cv_summary(winner: CandidateResult, results: list[CandidateResult], primary: str) -> dict:
+    return {
+        "winner": winner.name,
+        "primary_metric": primary,
+        **winner.summary(),
+        "candidates": {
+            r.name: {"cv_roc_auc": r.mean("roc_auc"), "cv_pr_auc": r.mean("pr_auc")}
+            for r in results
+        },
+    }
+
+
+def train(frame: pd.DataFrame, cfg: Config) -> TrainOutcome:
+    """Cross-validate, select, refit and log; the MLflow run records git and data hashes."""
+    settings = cfg.train
+    y = encode_target(frame[cfg.data.target], cfg.data.positive_label)
+    schema = FeatureSchema.infer(frame, cfg.non_feature_columns, cfg.data.categorical_columns)
+    X = frame[schema.columns]
+    groups = frame[cfg.split.group_column] if cfg.split.group_column else None
+    folds = cv_folds(y, settings.cv_folds, settings.seed, cfg.split.strategy, groups)
+    candidates = build_candidates(cfg, schema)
+    lineage = {
+        **tracking.git_state(),
+        **tracking.library_versions(),
+        "data.train_md5": file_md5(cfg.paths.train),
+        "data.raw_md5": file_md5(cfg.paths.raw),
+        "data.source": cfg.data.source,
+    }
+    with tracking.start_run(cfg.mlflow.experiment, "train", lineage) as run:
+        shared = {
+            "cv_folds": settings.cv_folds,
+            "resampling": settings.resampling,
+            "split": cfg.split.strategy,
+        }
+        results = run_candidates(candidates, X, y, folds, settings.threshold_fbeta)
+        for result in results:
+            tracking.log_candidate(result, shared)
+        winner = select_winner(results, settings.primary_metric)
+        logging.getLogger("train").info(
+            "winner %s: mean CV %s %.4f",
+            winner.name,
+            settings.primary_metric,
+            winner.mean(settings.primary_metric),
+        )
+        model = clone(candidates[winner.name][1]).fit(X, y)
+        mlflow.set_tags({"winner": winner.name, "primary_metric": settings.primary_metric})
+        mlflow.log_params(
+            {**shared, "winner": winner.name, "threshold_fbeta": settings.threshold_fbeta}
+        )
+        mlflow.log_metrics(winner.summary())
+        serving = {
+            "threshold": winner.threshold,
+            "positive_label": cfg.data.positive_label,
+            "id_column": cfg.data.id_column,
+            "feature_profile": feature_profile(X, schema),
+            "data_train_md5": lineage["data.train_md5"],
+        }
+        model_uri = tracking.log_model(model, X.head(5), SKOPS_TRUSTED_TYPES, serving)
+
+    model_info = {
+        "winner": winner.name,
+        "params": {k: v for k, v in winner.params.items() if k != "enabled"},
+        "threshold": winner.threshold,
+        "feature_schema": schema.to_dict(),
+        "mlflow_run_id": run.info.run_id,
+        "mlflow_model_uri": model_uri,
+        "data_train_md5": lineage["data.train_md5"],
+    }
+    return TrainOutcome(model, model_info, cv_summary(winner, results, settings.primary_metric))

@@ -1,0 +1,215 @@
+"""Each drift scenario raises its own alert and no other; bad logs get clear errors.
+
+A small model is trained in-process on the demo data; each scenario's batch is
+scored by it and written with the service's PredictionLog, then read back."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlops_starter.config import MonitorConfig
+from mlops_starter.data.demo import generate_demo_table, generate_production_batch
+from mlops_starter.data.profile import feature_profile, score_profile
+from mlops_starter.data.schema import FeatureSchema, encode_target
+from mlops_starter.evaluation.metrics import classification_metrics
+from mlops_starter.monitoring.checks import (
+    MonitorError,
+    Reference,
+    read_prediction_log,
+    run_checks,
+    system_health,
+)
+from mlops_starter.monitoring.report import write_report
+from mlops_starter.serving.prediction_log import PredictionLog
+from mlops_starter.training.candidates import build_pipeline
+
+XGB = {
+    "n_estimators": 150,
+    "learning_rate": 0.1,
+    "max_depth": 3,
+    "min_child_weight": 1.0,
+    "subsample": 0.9,
+    "colsample_bytree": 0.9,
+    "reg_alpha": 0.0,
+    "reg_lambda": 1.0,
+    "scale_pos_weight": 1.0,
+}
+SETTINGS = MonitorConfig()
+
+
+@pytest.fixture(scope="module")
+def trained():
+    table = generate_demo_table(12_000, seed=3)
+    schema = FeatureSchema.infer(table, ["customer_id", "signup_date", "churned"])
+    train, test = table.iloc[:9000], table.iloc[9000:]
+    model = build_pipeline("xgboost", XGB, schema, "none", 0, 1).fit(
+        train[schema.columns], encode_target(train["churned"], "yes")
+    )
+    proba = model.predict_proba(test[schema.columns])[:, 1]
+    threshold = float(np.quantile(proba, 0.8))
+    y = encode_target(test["churned"], "yes").to_numpy()
+    reference = Reference(
+        model="churn-classifier",
+        version="1",
+        threshold=threshold,
+        positive_label="yes",
+        id_column="customer_id",
+        feature_profile=feature_profile(train[schema.columns], schema),
+        score_profile=score_profile(proba, threshold),
+        test_metrics=classification_metrics(y, proba, threshold),
+    )
+    return model, schema, reference
+
+
+def served_log(tmp_path, model, schema, batch: pd.DataFrame) -> pd.DataFrame:
+    """Score a batch and log it as the service does, then read it back."""
+    proba = model.predict_proba(batch[schema.columns])[:, 1]
+    log = PredictionLog(tmp_path).start()
+    features = json.loads(batch[schema.columns].to_json(orient="records"))
+    log.write(
+        [
+            {
+                "timestamp": "2026-11-24T08:00:00+00:00",
+                "request_id": f"r{i // 100}",
+                "model": "churn-classifier",
+                "model_version": "1",
+                "id": cid,
+                "features": f,
+                "probability": float(p),
+                "label": int(p > 0.5),
+                "issues": [],
+            }
+            for i, (cid, f, p) in enumerate(zip(batch["customer_id"], features, proba, strict=True))
+        ]
+    )
+    log.close()
+    return read_prediction_log([str(tmp_path / "predictions-*.jsonl")])
+
+
+def alerts_for(tmp_path, trained, scenario: str, with_labels: bool = True):
+    model, schema, reference = trained
+    batch = generate_production_batch(3000, seed=21, scenario=scenario)
+    log = served_log(tmp_path, model, schema, batch)
+    labels = batch[["customer_id", "churned"]] if with_labels else None
+    report = run_checks(log, reference, SETTINGS, labels, "churned")
+    return report, {(a["check"], a["subject"]) for a in report["alerts"]}
+
+
+def test_no_drift_raises_no_alert(tmp_path, trained):
+    report, alerts = alerts_for(tmp_path, trained, "none")
+    assert alerts == set(), report["alerts"]
+    assert report["performance"]["labelled_rows"] == 3000
+
+
+def test_covariate_shift_names_the_shifted_features(tmp_path, trained):
+    report, alerts = alerts_for(tmp_path, trained, "covariate")
+    drifted = {subject for check, subject in alerts if check == "data_drift"}
+    assert drifted == {"monthly_charges", "tenure_months"}
+    assert list(report["data_drift"])[:2] == sorted(
+        drifted, key=lambda f: -report["data_drift"][f]["psi"]
+    )
+    assert not {check for check, _ in alerts} & {"performance"}
+    assert {s for c, s in alerts if c == "input_quality"} <= drifted
+
+
+def test_prior_shift_moves_the_positive_rate_only(tmp_path, trained):
+    report, alerts = alerts_for(tmp_path, trained, "prior")
+    assert alerts == {("prediction_drift", "positive_rate")}, report["alerts"]
+    assert report["prediction_drift"]["positive_rate_shift"] > SETTINGS.max_positive_rate_shift
+
+
+def test_concept_drift_shows_only_once_labels_arrive(tmp_path, trained):
+    _, without_labels = alerts_for(tmp_path / "a", trained, "concept", with_labels=False)
+    assert without_labels == set()
+    report, alerts = alerts_for(tmp_path / "b", trained, "concept")
+    assert {check for check, _ in alerts} == {"performance"}
+    assert report["performance"]["metrics"]["roc_auc"] < 0.6
+
+
+def test_broken_inputs_are_input_quality_alerts(tmp_path, trained):
+    report, alerts = alerts_for(tmp_path, trained, "broken")
+    assert alerts == {
+        ("input_quality", "age"),
+        ("input_quality", "region"),
+    }, report["alerts"]
+    assert report["input_quality"]["region"]["unseen_category_rate"] > 0.4
+    assert "NORTH" in report["input_quality"]["region"]["unseen_examples"]
+
+
+def test_a_renamed_column_is_a_schema_alert(tmp_path, trained):
+    model, schema, reference = trained
+    batch = generate_production_batch(600, seed=5)
+    log = served_log(tmp_path, model, schema, batch)
+    log["features"] = [
+        {("payment_type" if k == "payment_method" else k): v for k, v in f.items()}
+        for f in log["features"]
+    ]
+    report = run_checks(log, reference, SETTINGS)
+    assert ("input_quality", "payment_method") in {
+        (a["check"], a["subject"]) for a in report["alerts"]
+    }
+    assert report["input_quality"]["payment_method"] == {"present": False}
+
+
+def test_the_report_is_an_html_page_with_plots(tmp_path, trained):
+    model, schema, reference = trained
+    batch = generate_production_batch(1000, seed=8, scenario="covariate")
+    log = served_log(tmp_path, model, schema, batch)
+    report = run_checks(log, reference, SETTINGS)
+    page = write_report(report, log, reference, tmp_path).read_text()
+    assert page.startswith("<!doctype html>") and page.count("data:image/png;base64,") >= 3
+    assert "tenure_months: PSI" in page
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "holds no entries"),
+        ("{not json\n", ":1: not JSON"),
+        ('{"timestamp": "x"}\n', "missing ['request_id'"),
+        ("[1, 2]\n", "not an object"),
+    ],
+)
+def test_a_malformed_or_empty_log_gets_a_clear_error(tmp_path, content, message):
+    (tmp_path / "predictions-a.jsonl").write_text(content)
+    with pytest.raises(MonitorError, match=message.replace("[", r"\[")):
+        read_prediction_log([str(tmp_path / "predictions-*.jsonl")])
+
+
+def test_no_log_files_is_a_clear_error(tmp_path):
+    with pytest.raises(MonitorError, match="no prediction log files match"):
+        read_prediction_log([str(tmp_path / "nothing-*.jsonl")])
+
+
+def test_system_health_reads_errors_and_latency_from_prometheus_text():
+    log = pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime(["2026-11-24T08:00:00Z", "2026-11-24T08:01:00Z"]),
+            "request_id": ["a", "b"],
+            "model_version": ["1", "1"],
+        }
+    )
+    text = "\n".join(
+        [
+            "# TYPE bentoml_service_request_total counter",
+            'bentoml_service_request_total{endpoint="/predict",http_response_code="200"} 90.0',
+            'bentoml_service_request_total{endpoint="/predict",http_response_code="400"} 8.0',
+            'bentoml_service_request_total{endpoint="/predict",http_response_code="500"} 2.0',
+            "# TYPE bentoml_service_request_duration_seconds histogram",
+            'bentoml_service_request_duration_seconds_bucket{endpoint="/predict",le="0.05"} 50.0',
+            'bentoml_service_request_duration_seconds_bucket{endpoint="/predict",le="2.5"} 99.0',
+            'bentoml_service_request_duration_seconds_bucket{endpoint="/predict",le="+Inf"} 100.0',
+        ]
+    )
+    figures, alerts = system_health(log, text, SETTINGS)
+    assert figures["server_error_rate"] == pytest.approx(0.02)
+    assert figures["latency_p50_s"] == 0.05 and figures["latency_p99_s"] == 2.5
+    assert {(a.check, a.subject) for a in alerts} == {
+        ("system_health", "server_errors"),
+        ("input_quality", "rejected_requests"),
+        ("system_health", "latency_p99"),
+    }

@@ -1,0 +1,151 @@
+"""The served input contract, generated from the training profile (no server needed)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import TypeAdapter, ValidationError
+
+from mlops_starter.data.profile import feature_profile
+from mlops_starter.data.schema import FeatureSchema
+from mlops_starter.serving.schema import (
+    REQUEST_ID,
+    RecordBase,
+    error_kind,
+    quality_issues,
+    record_model,
+    records_to_frame,
+    records_type,
+)
+
+
+@pytest.fixture(scope="module")
+def profile(demo_frame):
+    schema = FeatureSchema.infer(demo_frame, ["customer_id", "signup_date", "churned"])
+    return feature_profile(demo_frame[schema.columns], schema)
+
+
+@pytest.fixture
+def record(demo_frame, profile):
+    row = demo_frame.iloc[0]
+    return {
+        name: (
+            None
+            if pd.isna(row[name])
+            else row[name].item()
+            if spec["kind"] != "category"
+            else row[name]
+        )
+        for name, spec in profile.items()
+    } | {"age": 40.0, "plan": "basic", "monthly_charges": 50.0}
+
+
+def _errors(model, data):
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate(data)
+    return caught.value.errors()
+
+
+def test_profile_records_kinds_ranges_categories_and_missingness(demo_frame, profile):
+    assert profile["tenure_months"]["kind"] == "integer"
+    assert profile["monthly_charges"]["kind"] == "float"
+    assert profile["plan"]["kind"] == "category"
+    assert set(profile["plan"]["categories"]) == set(demo_frame["plan"].dropna())
+    assert profile["tenure_months"]["min"] == demo_frame["tenure_months"].min()
+    for name, spec in profile.items():
+        assert spec["nullable"] == bool(demo_frame[name].isna().any()), name
+        if spec["kind"] != "category":
+            assert sum(spec["bin_shares"]) == pytest.approx(1.0)
+
+
+def test_required_fields_follow_training_missingness(profile, record):
+    model = record_model(profile, "customer_id", "accept", "accept")
+    required = {n for n, s in profile.items() if not s["nullable"]}
+    nullable = set(profile) - required
+    assert required and nullable, "the demo data has both kinds"
+    errors = _errors(model, {k: v for k, v in record.items() if k not in required})
+    assert {e["loc"][0] for e in errors} == required
+    assert all(error_kind(e) == "missing_field" for e in errors)
+    accepted = model.model_validate({k: v for k, v in record.items() if k not in nullable})
+    assert all(getattr(accepted, n) is None for n in nullable)
+
+
+def test_strict_types_and_unknown_fields_are_refused_with_their_kind(profile, record):
+    model = record_model(profile, None, "accept", "accept")
+    integer_field = next(n for n, s in profile.items() if s["kind"] == "integer")
+    required = next(n for n, s in profile.items() if not s["nullable"])
+    cases = {
+        "wrong_type": {integer_field: "3"},
+        "null": {required: None},
+        "unknown_field": {"favourite_colour": "red"},
+        "not_finite": {"monthly_charges": float("inf")},
+        "out_of_range": {integer_field: 2**70},
+    }
+    for kind, change in cases.items():
+        errors = _errors(model, record | change)
+        assert [error_kind(e) for e in errors] == [kind], (kind, errors)
+        assert errors[0]["loc"] == (next(iter(change)),)
+
+
+def test_reject_policies_refuse_unseen_categories_and_out_of_range_values(profile, record):
+    strict = record_model(profile, None, "reject", "reject")
+    lenient = record_model(profile, None, "accept", "accept")
+    unseen = record | {"plan": "platinum"}
+    too_old = record | {"age": profile["age"]["max"] + 50}
+    assert [error_kind(e) for e in _errors(strict, unseen)] == ["unseen_category"]
+    assert [error_kind(e) for e in _errors(strict, too_old)] == ["out_of_range"]
+    lenient.model_validate(unseen)
+    lenient.model_validate(too_old)
+
+
+def test_rejections_are_reported_and_records_carry_their_request_id(profile, record):
+    records = TypeAdapter(records_type(record_model(profile, None, "accept", "accept"), 2))
+    seen = []
+    RecordBase.on_rejected = lambda field, kind: seen.append((field, kind))
+    try:
+        with pytest.raises(ValidationError) as caught:
+            records.validate_python([record, record | {"plan": 3}])
+        assert caught.value.errors()[0]["loc"] == (1, "plan")
+        with pytest.raises(ValidationError):
+            records.validate_python([record] * 3)
+        token = REQUEST_ID.set("req-42")
+        try:
+            accepted = records.validate_python([record, record])
+        finally:
+            REQUEST_ID.reset(token)
+    finally:
+        RecordBase.on_rejected = None
+    assert seen == [("plan", "wrong_type"), ("records", "too_many_records")]
+    assert [r.request_id for r in accepted] == ["req-42", "req-42"]
+
+
+def test_frame_from_records_matches_the_training_frame(demo_frame, profile):
+    model = record_model(profile, None, "accept", "accept")
+    rows = demo_frame[list(profile)].head(50)
+    records = [
+        model.model_validate({k: (None if pd.isna(v) else v) for k, v in row.items()})
+        for row in rows.astype(object).to_dict(orient="records")
+    ]
+    frame = records_to_frame(records, profile)
+    assert list(frame.columns) == list(profile)
+    pd.testing.assert_frame_equal(frame, rows.reset_index(drop=True), check_dtype=False)
+    assert frame["tenure_months"].dtype == np.int64
+
+
+def test_quality_issues_name_field_and_kind(profile):
+    model = record_model(profile, None, "accept", "accept")
+    base = {n: None for n, s in profile.items() if s["nullable"]}
+    valid = {
+        n: (int(s["min"]) if s["kind"] == "integer" else float(s["min"]))
+        if s["kind"] != "category"
+        else next(iter(s["categories"]))
+        for n, s in profile.items()
+        if not s["nullable"]
+    }
+    records = [
+        model.model_validate(base | valid),
+        model.model_validate(base | valid | {"plan": "platinum", "age": 500.0}),
+    ]
+    issues = quality_issues(records_to_frame(records, profile), profile)
+    assert "plan:unseen_category" in issues[1] and "age:out_of_range" in issues[1]
+    assert "plan:unseen_category" not in issues[0]
+    assert {i.split(":")[1] for i in issues[0]} == {"missing"}

@@ -1,0 +1,308 @@
+"""The bento built by `dvc repro`, served by a real `bentoml serve` on a free loopback
+port: answers equal to the in-process model, every kind of bad input refused with its
+field, health, metrics, metadata, the prediction log, and a schemathesis run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import VENV_BIN
+
+from mlops_starter.serving.process import bentoml_server, free_port, wait_for_http
+from mlops_starter.storage import load_model
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def packaged(repo_copy):
+    copy = repo_copy({"serve": {"max_records": 300}})
+    copy.run("dvc", "repro", timeout=900)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def server(packaged, tmp_path_factory):
+    """Serve the bento of the gated version, logging predictions to a scratch folder."""
+    scratch = tmp_path_factory.mktemp("served")
+    env = packaged.env | {"MLOPS_PREDICTION_LOG_DIR": str(scratch / "predictions")}
+    bento = packaged.read_json("models/bento.json")["bento"]
+    with (
+        bentoml_server(bento, free_port(), scratch / "serve.log", env) as url,
+        httpx.Client(base_url=url, timeout=30) as client,
+    ):
+        yield client, scratch / "predictions"
+
+
+@pytest.fixture(scope="module")
+def reference(packaged):
+    """Test rows and the in-process pipeline's probabilities for them."""
+    info = packaged.read_json("models/model.json")
+    columns = info["feature_schema"]["numeric"] + info["feature_schema"]["categorical"]
+    test = pd.read_parquet(packaged.root / "data/split/test.parquet").head(200)
+    proba = load_model(packaged.root / "models/model.skops").predict_proba(test[columns])[:, 1]
+    records = json.loads(test[["customer_id", *columns]].to_json(orient="records"))
+    return records, proba, info["threshold"]
+
+
+def predict(client: httpx.Client, records, **headers) -> httpx.Response:
+    return client.post("/predict", json={"records": records}, headers=headers)
+
+
+def test_the_bento_carries_model_labels_dockerfile_and_openapi(packaged):
+    bento_info = packaged.read_json("models/bento.json")
+    gate = packaged.read_json("reports/gate.json")
+    assert bento_info["built"] and bento_info["version"] == str(gate["version"])
+    listed = packaged.run(str(VENV_BIN / "bentoml"), "get", bento_info["bento"], "-o", "json")
+    described = json.loads(listed.stdout)
+    assert described["labels"]["registered_version"] == str(gate["version"])
+    assert described["labels"]["run_id"] == packaged.read_json("models/model.json")["mlflow_run_id"]
+    name, version = bento_info["bento"].split(":")
+    root = Path(packaged.env["BENTOML_HOME"]) / "bentos" / name / version
+    dockerfile = (root / "env/docker/Dockerfile").read_text()
+    assert "python:3.11" in dockerfile or "3.11" in dockerfile
+    requirements = (root / "env/python/requirements.txt").read_text()
+    assert "scikit-learn==" in requirements and "pytest" not in requirements
+    assert (root / "apis/openapi.yaml").is_file()
+    assert (root / "src/mlops_starter/serving.py").is_file()
+
+
+def test_single_and_batch_answers_equal_the_in_process_model(server, reference, packaged):
+    client, _ = server
+    records, proba, threshold = reference
+    version = packaged.read_json("models/bento.json")["version"]
+    single = predict(client, records[:1])
+    assert single.status_code == 200, single.text
+    [answer] = single.json()
+    assert answer["probability"] == pytest.approx(proba[0], abs=1e-9)
+    assert answer["label"] == int(proba[0] >= threshold)
+    assert answer["model_version"] == version
+    assert answer["id"] == records[0]["customer_id"]
+    batch = predict(client, records)
+    assert batch.status_code == 200, batch.text
+    served = np.array([p["probability"] for p in batch.json()])
+    np.testing.assert_allclose(served, proba, atol=1e-9)
+    assert [p["label"] for p in batch.json()] == [int(p >= threshold) for p in proba]
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_answers(server, reference):
+    client, _ = server
+    records, proba, _ = reference
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda i: predict(client, records[i : i + 1]), range(64)))
+    assert all(a.status_code == 200 for a in answers)
+    served = [a.json()[0]["probability"] for a in answers]
+    np.testing.assert_allclose(served, proba[:64], atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "kind_in_message"),
+    [
+        ({"tenure_months": "twelve"}, "tenure_months", "valid integer"),
+        ({"tenure_months": None}, "tenure_months", "valid integer"),
+        ({"favourite_colour": "red"}, "favourite_colour", "Extra inputs"),
+        ({"plan": 7}, "plan", "valid string"),
+    ],
+)
+def test_bad_fields_get_400_naming_record_and_field(
+    server, reference, change, field, kind_in_message
+):
+    client, _ = server
+    records, _, _ = reference
+    bad = records[1] | change
+    response = predict(client, [records[0], bad])
+    assert response.status_code == 400
+    [detail] = response.json()["detail"]
+    assert detail["loc"] == ["records", 1, field]
+    assert kind_in_message in detail["msg"]
+
+
+def test_missing_required_field_and_malformed_bodies_get_400(server, reference):
+    client, _ = server
+    records, _, _ = reference
+    missing = {k: v for k, v in records[0].items() if k != "contract"}
+    assert predict(client, [missing]).json()["detail"][0]["loc"] == ["records", 0, "contract"]
+    assert predict(client, []).status_code == 400
+    assert (
+        client.post(
+            "/predict", content=b"{not json", headers={"content-type": "application/json"}
+        ).status_code
+        == 400
+    )
+    assert client.post("/predict", json={"rows": records[:1]}).status_code == 400
+    form = client.post("/predict", data={"records": "x"})
+    assert form.status_code == 415 and "application/json" in form.json()["error"]
+
+
+def test_limits_on_records_and_body_size(server, reference):
+    client, _ = server
+    records, _, _ = reference
+    too_many = predict(client, records[:1] * 301)
+    assert too_many.status_code == 400
+    assert "at most 300" in too_many.text
+    huge = client.post(
+        "/predict", content=b"x" * 2_500_000, headers={"content-type": "application/json"}
+    )
+    assert huge.status_code == 413
+    assert "serve.max_body_bytes" in huge.json()["error"]
+
+
+def test_unseen_category_and_out_of_range_are_accepted_warned_and_counted(server, reference):
+    client, _ = server
+    records, _, _ = reference
+    odd = records[2] | {"plan": "platinum", "age": 250.0}
+    response = predict(client, [odd])
+    assert response.status_code == 200
+    assert set(response.json()[0]["warnings"]) == {"plan:unseen_category", "age:out_of_range"}
+    metrics = client.get("/metrics").text
+    assert (
+        'mlops_input_quality_issues_total{field="plan",kind="unseen_category",outcome="accepted"}'
+        in metrics
+    )
+    assert (
+        'mlops_input_quality_issues_total{field="age",kind="out_of_range",outcome="accepted"}'
+        in metrics
+    )
+
+
+def test_health_readiness_and_metrics(server, packaged, reference):
+    client, _ = server
+    records, _, _ = reference
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 200
+    predict(client, [records[0] | {"plan": 7}])
+    predict(client, records[:5])
+    metrics = client.get("/metrics").text
+    version = packaged.read_json("models/bento.json")["version"]
+    assert f'version="{version}"' in metrics and "mlops_model_info" in metrics
+    assert 'field="plan",kind="wrong_type",outcome="rejected"' in metrics
+    count = next(
+        float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith("mlops_predicted_probability_count")
+    )
+    assert count >= 5
+    assert "bentoml_service_request_duration_seconds" in metrics
+
+
+def test_metadata_describes_the_served_version(server, packaged):
+    client, _ = server
+    meta = client.get("/metadata").json()
+    bento = packaged.read_json("models/bento.json")
+    info = packaged.read_json("models/model.json")
+    assert meta["version"] == bento["version"] and meta["run_id"] == bento["run_id"]
+    assert meta["threshold"] == pytest.approx(info["threshold"])
+    assert meta["data_train_md5"] == info["data_train_md5"]
+    assert set(meta["feature_schema"]) == set(
+        info["feature_schema"]["numeric"] + info["feature_schema"]["categorical"]
+    )
+    assert meta["policies"] == {"unseen_category": "accept", "out_of_range": "accept"}
+
+
+def test_prediction_log_holds_inputs_outputs_version_and_request_id(server, reference):
+    client, log_dir = server
+    records, proba, _ = reference
+    predict(client, records[10:13], **{"X-Request-ID": "test-log-42"})
+    deadline = time.monotonic() + 10
+    entries = []
+    while time.monotonic() < deadline and len(entries) < 3:
+        time.sleep(0.3)
+        entries = [
+            json.loads(line)
+            for path in log_dir.glob("predictions-*.jsonl*")
+            for line in path.read_text().splitlines()
+            if '"test-log-42"' in line
+        ]
+    assert len(entries) == 3
+    by_id = {e["id"]: e for e in entries}
+    for offset, record in enumerate(records[10:13]):
+        entry = by_id[record["customer_id"]]
+        assert entry["probability"] == pytest.approx(proba[10 + offset], abs=1e-9)
+        assert entry["features"]["tenure_months"] == record["tenure_months"]
+        assert entry["model_version"] and entry["timestamp"].endswith("+00:00")
+
+
+def test_schemathesis_finds_no_server_error(server):
+    client, _ = server
+    url = str(client.base_url)
+    done = subprocess.run(
+        [
+            str(VENV_BIN / "schemathesis"),
+            "run",
+            f"{url}/docs.json",
+            "--url",
+            url,
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "40",
+            "--generation-deterministic",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "No issues found" in done.stdout
+
+
+def test_monitor_demo_through_the_real_service_and_the_monitor_command(packaged):
+    demo = packaged.run(
+        "mlops", "monitor-demo", "--scenario", "covariate", "--rows", "600", timeout=600
+    )
+    assert "scenario covariate" in demo.stdout and "data_drift: tenure_months" in demo.stdout
+    report = packaged.read_json("build/monitor-demo/covariate/monitoring.json")
+    assert report["records"] == 600 and report["refused_requests"] == 0
+    assert (packaged.root / "build/monitor-demo/covariate/monitoring.html").is_file()
+
+    logs = str(packaged.root / "build/monitor-demo/predictions/predictions-*.jsonl*")
+    alerted = packaged.run("mlops", "monitor", "--log", logs, check=False, timeout=300)
+    assert alerted.returncode == 3, alerted.stdout + alerted.stderr
+    assert "ALERT data_drift: monthly_charges" in alerted.stdout
+    assert (packaged.root / "build/monitoring/monitoring.html").is_file()
+
+    missing = packaged.run("mlops", "monitor", "--log", "nowhere/*.jsonl", check=False)
+    assert missing.returncode == 2
+    assert "no prediction log files match" in missing.stderr
+
+
+def test_make_serve_serves_the_champion_from_source(packaged, reference):
+    """`mlops serve` (what `make serve` runs): the champion, from this checkout's code."""
+    records, proba, _ = reference
+    port = free_port()
+    log = packaged.root.parent / "serve-from-source.log"
+    with open(log, "w") as output:
+        process = subprocess.Popen(
+            ["mlops", "serve", "--port", str(port)],
+            cwd=packaged.root,
+            env=packaged.env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/readyz", process)
+        champion = packaged.read_json("reports/gate.json")["version"]
+        assert httpx.get(f"http://127.0.0.1:{port}/metadata").json()["version"] == str(champion)
+        answer = httpx.post(f"http://127.0.0.1:{port}/predict", json={"records": records[:1]})
+        assert answer.json()[0]["probability"] == pytest.approx(proba[0], abs=1e-9)
+        deadline = time.monotonic() + 10
+        while not list((packaged.root / "predictions").glob("predictions-*.jsonl")):
+            assert time.monotonic() < deadline, (
+                "make serve wrote no prediction log under predictions/"
+            )
+            time.sleep(0.3)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)

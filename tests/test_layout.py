@@ -1,0 +1,81 @@
+"""The layout is the architecture: folders are the DAG's areas, imports point one way
+(from pipelines and the CLI down to the areas, from the areas down to the shared
+modules), and every stage script is a thin door over one library function."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_DIR = ROOT / "src" / "mlops_starter"
+SHARED = {"config", "errors", "storage", "runner"}
+# Which other areas each area may import. Serving never imports training: a bento
+# carries the fitted model, not the code that made it.
+MAY_IMPORT: dict[str, set[str]] = {
+    "data": set(),
+    "validation": {"data"},
+    "evaluation": {"data"},
+    "training": {"data", "evaluation"},
+    "registry": {"data", "evaluation"},
+    "serving": {"data", "registry"},
+    "monitoring": {"data", "evaluation", "registry", "serving"},
+    "cli": {"data", "validation", "training", "evaluation", "registry", "serving", "monitoring"},
+}
+
+
+def imported_packages(path: Path) -> set[str]:
+    """The first part below mlops_starter of every project import in `path` (area or shared module)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module == "mlops_starter":
+            names = [f"mlops_starter.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "mlops_starter" and len(parts) > 1:
+                found.add(parts[1])
+    return found
+
+
+def source_files(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("*.py"))
+
+
+def test_every_area_is_a_folder_and_only_shared_modules_sit_at_the_top():
+    top_modules = {p.stem for p in PACKAGE_DIR.glob("*.py")} - {"__init__"}
+    assert top_modules == SHARED
+    areas = {p.name for p in PACKAGE_DIR.iterdir() if (p / "__init__.py").is_file()}
+    assert areas == set(MAY_IMPORT)
+
+
+@pytest.mark.parametrize("module", sorted(SHARED))
+def test_shared_modules_import_no_area(module):
+    assert imported_packages(PACKAGE_DIR / f"{module}.py") <= SHARED
+
+
+@pytest.mark.parametrize("area", sorted(MAY_IMPORT))
+def test_area_imports_point_down(area):
+    allowed = SHARED | MAY_IMPORT[area] | {area}
+    wrong = {
+        str(path.relative_to(ROOT)): sorted(imported_packages(path) - allowed)
+        for path in source_files(PACKAGE_DIR / area)
+        if imported_packages(path) - allowed
+    }
+    assert not wrong, f"{area} may import only {sorted(allowed)}; found {wrong}"
+
+
+@pytest.mark.parametrize("script", source_files(ROOT / "pipelines"), ids=lambda p: p.name)
+def test_stage_scripts_are_thin_doors(script):
+    assert len(script.read_text().splitlines()) < 40
+    assert imported_packages(script) - SHARED, "a stage calls one library function of an area"
+
+
+def test_import_rule_catches_an_upward_import(tmp_path):
+    upward = tmp_path / "bad.py"
+    upward.write_text("from mlops_starter.cli.main import main\nfrom mlops_starter import config\n")
+    assert imported_packages(upward) == {"cli", "config"}

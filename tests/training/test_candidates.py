@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+import skops.io
+
+from mlops_starter.config import Candidates
+from mlops_starter.data.schema import FeatureSchema, encode_target
+from mlops_starter.storage import SKOPS_TRUSTED_TYPES, load_model, save_model
+from mlops_starter.training.candidates import build_pipeline
+
+CANDIDATES = {name: params.model_dump() for name, params in Candidates().enabled().items()}
+FAST = {
+    "random_forest": {"n_estimators": 20},
+    "xgboost": {"n_estimators": 30},
+    "logistic_regression": {"max_iter": 300},
+}
+
+
+@pytest.fixture(scope="module")
+def xy(demo_frame):
+    schema = FeatureSchema.infer(demo_frame, ["churned", "customer_id", "signup_date"])
+    return schema, demo_frame[schema.columns], encode_target(demo_frame["churned"], "yes")
+
+
+@pytest.mark.parametrize("resampling", ["none", "smote", "undersample"])
+@pytest.mark.parametrize("name", sorted(CANDIDATES))
+def test_every_candidate_fits_and_round_trips_through_skops(tmp_path, xy, name, resampling):
+    schema, X, y = xy
+    model = build_pipeline(
+        name, CANDIDATES[name] | FAST[name], schema, resampling, seed=0, n_jobs=1
+    ).fit(X, y)
+    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    assert set(untrusted) <= set(SKOPS_TRUSTED_TYPES), "add the new type to SKOPS_TRUSTED_TYPES"
+    save_model(model, tmp_path / "model.skops")
+    reloaded = load_model(tmp_path / "model.skops")
+    np.testing.assert_allclose(reloaded.predict_proba(X.head(50)), model.predict_proba(X.head(50)))
+
+
+def test_pipeline_accepts_unseen_categories_and_missing_values(xy):
+    schema, X, y = xy
+    model = build_pipeline("xgboost", CANDIDATES["xgboost"] | FAST["xgboost"], schema).fit(X, y)
+    odd = X.head(3).copy()
+    odd.loc[odd.index[0], "plan"] = "never-seen"
+    odd.loc[odd.index[1], ["tenure_months", "payment_method"]] = [np.nan, None]
+    proba = model.predict_proba(odd)[:, 1]
+    assert proba.shape == (3,) and np.all((proba >= 0) & (proba <= 1))
+
+
+def test_resampling_happens_only_inside_fit(xy):
+    """The sampler changes what the estimator is fitted on, never how many rows are predicted."""
+    schema, X, y = xy
+    model = build_pipeline(
+        "logistic_regression", CANDIDATES["logistic_regression"], schema, "undersample"
+    )
+    model.fit(X, y)
+    assert model.predict_proba(X).shape[0] == len(X)
+
+
+def test_loading_refuses_an_untrusted_type(tmp_path):
+    from fractions import Fraction
+
+    skops.io.dump({"weight": Fraction(1, 3)}, tmp_path / "odd.skops")
+    with pytest.raises(skops.io.exceptions.UntrustedTypesFoundException):
+        load_model(tmp_path / "odd.skops")

@@ -1,0 +1,78 @@
+"""Cross-validation fits everything inside the folds: with random labels nothing can be learnt,
+so any score above chance would mean held-out rows leaked into fitting."""
+
+import numpy as np
+import pytest
+
+from mlops_starter.config import Candidates
+from mlops_starter.data.schema import FeatureSchema, encode_target
+from mlops_starter.evaluation.metrics import ranking_metrics
+from mlops_starter.training.candidates import build_pipeline
+from mlops_starter.training.cv import cross_validate, cv_folds, select_winner
+from mlops_starter.training.split import split_holdout
+
+PARAMS = {name: p.model_dump() for name, p in Candidates().enabled().items()}
+PARAMS["random_forest"] |= {"n_estimators": 60}
+PARAMS["xgboost"] |= {"n_estimators": 80}
+
+
+def prepared(frame, y):
+    schema = FeatureSchema.infer(frame, ["churned", "customer_id", "signup_date"])
+    return schema, frame[schema.columns]
+
+
+@pytest.mark.parametrize("resampling", ["none", "smote"])
+def test_shuffled_labels_score_at_chance_in_cv_and_on_test(demo_frame, resampling):
+    y = (
+        encode_target(demo_frame["churned"], "yes")
+        .sample(frac=1.0, random_state=0)
+        .reset_index(drop=True)
+    )
+    frame = demo_frame.assign(churned=np.where(y == 1, "yes", "no"))
+    train, test = split_holdout(frame, y, "stratified", 0.25, seed=0)
+    y_train, y_test = encode_target(train["churned"], "yes"), encode_target(test["churned"], "yes")
+    schema, X_train = prepared(train, y_train)
+    folds = cv_folds(y_train, 4, seed=0, strategy="stratified")
+    for name in ("random_forest", "xgboost"):
+        pipeline = build_pipeline(name, PARAMS[name], schema, resampling, seed=0)
+        result = cross_validate(name, PARAMS[name], pipeline, X_train, y_train, folds, fbeta=1.0)
+        assert abs(result.mean("roc_auc") - 0.5) < 0.08, (name, result.mean("roc_auc"))
+        test_auc = ranking_metrics(
+            y_test, pipeline.fit(X_train, y_train).predict_proba(test[schema.columns])[:, 1]
+        )
+        assert abs(test_auc["roc_auc"] - 0.5) < 0.1, (name, test_auc)
+
+
+def test_real_labels_score_well_above_chance(demo_frame):
+    y = encode_target(demo_frame["churned"], "yes")
+    schema, X = prepared(demo_frame, y)
+    folds = cv_folds(y, 3, seed=0, strategy="stratified")
+    pipeline = build_pipeline("xgboost", PARAMS["xgboost"], schema)
+    result = cross_validate("xgboost", PARAMS["xgboost"], pipeline, X, y, folds, fbeta=2.0)
+    assert result.mean("roc_auc") > 0.7
+    assert result.oof_mask.all() and 0 < result.threshold < 1
+
+
+def test_time_series_folds_only_look_forward(demo_frame):
+    y = encode_target(demo_frame["churned"], "yes")
+    for train_rows, valid_rows in cv_folds(y, 4, seed=0, strategy="time"):
+        assert train_rows.max() < valid_rows.min()
+
+
+def test_grouped_folds_keep_groups_apart(demo_frame):
+    y = encode_target(demo_frame["churned"], "yes")
+    groups = demo_frame["payment_method"].fillna("none")
+    for train_rows, valid_rows in cv_folds(y, 3, seed=0, strategy="group", groups=groups):
+        assert not set(groups.iloc[train_rows]) & set(groups.iloc[valid_rows])
+
+
+def test_winner_is_the_best_mean_primary_metric(demo_frame):
+    y = encode_target(demo_frame["churned"], "yes")
+    schema, X = prepared(demo_frame, y)
+    folds = cv_folds(y, 3, seed=0, strategy="stratified")
+    results = [
+        cross_validate(n, PARAMS[n], build_pipeline(n, PARAMS[n], schema), X, y, folds, 1.0)
+        for n in ("random_forest", "xgboost")
+    ]
+    best = select_winner(results, "pr_auc")
+    assert best.mean("pr_auc") == max(r.mean("pr_auc") for r in results)

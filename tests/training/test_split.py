@@ -1,0 +1,110 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlops_starter.data.schema import encode_target
+from mlops_starter.errors import DataError
+from mlops_starter.training.leakage import audit_leakage, single_feature_auc
+from mlops_starter.training.split import split_holdout
+
+FEATURES = [
+    "tenure_months",
+    "monthly_charges",
+    "support_calls",
+    "data_usage_gb",
+    "age",
+    "plan",
+    "contract",
+    "region",
+    "payment_method",
+]
+
+
+@pytest.fixture
+def labelled(demo_frame):
+    frame = demo_frame.sort_values("signup_date").reset_index(drop=True)
+    return frame, encode_target(frame["churned"], "yes")
+
+
+def audit(train, test, **overrides):
+    settings = (
+        dict(
+            y_train=encode_target(train["churned"], "yes"),
+            features=FEATURES,
+            id_column="customer_id",
+            time_column="signup_date",
+            check_time_order=False,
+            max_single_feature_auc=0.95,
+            allowed_features=[],
+            max_shared_feature_rows=0,
+        )
+        | overrides
+    )
+    return {c.name: c for c in audit_leakage(train, test, **settings)}
+
+
+def test_stratified_split_keeps_the_positive_rate(labelled):
+    frame, y = labelled
+    train, test = split_holdout(frame, y, "stratified", 0.2, seed=1)
+    assert len(test) == 600 and len(train) == 2400
+    rate = lambda part: (part["churned"] == "yes").mean()  # noqa: E731
+    assert abs(rate(train) - rate(test)) < 0.005
+
+
+def test_time_split_puts_test_strictly_later(labelled):
+    frame, y = labelled
+    train, test = split_holdout(frame, y, "time", 0.2, seed=1, time_column="signup_date")
+    assert train["signup_date"].max() < test["signup_date"].min()
+
+
+def test_group_split_keeps_each_group_on_one_side(labelled):
+    frame, y = labelled
+    train, test = split_holdout(frame, y, "group", 0.3, seed=1, group_column="region")
+    assert not set(train["region"]) & set(test["region"])
+
+
+def test_split_refuses_a_one_class_side(labelled):
+    frame, _ = labelled
+    y = pd.Series(np.r_[np.ones(10), np.zeros(len(frame) - 10)].astype(int))
+    with pytest.raises(DataError, match="holds only one class"):
+        split_holdout(frame, y, "time", 0.2, seed=1, time_column="signup_date")
+
+
+def test_clean_split_passes_every_check(labelled):
+    frame, y = labelled
+    train, test = split_holdout(frame, y, "time", 0.2, seed=1, time_column="signup_date")
+    checks = audit(train, test, check_time_order=True)
+    assert all(c.passed for c in checks.values()), checks
+
+
+def test_audit_catches_id_overlap_and_shared_rows(labelled):
+    frame, y = labelled
+    train, test = split_holdout(frame, y, "stratified", 0.2, seed=1)
+    test = pd.concat([test, train.head(3)], ignore_index=True)
+    checks = audit(train, test)
+    assert not checks["id_overlap"].passed and checks["id_overlap"].value == 3
+    assert not checks["shared_feature_rows"].passed and checks["shared_feature_rows"].value == 3
+
+
+def test_audit_catches_broken_time_order(labelled):
+    frame, y = labelled
+    train, test = split_holdout(frame, y, "stratified", 0.2, seed=1)
+    assert not audit(train, test, check_time_order=True)["time_order"].passed
+
+
+def test_audit_catches_a_feature_copied_from_the_target(labelled):
+    frame, y = labelled
+    frame = frame.assign(cancel_reason=np.where(y == 1, "moved", None))
+    train, test = split_holdout(frame, y, "stratified", 0.2, seed=1)
+    check = audit(train, test, features=[*FEATURES, "cancel_reason"])["target_leak_suspects"]
+    assert not check.passed and "cancel_reason" in check.detail
+    waived = audit(
+        train, test, features=[*FEATURES, "cancel_reason"], allowed_features=["cancel_reason"]
+    )
+    assert waived["target_leak_suspects"].passed
+
+
+def test_single_feature_auc_is_direction_free():
+    y = pd.Series([0, 0, 1, 1])
+    assert single_feature_auc(pd.Series([4.0, 3.0, 2.0, 1.0]), y) == 1.0
+    assert single_feature_auc(pd.Series([1.0, 1.0, 1.0, 1.0]), y) == 0.5

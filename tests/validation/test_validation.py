@@ -1,0 +1,86 @@
+"""Each kind of corrupt table stops validation with a message that names the problem."""
+
+import numpy as np
+import pytest
+
+from mlops_starter.validation.run import run_suite
+from mlops_starter.validation.suite import config_expectations, profile_suite
+
+ROLES = ["churned", "customer_id", "signup_date"]
+
+
+@pytest.fixture(scope="module")
+def expectations(demo_frame):
+    checks = config_expectations("churned", "yes", "customer_id", "signup_date", 500, 0.01, 0.2)
+    return checks + profile_suite(demo_frame, "raw", skip=ROLES)["expectations"]
+
+
+def failures_for(frame, expectations):
+    report = run_suite(frame, expectations)
+    assert not report.success
+    return "\n".join(report.failures)
+
+
+def test_a_clean_table_passes(demo_frame, expectations):
+    report = run_suite(demo_frame, expectations)
+    assert report.success, report.failures
+    assert report.to_dict()["failed"] == 0
+
+
+def test_fresh_data_from_the_same_process_passes(expectations):
+    from mlops_starter.data.demo import generate_demo_table
+
+    assert run_suite(generate_demo_table(2000, seed=99), expectations).success
+
+
+def test_missing_column_is_named(demo_frame, expectations):
+    message = failures_for(demo_frame.drop(columns=["contract"]), expectations)
+    assert (
+        "column 'contract': expected column 'contract' is present; the table has no such column"
+        in message
+    )
+    assert len(message.splitlines()) == 1  # the other checks on it are skipped, not piled on
+
+
+def test_wrong_type_is_named(demo_frame, expectations):
+    frame = demo_frame.copy()
+    frame["monthly_charges"] = frame["monthly_charges"].astype(str)
+    message = failures_for(frame, expectations)
+    assert "column 'monthly_charges'" in message and "is numeric" in message
+
+
+def test_out_of_range_value_is_named_with_the_value(demo_frame, expectations):
+    frame = demo_frame.copy()
+    frame.loc[17, "tenure_months"] = 9999
+    message = failures_for(frame, expectations)
+    assert "expect_column_values_to_be_between failed on column 'tenure_months'" in message
+    assert "9999" in message
+
+
+def test_unknown_category_is_named(demo_frame, expectations):
+    frame = demo_frame.copy()
+    frame.loc[3, "plan"] = "platinum"
+    assert "'plan'" in failures_for(frame, expectations)
+
+
+def test_null_target_is_named(demo_frame, expectations):
+    frame = demo_frame.copy()
+    frame.loc[[1, 2], "churned"] = None
+    assert "target 'churned' is never null; 2 offending rows" in failures_for(frame, expectations)
+
+
+def test_duplicate_ids_are_named_with_the_ids(demo_frame, expectations):
+    frame = demo_frame.copy()
+    frame.loc[5, "customer_id"] = frame.loc[6, "customer_id"]
+    message = failures_for(frame, expectations)
+    assert "id 'customer_id' is unique" in message and frame.loc[6, "customer_id"] in message
+
+
+def test_empty_table_fails_the_row_count(demo_frame, expectations):
+    assert "at least 500 rows" in failures_for(demo_frame.head(0), expectations)
+
+
+def test_positive_rate_outside_the_band_is_named(demo_frame, expectations):
+    frame = demo_frame.copy()
+    frame["churned"] = np.where(np.arange(len(frame)) % 2 == 0, "yes", "no")
+    assert "positive rate of 'churned' is at most 0.2" in failures_for(frame, expectations)
