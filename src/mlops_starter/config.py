@@ -194,7 +194,7 @@ class ServeConfig(_Section):
 
 
 class MonitorConfig(_Section):
-    """Alert thresholds for `mlops monitor` (src/mlops_starter/monitoring.py)."""
+    """Alert thresholds for `mlops monitor` (src/mlops_starter/monitoring/checks.py)."""
 
     psi_threshold: float = Field(0.2, gt=0)
     max_missing_rate_increase: float = Field(0.10, gt=0, le=1)

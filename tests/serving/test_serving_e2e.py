@@ -73,7 +73,7 @@ def test_the_bento_carries_model_labels_dockerfile_and_openapi(packaged):
     requirements = (root / "env/python/requirements.txt").read_text()
     assert "scikit-learn==" in requirements and "pytest" not in requirements
     assert (root / "apis/openapi.yaml").is_file()
-    assert (root / "src/mlops_starter/serving.py").is_file()
+    assert (root / "src/mlops_starter/serving/service.py").is_file()
 
 
 def test_single_and_batch_answers_equal_the_in_process_model(server, reference, packaged):
