@@ -38,7 +38,12 @@ class DataConfig(_Section):
     id_column: str | None = None
     time_column: str | None = None
     drop_columns: list[str] = []
-    categorical_columns: list[str] | None = None
+    categorical_columns: list[str] = Field(
+        [], description="integer-coded or free-text columns to treat as categories"
+    )
+    positive_vs_rest: bool = Field(
+        False, description="a target with more than two values: positive_label against all others"
+    )
     read_chunk_rows: int = Field(100_000, ge=1)
 
     @property
@@ -139,6 +144,10 @@ class TrainConfig(_Section):
     seed: int = 42
     primary_metric: Literal["pr_auc", "roc_auc"] = "pr_auc"
     threshold_fbeta: float = Field(1.0, gt=0)
+    calibration: Literal["sigmoid", "isotonic", "none"] = "sigmoid"
+    max_categories: int = Field(
+        30, ge=2, description="one-hot columns per categorical at most; rarer values share one"
+    )
     resampling: Literal["none", "smote", "undersample"] = "none"
     n_jobs: int = -1
     candidates: Candidates = Candidates()
@@ -155,6 +164,9 @@ class GateConfig(_Section):
         "roc_auc": 0.7,
         "pr_auc": 0.15,
     }
+    min_brier_skill: float | None = Field(
+        0.0, description="the test Brier skill score against the base rate must exceed this"
+    )
     compare_metric: Literal["roc_auc", "pr_auc"] = "pr_auc"
     max_regression: float = Field(0.02, ge=0.0)
     bootstrap_rounds: int = Field(1000, ge=100)

@@ -95,9 +95,63 @@ def test_feature_schema_infers_numeric_and_categorical(demo_frame):
     assert not {"churned", "customer_id", "signup_date"} & set(schema.columns)
 
 
-def test_feature_schema_rejects_a_stray_timestamp(demo_frame):
-    with pytest.raises(DataError, match="column 'signup_date' is a timestamp"):
-        FeatureSchema.infer(demo_frame, ["churned", "customer_id"])
+def test_feature_schema_leaves_out_a_stray_timestamp_with_a_note(demo_frame):
+    schema = FeatureSchema.infer(demo_frame, ["churned", "customer_id"])
+    assert "signup_date" not in schema.columns
+    assert "date/time" in schema.left_out["signup_date"]
+
+
+def test_feature_schema_gives_every_awkward_column_a_treatment():
+    rows = 200
+    frame = pd.DataFrame(
+        {
+            "constant": ["same"] * rows,
+            "empty": [None] * rows,
+            "when": [f"2024-01-{d % 28 + 1:02d}" for d in range(rows)],
+            "note": [f"called about invoice {i}" for i in range(rows)],
+            "code": [i % 4 for i in range(rows)],
+            "flag": [float(i % 2) for i in range(rows)],
+            "city": [f"c{i % 40}" for i in range(rows)],
+        }
+    )
+    schema = FeatureSchema.infer(frame, [], categorical=["code"])
+    assert set(schema.left_out) == {"constant", "empty", "when", "note"}
+    assert (
+        "free text" in schema.left_out["note"]
+        and "data.categorical_columns" in schema.left_out["note"]
+    )
+    assert schema.categorical == ["code", "city"] and schema.numeric == ["flag"]
+    notes = schema.treatment(frame, max_categories=30)
+    assert notes["flag"].startswith("numeric, 0/1") and "capped at 30" in notes["city"]
+    assert notes["empty"] == "left out: all values are missing"
+
+
+def test_free_text_listed_as_categorical_is_kept():
+    frame = pd.DataFrame({"note": [f"text {i}" for i in range(50)], "x": range(50)})
+    assert FeatureSchema.infer(frame, [], categorical=["note"]).categorical == ["note"]
+
+
+def test_a_table_of_only_unusable_columns_is_refused_with_the_reasons():
+    frame = pd.DataFrame({"y": [0, 1] * 30, "note": [f"free text {i}" for i in range(60)]})
+    with pytest.raises(DataError, match=r"no usable feature columns.*note: free text"):
+        FeatureSchema.infer(frame, ["y"])
+
+
+@pytest.mark.parametrize(
+    ("labels", "match"),
+    [
+        (["a", "b", "c", "a"], r"has 3 values .* set data.positive_vs_rest: true"),
+        (["a", "a", "a"], "holds one value only"),
+    ],
+)
+def test_encode_target_refuses_a_target_that_is_not_binary(labels, match):
+    with pytest.raises(DataError, match=match):
+        encode_target(pd.Series(labels, name="outcome"), "a")
+
+
+def test_encode_target_scores_positive_against_the_rest_when_asked():
+    encoded = encode_target(pd.Series(["a", "b", "c", "a"]), "a", positive_vs_rest=True)
+    assert encoded.tolist() == [1, 0, 0, 1]
 
 
 def test_feature_schema_honours_declared_categoricals():
@@ -105,3 +159,19 @@ def test_feature_schema_honours_declared_categoricals():
     assert FeatureSchema.infer(frame, [], categorical=["zip"]).categorical == ["zip"]
     with pytest.raises(DataError, match=r"\['nope'\]"):
         FeatureSchema.infer(frame, [], categorical=["nope"])
+
+
+def test_ingest_stores_booleans_as_numbers_and_listed_codes_as_text(tmp_path):
+    table = pd.DataFrame(
+        {
+            "y": [True, False, True, False],
+            "flag": [True, None, False, True],
+            "code": [3.0, np.nan, 12.0, 3.0],
+        }
+    )
+    out = tmp_path / "raw.parquet"
+    write_batches_to_parquet([table], out, required=["y"], categorical=["code"])
+    raw = pd.read_parquet(out)
+    assert raw["y"].dtype == bool  # the target keeps its labels
+    assert raw["flag"].tolist()[::2] == [1.0, 0.0] and np.isnan(raw["flag"][1])
+    assert raw["code"].tolist()[:1] == ["3"] and raw["code"].isna()[1]

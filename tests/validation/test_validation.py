@@ -84,3 +84,29 @@ def test_positive_rate_outside_the_band_is_named(demo_frame, expectations):
     frame = demo_frame.copy()
     frame["churned"] = np.where(np.arange(len(frame)) % 2 == 0, "yes", "no")
     assert "positive rate of 'churned' is at most 0.2" in failures_for(frame, expectations)
+
+
+def test_a_column_that_starts_losing_values_is_named(demo_frame, expectations):
+    broken = demo_frame.copy()
+    broken.loc[broken.index[:300], "monthly_charges"] = np.nan  # never missing when profiled
+    failures = failures_for(broken, expectations)
+    assert "column 'monthly_charges' is missing in at most 1.0% of rows" in failures
+    assert "trusted table: 0.0%" in failures
+
+
+def test_missing_rates_near_the_profiled_one_pass(demo_frame, expectations):
+    noisy = demo_frame.copy()
+    # data_usage_gb was missing ~8% of the time; a little more is noise, not a broken feed.
+    noisy.loc[noisy.sample(frac=0.02, random_state=0).index, "data_usage_gb"] = np.nan
+    assert run_suite(noisy, expectations).success
+
+
+def test_positive_vs_rest_accepts_a_target_with_three_values(demo_frame):
+    frame = demo_frame.copy()
+    frame.loc[frame.index[:50], "churned"] = "paused"
+    checks = config_expectations(
+        "churned", "yes", "customer_id", None, 500, 0.01, 0.2, positive_vs_rest=True
+    )
+    assert run_suite(frame, checks).success
+    strict = config_expectations("churned", "yes", "customer_id", None, 500, 0.01, 0.2)
+    assert "exactly two classes" in failures_for(frame, strict)

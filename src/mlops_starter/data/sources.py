@@ -39,14 +39,33 @@ def iter_table_batches(path: str | Path, chunk_rows: int) -> Iterator[pd.DataFra
         raise DataError(f"data.source: {path} must end in .csv or .parquet")
 
 
+def _as_category_text(column: pd.Series) -> pd.Series:
+    """Integer codes as text ("3", not "3.0" where a gap made the column float); null stays null."""
+    if pd.api.types.is_float_dtype(column) and (column.dropna() % 1 == 0).all():
+        column = column.astype("Int64")
+    return column.astype("string").astype(object).where(column.notna(), None)
+
+
 def _prepare_batch(
-    batch: pd.DataFrame, required: list[str], drop: list[str], time_column: str | None
+    batch: pd.DataFrame,
+    required: list[str],
+    drop: list[str],
+    time_column: str | None,
+    categorical: list[str] = (),  # type: ignore[assignment]
 ) -> pd.DataFrame:
     if missing := [c for c in required if c not in batch.columns]:
         raise DataError(
             f"column(s) {missing} named in params.yaml are not in the table; it has {list(batch.columns)}"
         )
     batch = batch.drop(columns=[c for c in drop if c in batch.columns])
+    for column in categorical:
+        if column in batch.columns:
+            batch[column] = _as_category_text(batch[column])
+    for column in batch.columns:
+        if column not in required and _is_boolean(batch[column]):
+            # Booleans become 0/1 numbers (null stays null): one numeric treatment for the
+            # pipeline, validation and the service, whichever way the file spelled them.
+            batch[column] = batch[column].astype("float64")
     if time_column:
         try:
             batch[time_column] = pd.to_datetime(batch[time_column])
@@ -57,12 +76,20 @@ def _prepare_batch(
     return batch
 
 
+def _is_boolean(column: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(column):
+        return True
+    present = column.dropna()
+    return column.dtype == object and len(present) > 0 and all(isinstance(v, bool) for v in present)
+
+
 def write_batches_to_parquet(
     batches: Iterable[pd.DataFrame],
     target: str | Path,
     required: list[str],
     drop: list[str] = (),  # type: ignore[assignment]
     time_column: str | None = None,
+    categorical: list[str] = (),  # type: ignore[assignment]
 ) -> int:
     """Stream batches into one Parquet file (atomically); return the row count.
 
@@ -74,7 +101,7 @@ def write_batches_to_parquet(
         writer: pq.ParquetWriter | None = None
         try:
             for batch in batches:
-                batch = _prepare_batch(batch, required, list(drop), time_column)
+                batch = _prepare_batch(batch, required, list(drop), time_column, list(categorical))
                 table = pa.Table.from_pandas(batch, preserve_index=False)
                 if writer is None:
                     writer = pq.ParquetWriter(tmp, table.schema)
@@ -118,4 +145,6 @@ def ingest(data: DataConfig, target: str | Path) -> int:
     else:
         batches = iter_table_batches(data.source, data.read_chunk_rows)
     required = [c for c in (data.target, data.id_column, data.time_column) if c]
-    return write_batches_to_parquet(batches, target, required, data.drop_columns, data.time_column)
+    return write_batches_to_parquet(
+        batches, target, required, data.drop_columns, data.time_column, data.categorical_columns
+    )

@@ -24,7 +24,7 @@ from mlops_starter.errors import PipelineError
 from mlops_starter.registry.model_registry import Registry
 
 SERVICE = "mlops_starter.serving.service:ClassifierService"
-SERVING_METADATA_KEYS = ("threshold", "positive_label", "id_column", "feature_profile")
+SERVING_METADATA_KEYS = ("threshold", "positive_label", "feature_profile")
 
 
 def bento_model_tag(model_name: str, version: ModelVersion) -> str:
@@ -43,7 +43,10 @@ def import_version(registry: Registry, version: ModelVersion) -> str:
     except NotFound:
         pass
     uri = f"models:/{registry.name}/{version.version}"
-    serving = mlflow.models.get_model_info(uri).metadata or {}
+    # BentoML metadata takes plain values only: a null (no id column) is simply left out.
+    serving = {
+        k: v for k, v in (mlflow.models.get_model_info(uri).metadata or {}).items() if v is not None
+    }
     if missing := [k for k in SERVING_METADATA_KEYS if k not in serving]:
         raise PipelineError(
             f"version {version.version} of '{registry.name}' was logged without {missing} in "

@@ -22,26 +22,20 @@ from xgboost import XGBClassifier
 
 from mlops_starter.data.schema import FeatureSchema
 
-MISSING_CATEGORY = "__missing__"
 
-
-def _preprocessor(schema: FeatureSchema, scale: bool) -> ColumnTransformer:
+def _preprocessor(schema: FeatureSchema, scale: bool, max_categories: int) -> ColumnTransformer:
     numeric_steps: list[tuple[str, Any]] = [
         ("impute", SimpleImputer(strategy="median", add_indicator=True))
     ]
     if scale:
         numeric_steps.append(("scale", StandardScaler()))
-    categorical = Pipeline(
-        [
-            ("impute", SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY)),
-            # Rare and unseen categories share one column instead of failing at predict time.
-            (
-                "encode",
-                OneHotEncoder(
-                    handle_unknown="infrequent_if_exist", min_frequency=10, sparse_output=False
-                ),
-            ),
-        ]
+    # Missing is a category of its own; rare, unseen and (past max_categories) the least
+    # frequent values share one column, so a 500-value column cannot explode the width.
+    categorical = OneHotEncoder(
+        handle_unknown="infrequent_if_exist",
+        min_frequency=10,
+        max_categories=max_categories,
+        sparse_output=False,
     )
     return ColumnTransformer(
         [
@@ -55,8 +49,10 @@ def _preprocessor(schema: FeatureSchema, scale: bool) -> ColumnTransformer:
 def _estimator(name: str, params: dict[str, Any], seed: int, n_jobs: int) -> Any:
     params = {k: v for k, v in params.items() if k != "enabled"}
     if name == "logistic_regression":
-        # Elastic net: l1_ratio mixes L1 (sparsity) and L2 (shrinkage); C is the inverse strength.
-        return LogisticRegression(solver="saga", random_state=seed, **params)
+        # l1_ratio mixes L1 (sparsity) and L2 (shrinkage); C is the inverse strength. Only
+        # saga fits a mix, and it crawls on wide correlated tables: pure L2 takes lbfgs.
+        solver = "lbfgs" if params["l1_ratio"] == 0 else "saga"
+        return LogisticRegression(solver=solver, random_state=seed, **params)
     if name == "random_forest":
         return RandomForestClassifier(random_state=seed, n_jobs=n_jobs, **params)
     if name == "xgboost":
@@ -73,10 +69,16 @@ def build_pipeline(
     resampling: str = "none",
     seed: int = 0,
     n_jobs: int = -1,
+    max_categories: int = 30,
 ) -> Pipeline:
     """An unfitted pipeline for candidate `name` (logistic_regression, random_forest, xgboost)."""
     steps: list[tuple[str, Any]] = [
-        ("preprocess", _preprocessor(schema, scale=name == "logistic_regression"))
+        (
+            "preprocess",
+            _preprocessor(
+                schema, scale=name == "logistic_regression", max_categories=max_categories
+            ),
+        )
     ]
     if resampling == "smote":
         steps.append(("resample", SMOTE(random_state=seed)))

@@ -36,6 +36,9 @@ TYPE_FAMILIES: dict[str, list[str]] = {
 }
 MAX_CATEGORY_LEVELS = 50
 RANGE_MARGIN = 0.25
+# A column may be missing up to this much more often than in the trusted table (absolute),
+# plus half its observed rate again: noise passes, a feed that starts dropping values does not.
+MISSING_RATE_SLACK = 0.01
 
 
 def type_family(series: pd.Series) -> str:
@@ -57,6 +60,8 @@ def profile_suite(frame: pd.DataFrame, name: str, skip: list[str] = ()) -> dict[
 
     Numeric ranges are widened by a quarter of the observed span, so fresh data
     from the same process passes while a unit change or a sentinel (-999, 1e6) does not.
+    Each column's missing rate is learnt too: a later table may not lose values well
+    beyond it.
     """
     expectations = []
     for column in frame.columns:
@@ -75,6 +80,18 @@ def profile_suite(frame: pd.DataFrame, name: str, skip: list[str] = ()) -> dict[
         )
         if column in skip:
             continue
+        observed = float(series.isna().mean())
+        allowed = min(1.0, observed * 1.5 + MISSING_RATE_SLACK)
+        if allowed < 1.0:
+            expectations.append(
+                _expectation(
+                    "expect_column_values_to_not_be_null",
+                    f"column '{column}' is missing in at most {allowed:.1%} of rows "
+                    f"(trusted table: {observed:.1%})",
+                    column=column,
+                    mostly=round(1.0 - allowed, 6),
+                )
+            )
         if family == "numeric" and series.notna().any():
             low, high = float(series.min()), float(series.max())
             margin = RANGE_MARGIN * (high - low) or 1.0
@@ -109,6 +126,7 @@ def config_expectations(
     min_rows: int,
     positive_rate_min: float,
     positive_rate_max: float,
+    positive_vs_rest: bool = False,
 ) -> list[dict[str, Any]]:
     """Checks that follow from params.yaml alone, so they hold for any user's table."""
     checks = [
@@ -123,10 +141,11 @@ def config_expectations(
         ),
         _expectation(
             "expect_column_unique_value_count_to_be_between",
-            f"target '{target}' has exactly two classes",
+            f"target '{target}' has "
+            + ("two or more classes" if positive_vs_rest else "exactly two classes"),
             column=target,
             min_value=2,
-            max_value=2,
+            max_value=None if positive_vs_rest else 2,
         ),
         # Rate band as two "mostly" checks: share of positives >= min, share of negatives >= 1 - max.
         _expectation(

@@ -25,6 +25,7 @@ def validate_table(frame: pd.DataFrame, cfg: Config) -> ValidationReport:
         checks.min_rows,
         checks.positive_rate_min,
         checks.positive_rate_max,
+        cfg.data.positive_vs_rest,
     )
     if checks.suite:
         if not Path(checks.suite).is_file():
