@@ -62,6 +62,8 @@ def file_md5(path: str | Path) -> str:
 # Types skops may load from a model file we wrote (beyond its built-in safe set).
 # tests/training/test_candidates.py checks that every candidate needs no type outside this list.
 SKOPS_TRUSTED_TYPES = [
+    "mlops_starter.evaluation.calibration.CalibratedClassifier",
+    "mlops_starter.evaluation.calibration.CalibrationMap",
     "imblearn.pipeline.Pipeline",
     "numpy.dtype",
     "imblearn.over_sampling._smote.base.SMOTE",

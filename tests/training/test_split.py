@@ -5,7 +5,7 @@ import pytest
 from mlops_starter.data.schema import encode_target
 from mlops_starter.errors import DataError
 from mlops_starter.training.leakage import audit_leakage, single_feature_auc
-from mlops_starter.training.split import split_holdout
+from mlops_starter.training.split import duplicate_groups, duplicate_summary, split_holdout
 
 FEATURES = [
     "tenure_months",
@@ -33,7 +33,7 @@ def audit(train, test, **overrides):
             features=FEATURES,
             id_column="customer_id",
             time_column="signup_date",
-            check_time_order=False,
+            strategy="stratified",
             max_single_feature_auc=0.95,
             allowed_features=[],
             max_shared_feature_rows=0,
@@ -73,7 +73,7 @@ def test_split_refuses_a_one_class_side(labelled):
 def test_clean_split_passes_every_check(labelled):
     frame, y = labelled
     train, test = split_holdout(frame, y, "time", 0.2, seed=1, time_column="signup_date")
-    checks = audit(train, test, check_time_order=True)
+    checks = audit(train, test, strategy="time")
     assert all(c.passed for c in checks.values()), checks
 
 
@@ -89,7 +89,7 @@ def test_audit_catches_id_overlap_and_shared_rows(labelled):
 def test_audit_catches_broken_time_order(labelled):
     frame, y = labelled
     train, test = split_holdout(frame, y, "stratified", 0.2, seed=1)
-    assert not audit(train, test, check_time_order=True)["time_order"].passed
+    assert not audit(train, test, strategy="time")["time_order"].passed
 
 
 def test_audit_catches_a_feature_copied_from_the_target(labelled):
@@ -108,3 +108,26 @@ def test_single_feature_auc_is_direction_free():
     y = pd.Series([0, 0, 1, 1])
     assert single_feature_auc(pd.Series([4.0, 3.0, 2.0, 1.0]), y) == 1.0
     assert single_feature_auc(pd.Series([1.0, 1.0, 1.0, 1.0]), y) == 0.5
+
+
+def test_identical_feature_rows_stay_on_one_side_and_are_counted():
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 3, size=(2000, 2))  # few distinct rows: many duplicates
+    frame = pd.DataFrame(codes, columns=["a", "b"])
+    y = pd.Series((rng.random(2000) < 0.2).astype(int))
+    groups = duplicate_groups(frame)
+    train, test = split_holdout(frame, y, "stratified", 0.2, seed=0, duplicates=groups)
+    assert not set(map(tuple, train.to_numpy())) & set(map(tuple, test.to_numpy()))
+    summary = duplicate_summary(groups, y)
+    assert summary["duplicate_groups"] == 9 and summary["rows_in_duplicate_groups"] == 2000
+    assert summary["groups_with_conflicting_labels"] == 9
+
+
+def test_a_time_split_that_shares_rows_fails_naming_the_deciding_setting(labelled):
+    frame, _ = labelled
+    train, test = frame.iloc[:2400], frame.iloc[2400:]
+    test = pd.concat([test, train.head(3)])  # identical rows on both sides
+    check = audit(train, test, strategy="time")["shared_feature_rows"]
+    assert not check.passed
+    assert "split.strategy 'time'" in check.detail
+    assert "leakage.max_shared_feature_rows" in check.detail

@@ -13,8 +13,13 @@ import pandas as pd
 
 from mlops_starter.config import Config
 from mlops_starter.data.profile import score_profile
-from mlops_starter.data.schema import FeatureSchema, encode_target
-from mlops_starter.evaluation.metrics import classification_metrics, curve_tables
+from mlops_starter.data.schema import FeatureSchema, target_of
+from mlops_starter.evaluation.metrics import (
+    calibration_metrics,
+    classification_metrics,
+    curve_tables,
+    reliability_table,
+)
 from mlops_starter.storage import file_md5
 
 
@@ -27,15 +32,17 @@ class Evaluation:
 
 
 def evaluate(model: Any, model_info: dict[str, Any], test: pd.DataFrame, cfg: Config) -> Evaluation:
-    y = encode_target(test[cfg.data.target], cfg.data.positive_label).to_numpy()
+    y = target_of(test, cfg.data).to_numpy()
     proba = model.predict_proba(test[FeatureSchema(**model_info["feature_schema"]).columns])[:, 1]
     threshold = model_info["threshold"]
     metrics = {
         "model": model_info["winner"],
         "rows": len(test),
+        "positive_rate": float(y.mean()),
         **classification_metrics(y, proba, threshold),
+        **calibration_metrics(y, proba, model_info["train_positive_rate"]),
     }
-    tables = curve_tables(y, proba, threshold)
+    tables = curve_tables(y, proba, threshold) | {"calibration": reliability_table(y, proba)}
     with mlflow.start_run(run_id=model_info["mlflow_run_id"]):
         mlflow.set_tag("data.test_md5", file_md5(cfg.paths.test))
         mlflow.log_metrics(

@@ -80,3 +80,31 @@ def curve_tables(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str
         ),
         "confusion": pd.DataFrame({"actual": labels, "predicted": predicted}),
     }
+
+
+def reliability_table(y: np.ndarray, proba: np.ndarray, bins: int = 10) -> pd.DataFrame:
+    """Rows grouped into `bins` equal-count bins of predicted probability: mean predicted
+    against observed positive rate (the reliability diagram), with the row count."""
+    frame = pd.DataFrame({"y": np.asarray(y), "p": np.asarray(proba)})
+    frame["bin"] = pd.qcut(frame["p"].rank(method="first"), bins, labels=False)
+    table = frame.groupby("bin").agg(
+        mean_predicted=("p", "mean"), observed_rate=("y", "mean"), rows=("y", "size")
+    )
+    return table.reset_index(drop=True)
+
+
+def calibration_metrics(y: np.ndarray, proba: np.ndarray, base_rate: float) -> dict[str, float]:
+    """Expected calibration error over equal-count bins, and the Brier skill score against
+    always predicting `base_rate` (the training set's positive rate): above 0 means the
+    probabilities carry more than the base rate does, 0 or below that they are no better."""
+    table = reliability_table(y, proba)
+    ece = float(
+        np.sum(table["rows"] * (table["mean_predicted"] - table["observed_rate"]).abs())
+        / table["rows"].sum()
+    )
+    reference = float(brier_score_loss(y, np.full(len(y), base_rate)))
+    return {
+        "ece": ece,
+        "brier_base_rate": reference,
+        "brier_skill": 1.0 - float(brier_score_loss(y, proba)) / reference,
+    }

@@ -42,6 +42,18 @@ def threshold_checks(
     return checks
 
 
+def brier_skill_check(brier_skill: float, minimum: float) -> GateCheck:
+    """Probabilities must beat always predicting the base rate (skill above `minimum`)."""
+    return GateCheck(
+        "brier_skill_above_base_rate",
+        round(brier_skill, 4),
+        f"> {minimum}",
+        brier_skill > minimum,
+        "Brier skill score against predicting the training positive rate for every row; "
+        "at or below 0 the served probabilities are worse than no model (gate.min_brier_skill)",
+    )
+
+
 @dataclass(frozen=True)
 class BootstrapResult:
     metric: str

@@ -19,9 +19,10 @@ import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 
 from mlops_starter.config import Config
-from mlops_starter.data.schema import encode_target
+from mlops_starter.data.schema import target_of
 from mlops_starter.registry.gate import (
     GateCheck,
+    brier_skill_check,
     champion_check,
     markdown_summary,
     paired_bootstrap,
@@ -49,7 +50,7 @@ def compare_with_champion(
             f"champion version {champion.version} needs columns missing from the test set: {missing}",
         )
     champion_proba = model.predict(test[columns])[:, 1]
-    y = encode_target(test[cfg.data.target], cfg.data.positive_label).to_numpy()
+    y = target_of(test, cfg.data).to_numpy()
     result = paired_bootstrap(
         y,
         challenger_proba,
@@ -72,6 +73,8 @@ def register(
     """Gate, register and (first time) promote; return the gate report and its Markdown."""
     registry = Registry.connect(cfg.mlflow.registered_model)
     checks = threshold_checks(test_metrics, cfg.gate.min_test)
+    if cfg.gate.min_brier_skill is not None:
+        checks.append(brier_skill_check(test_metrics["brier_skill"], cfg.gate.min_brier_skill))
     champion = registry.champion()
     if champion is not None:
         checks.append(compare_with_champion(cfg, registry, champion, test, challenger_proba))

@@ -1,5 +1,5 @@
-"""Cross-validation on the training set only, threshold tuning on out-of-fold
-predictions, and the choice of a winner. The test set is never seen here."""
+"""Cross-validation on the training set only, calibration and threshold tuning on
+out-of-fold predictions, and the choice of a winner. The test set is never seen here."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from sklearn.base import clone
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, TimeSeriesSplit
 from tqdm.auto import tqdm
 
+from mlops_starter.evaluation.calibration import CalibratedClassifier, CalibrationMap
 from mlops_starter.evaluation.metrics import classification_metrics, tune_threshold
 
 Folds = list[tuple[np.ndarray, np.ndarray]]
@@ -24,14 +25,15 @@ def cv_folds(
     n_folds: int,
     seed: int,
     strategy: str,
-    groups: pd.Series | None = None,
+    groups: np.ndarray | pd.Series | None = None,
 ) -> Folds:
     """Folds that respect the holdout strategy: time-ordered folds for a time split
-    (the caller sorts rows by time), grouped folds for a group split, else stratified."""
+    (the caller sorts rows by time), else stratified folds that keep each of `groups`
+    (the group column, or rows with identical features) inside one fold."""
     index = np.zeros(len(y))
     if strategy == "time":
         return list(TimeSeriesSplit(n_splits=n_folds).split(index))
-    if strategy == "group":
+    if groups is not None and len(np.unique(groups)) < len(groups):
         splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
         return list(splitter.split(index, y, groups=groups))
     return list(StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(index, y))
@@ -42,7 +44,7 @@ class CandidateResult:
     name: str
     params: dict[str, Any]
     fold_metrics: list[dict[str, float]]
-    oof_mask: np.ndarray = field(repr=False)
+    oof: np.ndarray = field(repr=False)  # raw out-of-fold probabilities; NaN where unscored
     threshold: float
     oof_fbeta: float
     fit_seconds: float
@@ -74,12 +76,14 @@ def cross_validate(
     y: pd.Series,
     folds: Folds,
     fbeta: float,
+    calibration: str = "none",
     on_fold: Callable[[], None] = lambda: None,
 ) -> CandidateResult:
     """Fit a fresh clone of `pipeline` per fold and collect out-of-fold probabilities.
 
-    The threshold is tuned on those out-of-fold probabilities; the per-fold
-    precision/recall are then reported at that shared threshold.
+    Those are calibrated (the map learnt from them, as `calibrated` does for the refit
+    model), the threshold is tuned on the calibrated ones, and every fold is reported
+    at that shared threshold.
     """
     y_array = y.to_numpy()
     oof = np.full(len(y), np.nan)
@@ -90,12 +94,26 @@ def cross_validate(
         on_fold()
     elapsed = time.perf_counter() - started
     scored = ~np.isnan(oof)  # time-series folds never score the earliest block
-    threshold, best_fbeta = tune_threshold(y_array[scored], oof[scored], fbeta)
+    proba = oof.copy()
+    if calibration != "none":
+        mapping = CalibrationMap.fit(oof[scored], y_array[scored], calibration)
+        proba[scored] = mapping.apply(oof[scored])
+    threshold, best_fbeta = tune_threshold(y_array[scored], proba[scored], fbeta)
     fold_metrics = [
-        classification_metrics(y_array[valid_rows], oof[valid_rows], threshold)
+        classification_metrics(y_array[valid_rows], proba[valid_rows], threshold)
         for _, valid_rows in folds
     ]
-    return CandidateResult(name, params, fold_metrics, scored, threshold, best_fbeta, elapsed)
+    return CandidateResult(name, params, fold_metrics, oof, threshold, best_fbeta, elapsed)
+
+
+def calibrated(model: Any, result: CandidateResult, y: pd.Series, calibration: str) -> Any:
+    """The refit winner behind the calibration map learnt from its out-of-fold predictions."""
+    if calibration == "none":
+        return model
+    scored = ~np.isnan(result.oof)
+    return CalibratedClassifier(
+        model, CalibrationMap.fit(result.oof[scored], y.to_numpy()[scored], calibration)
+    )
 
 
 def run_candidates(
@@ -104,6 +122,7 @@ def run_candidates(
     y: pd.Series,
     folds: Folds,
     fbeta: float,
+    calibration: str = "none",
 ) -> list[CandidateResult]:
     """Cross-validate every (params, pipeline) candidate with one progress bar over all folds."""
     results = []
@@ -112,7 +131,15 @@ def run_candidates(
             bar.set_postfix_str(name)
             results.append(
                 cross_validate(
-                    name, params, pipeline, X, y, folds, fbeta, on_fold=lambda: bar.update()
+                    name,
+                    params,
+                    pipeline,
+                    X,
+                    y,
+                    folds,
+                    fbeta,
+                    calibration,
+                    on_fold=lambda: bar.update(),
                 )
             )
     return results

@@ -50,7 +50,7 @@ def audit_leakage(
     features: list[str],
     id_column: str | None,
     time_column: str | None,
-    check_time_order: bool,
+    strategy: str,
     max_single_feature_auc: float,
     allowed_features: list[str],
     max_shared_feature_rows: int,
@@ -71,16 +71,21 @@ def audit_leakage(
     train_rows = pd.util.hash_pandas_object(train[features], index=False)
     test_rows = pd.util.hash_pandas_object(test[features], index=False)
     shared_rows = int(test_rows.isin(set(train_rows)).sum())
+    detail = (
+        f"{shared_rows} test rows have a feature row identical to a train row "
+        f"(allowed: {max_shared_feature_rows}, leakage.max_shared_feature_rows)"
+    )
+    if shared_rows > max_shared_feature_rows and strategy != "stratified":
+        detail += (
+            f"; split.strategy '{strategy}' cannot keep identical rows on one side as "
+            "'stratified' does: raise leakage.max_shared_feature_rows if they are distinct cases"
+        )
     checks.append(
         AuditCheck(
-            "shared_feature_rows",
-            shared_rows <= max_shared_feature_rows,
-            f"{shared_rows} test rows have a feature row identical to a train row "
-            f"(allowed: {max_shared_feature_rows}, leakage.max_shared_feature_rows)",
-            shared_rows,
+            "shared_feature_rows", shared_rows <= max_shared_feature_rows, detail, shared_rows
         )
     )
-    if check_time_order and time_column:
+    if strategy == "time" and time_column:
         latest_train, earliest_test = train[time_column].max(), test[time_column].min()
         checks.append(
             AuditCheck(

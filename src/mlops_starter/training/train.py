@@ -13,11 +13,18 @@ from sklearn.base import clone
 
 from mlops_starter.config import Config
 from mlops_starter.data.profile import feature_profile
-from mlops_starter.data.schema import FeatureSchema, encode_target
+from mlops_starter.data.schema import FeatureSchema, target_of
 from mlops_starter.storage import SKOPS_TRUSTED_TYPES, file_md5
 from mlops_starter.training import tracking
 from mlops_starter.training.candidates import build_pipeline
-from mlops_starter.training.cv import CandidateResult, cv_folds, run_candidates, select_winner
+from mlops_starter.training.cv import (
+    CandidateResult,
+    calibrated,
+    cv_folds,
+    run_candidates,
+    select_winner,
+)
+from mlops_starter.training.split import duplicate_groups
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,7 @@ def build_candidates(cfg: Config, schema: FeatureSchema) -> dict[str, tuple[dict
                 settings.resampling,
                 settings.seed,
                 settings.n_jobs,
+                settings.max_categories,
             ),
         )
         for name, params in settings.candidates.enabled().items()
@@ -54,7 +62,12 @@ def cv_summary(winner: CandidateResult, results: list[CandidateResult], primary:
         "primary_metric": primary,
         **winner.summary(),
         "candidates": {
-            r.name: {"cv_roc_auc": r.mean("roc_auc"), "cv_pr_auc": r.mean("pr_auc")}
+            r.name: {
+                "cv_roc_auc": r.mean("roc_auc"),
+                "cv_pr_auc": r.mean("pr_auc"),
+                "cv_brier": r.mean("brier"),
+                "fit_seconds": round(r.fit_seconds, 2),
+            }
             for r in results
         },
     }
@@ -63,10 +76,13 @@ def cv_summary(winner: CandidateResult, results: list[CandidateResult], primary:
 def train(frame: pd.DataFrame, cfg: Config) -> TrainOutcome:
     """Cross-validate, select, refit and log; the MLflow run records git and data hashes."""
     settings = cfg.train
-    y = encode_target(frame[cfg.data.target], cfg.data.positive_label)
+    y = target_of(frame, cfg.data)
     schema = FeatureSchema.infer(frame, cfg.non_feature_columns, cfg.data.categorical_columns)
     X = frame[schema.columns]
-    groups = frame[cfg.split.group_column] if cfg.split.group_column else None
+    # Rows with identical features stay in one fold, as they stayed on one side of the split.
+    groups = (
+        frame[cfg.split.group_column].to_numpy() if cfg.split.group_column else duplicate_groups(X)
+    )
     folds = cv_folds(y, settings.cv_folds, settings.seed, cfg.split.strategy, groups)
     candidates = build_candidates(cfg, schema)
     lineage = {
@@ -80,9 +96,12 @@ def train(frame: pd.DataFrame, cfg: Config) -> TrainOutcome:
         shared = {
             "cv_folds": settings.cv_folds,
             "resampling": settings.resampling,
+            "calibration": settings.calibration,
             "split": cfg.split.strategy,
         }
-        results = run_candidates(candidates, X, y, folds, settings.threshold_fbeta)
+        results = run_candidates(
+            candidates, X, y, folds, settings.threshold_fbeta, settings.calibration
+        )
         for result in results:
             tracking.log_candidate(result, shared)
         winner = select_winner(results, settings.primary_metric)
@@ -92,7 +111,9 @@ def train(frame: pd.DataFrame, cfg: Config) -> TrainOutcome:
             settings.primary_metric,
             winner.mean(settings.primary_metric),
         )
-        model = clone(candidates[winner.name][1]).fit(X, y)
+        model = calibrated(
+            clone(candidates[winner.name][1]).fit(X, y), winner, y, settings.calibration
+        )
         mlflow.set_tags({"winner": winner.name, "primary_metric": settings.primary_metric})
         mlflow.log_params(
             {**shared, "winner": winner.name, "threshold_fbeta": settings.threshold_fbeta}
@@ -112,6 +133,9 @@ def train(frame: pd.DataFrame, cfg: Config) -> TrainOutcome:
         "params": {k: v for k, v in winner.params.items() if k != "enabled"},
         "threshold": winner.threshold,
         "feature_schema": schema.to_dict(),
+        "columns": schema.treatment(frame, settings.max_categories),
+        "calibration": settings.calibration,
+        "train_positive_rate": float(y.mean()),
         "mlflow_run_id": run.info.run_id,
         "mlflow_model_uri": model_uri,
         "data_train_md5": lineage["data.train_md5"],
