@@ -1,0 +1,111 @@
+"""Every corpus table (real public data shipped in a package) through the whole DAG,
+`package` included, by editing params.yaml alone and with the default leakage
+settings; then the built bento answers a record of the test set."""
+
+import json
+import subprocess
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlops_starter.data.corpus import CORPUS, corpus_params, load_corpus_table
+from mlops_starter.serving.process import bentoml_server, free_port
+from mlops_starter.storage import load_model
+
+pytestmark = pytest.mark.e2e
+
+# The bento's own model (from the copy's BentoML store) scores the first test rows.
+BENTO_SCORES = """
+import json, bentoml, pandas as pd
+info, model_info = json.load(open("models/bento.json")), json.load(open("models/model.json"))
+schema = model_info["feature_schema"]
+test = pd.read_parquet("data/split/test.parquet").head(3)
+model = bentoml.mlflow.load_model(info["bento_model"])
+print(json.dumps(model.predict(test[schema["numeric"] + schema["categorical"]])[:, 1].tolist()))
+"""
+
+
+_reproduced: dict[str, object] = {}
+
+
+def reproduce(table, repo_copy):
+    """One `dvc repro` per table for the whole module."""
+    if table.name not in _reproduced:
+        source = f"data/source/{table.name}.csv"
+        copy = repo_copy(corpus_params(table, source))
+        load_corpus_table(table).to_csv(copy.root / source, index=False)
+        copy.run("dvc", "repro", timeout=900)
+        copy.table = table
+        _reproduced[table.name] = copy
+    return _reproduced[table.name]
+
+
+@pytest.fixture(scope="module", params=CORPUS, ids=lambda table: table.name)
+def reproduced(request, repo_copy):
+    return reproduce(request.param, repo_copy)
+
+
+def expected_scores(copy, rows: int = 3) -> np.ndarray:
+    model_info = copy.read_json("models/model.json")
+    schema = model_info["feature_schema"]
+    test = pd.read_parquet(copy.root / "data/split/test.parquet").head(rows)
+    model = load_model(copy.root / "models/model.skops")
+    return model.predict_proba(test[schema["numeric"] + schema["categorical"]])[:, 1]
+
+
+def test_table_runs_end_to_end_and_is_packaged(reproduced):
+    assert reproduced.read_json("reports/leakage.json")["passed"] is True
+    gate = reproduced.read_json("reports/gate.json")
+    assert gate["passed"], gate
+    assert reproduced.read_json("models/bento.json")["built"] is True
+
+
+def test_probabilities_beat_the_base_rate(reproduced):
+    metrics = reproduced.read_json("metrics/test.json")
+    assert metrics["brier_skill"] > 0, metrics
+    assert metrics["brier"] < metrics["brier_base_rate"]
+    assert metrics["roc_auc"] > 0.6
+
+
+def test_every_column_has_a_written_treatment(reproduced):
+    model_info = reproduced.read_json("models/model.json")
+    table = pd.read_parquet(reproduced.root / "data/raw/table.parquet")
+    roles = {reproduced.table.data["target"], reproduced.table.data.get("id_column")}
+    roles |= {reproduced.table.data.get("time_column")}
+    assert set(model_info["columns"]) == set(table.columns) - roles
+    split_report = reproduced.read_json("reports/leakage.json")
+    assert split_report["columns"] == model_info["columns"]
+
+
+def test_the_bento_answers_as_the_trained_model(reproduced):
+    done = subprocess.run(
+        ["python", "-c", BENTO_SCORES],
+        cwd=reproduced.root,
+        env=reproduced.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    answered = np.array(json.loads(done.stdout.strip().splitlines()[-1]))
+    np.testing.assert_allclose(answered, expected_scores(reproduced), atol=1e-6)
+
+
+def test_the_table_without_an_id_is_served_over_http(repo_copy, tmp_path):
+    """The table that once crashed `package` (no id column) answers from `bentoml serve`."""
+    copy = reproduce(next(t for t in CORPUS if t.name == "default"), repo_copy)
+    bento = copy.read_json("models/bento.json")["bento"]
+    record = json.loads(
+        pd.read_parquet(copy.root / "data/split/test.parquet")
+        .drop(columns=["default"])
+        .head(1)
+        .to_json(orient="records")
+    )
+    env = {**copy.env, "MLOPS_PREDICTION_LOG_DIR": str(tmp_path / "predictions")}
+    with bentoml_server(bento, free_port(), tmp_path / "serve.log", env, cwd=copy.root) as url:
+        answer = httpx.post(f"{url}/predict", json={"records": record}, timeout=30)
+        metadata = httpx.get(f"{url}/metadata").json()
+    assert answer.status_code == 200, answer.text
+    assert metadata["id_field"] is None
+    assert answer.json()[0]["probability"] == pytest.approx(expected_scores(copy, 1)[0], abs=1e-6)
