@@ -49,6 +49,7 @@ def test_every_stage_runs_and_writes_its_outputs(reproduced):
         "plots/roc.csv",
         "plots/pr.csv",
         "plots/confusion.csv",
+        "plots/calibration.csv",
     ):
         assert (reproduced.root / relative).is_file(), relative
     assert reproduced.read_json("reports/validation.json")["success"] is True
@@ -61,6 +62,9 @@ def test_test_metrics_are_dvc_metrics_and_beat_chance(reproduced):
     assert {"roc_auc", "pr_auc", "precision", "recall", "f1", "brier", "threshold"} <= set(metrics)
     assert metrics["roc_auc"] > 0.65
     assert metrics["pr_auc"] > 0.1  # base rate is 0.05
+    # Calibrated on out-of-fold predictions: better than predicting the base rate.
+    assert metrics["brier_skill"] > 0 and metrics["brier"] < metrics["brier_base_rate"]
+    assert 0 <= metrics["ece"] < 0.05
     counts = sum(
         metrics[k]
         for k in ("true_positives", "false_positives", "true_negatives", "false_negatives")

@@ -97,7 +97,7 @@ class LeakageConfig(_Section):
 class LogisticRegressionParams(_Section):
     enabled: bool = True
     C: float = Field(1.0, gt=0)
-    l1_ratio: float = Field(0.5, ge=0.0, le=1.0)
+    l1_ratio: float = Field(0.0, ge=0.0, le=1.0)
     class_weight: Literal["balanced"] | None = "balanced"
     max_iter: int = Field(2000, ge=10)
 
