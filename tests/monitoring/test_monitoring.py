@@ -16,13 +16,8 @@ from mlops_starter.data.demo import generate_demo_table, generate_production_bat
 from mlops_starter.data.profile import feature_profile, score_profile
 from mlops_starter.data.schema import FeatureSchema, encode_target
 from mlops_starter.evaluation.metrics import classification_metrics
-from mlops_starter.monitoring.checks import (
-    MonitorError,
-    Reference,
-    read_prediction_log,
-    run_checks,
-    system_health,
-)
+from mlops_starter.monitoring.checks import run_checks, system_health
+from mlops_starter.monitoring.inputs import MonitorError, Reference, read_prediction_log
 from mlops_starter.monitoring.report import write_report
 from mlops_starter.serving.prediction_log import PredictionLog
 from mlops_starter.training.candidates import build_pipeline

@@ -29,7 +29,8 @@ def monitor(args: argparse.Namespace) -> None:
     """Check the prediction log against the served version's training reference."""
     import httpx
 
-    from mlops_starter.monitoring.checks import load_reference, read_prediction_log, run_checks
+    from mlops_starter.monitoring.checks import run_checks
+    from mlops_starter.monitoring.inputs import load_reference, read_prediction_log
     from mlops_starter.monitoring.report import write_report
 
     cfg = Config.from_yaml(args.params)

@@ -9,9 +9,6 @@ params.yaml (`monitor:`) is an alert.
 
 from __future__ import annotations
 
-import glob
-import json
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -21,16 +18,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from scipy import stats
 
 from mlops_starter.config import MonitorConfig
-from mlops_starter.errors import PipelineError
 from mlops_starter.evaluation.metrics import classification_metrics
-from mlops_starter.registry.model_registry import Registry
+from mlops_starter.monitoring.inputs import MonitorError, Reference, entries_of, feature_frame
 
-LOG_KEYS = ("timestamp", "request_id", "model", "model_version", "features", "probability", "label")
 PSI_FLOOR = 1e-4  # share used for an empty bin, so PSI stays finite
-
-
-class MonitorError(PipelineError):
-    """The monitor's input is missing or malformed."""
 
 
 @dataclass(frozen=True)
@@ -40,48 +31,6 @@ class Alert:
     value: float
     threshold: float
     message: str
-
-
-def read_prediction_log(patterns: Iterable[str]) -> pd.DataFrame:
-    """All entries of the log files matching `patterns` (globs), one row per scored
-    record; a bad line is named by file and line number."""
-    paths = sorted({p for pattern in patterns for p in glob.glob(pattern)})
-    if not paths:
-        raise MonitorError(f"no prediction log files match {list(patterns)}")
-    entries = []
-    for path in paths:
-        with open(path, encoding="utf-8") as lines:
-            for number, line in enumerate(lines, 1):
-                if not line.strip():
-                    continue
-                try:
-                    entry = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise MonitorError(f"{path}:{number}: not JSON ({exc.msg})") from None
-                if not isinstance(entry, dict) or (
-                    missing := [k for k in LOG_KEYS if k not in entry]
-                ):
-                    what = f"missing {missing}" if isinstance(entry, dict) else "not an object"
-                    raise MonitorError(f"{path}:{number}: not a prediction-log entry ({what})")
-                entries.append(entry)
-    if not entries:
-        raise MonitorError(f"the prediction log ({len(paths)} files) holds no entries")
-    log = pd.DataFrame(entries)
-    log["timestamp"] = pd.to_datetime(log["timestamp"], utc=True)
-    return log
-
-
-def entries_of(log: pd.DataFrame, version: str) -> pd.DataFrame:
-    """The log entries one model version answered."""
-    served = log[log["model_version"].astype(str) == version]
-    if served.empty:
-        versions = sorted(log["model_version"].astype(str).unique())
-        raise MonitorError(f"the log holds no entries of version {version} (it has {versions})")
-    return served
-
-
-def feature_frame(log: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame(list(log["features"]), index=log.index)
 
 
 def psi(reference: np.ndarray, current: np.ndarray) -> float:
@@ -379,52 +328,6 @@ def _histogram_quantile(buckets: dict[float, float], quantile: float) -> float |
         if buckets[bound] >= quantile * total:
             return bound if np.isfinite(bound) else None
     return None
-
-
-@dataclass(frozen=True)
-class Reference:
-    """What one model version looked like at training and evaluation time."""
-
-    model: str
-    version: str
-    threshold: float
-    positive_label: Any
-    id_column: str | None
-    feature_profile: dict[str, dict[str, Any]]
-    score_profile: dict[str, Any]
-    test_metrics: dict[str, float]
-
-
-def load_reference(registry: Registry, version: str) -> Reference:
-    """The version's training profile (MLmodel metadata), test-set score profile
-    (evaluate's artifact) and test metrics (version tags), from the registry."""
-    import mlflow
-
-    found = registry.version(version)
-    serving = (
-        mlflow.models.get_model_info(f"models:/{registry.name}/{found.version}").metadata or {}
-    )
-    if "feature_profile" not in serving:
-        raise MonitorError(
-            f"version {found.version} was logged without a feature profile; retrain it"
-        )
-    try:
-        scores = mlflow.artifacts.load_dict(f"runs:/{found.run_id}/reference_scores.json")
-    except Exception as exc:  # MLflow raises several types for a missing artifact
-        raise MonitorError(f"version {found.version} has no reference_scores.json: {exc}") from None
-    metrics = {
-        k.removeprefix("test."): float(v) for k, v in found.tags.items() if k.startswith("test.")
-    }
-    return Reference(
-        model=registry.name,
-        version=str(found.version),
-        threshold=float(serving["threshold"]),
-        positive_label=serving["positive_label"],
-        id_column=serving.get("id_column"),
-        feature_profile=serving["feature_profile"],
-        score_profile=scores,
-        test_metrics=metrics,
-    )
 
 
 def run_checks(

@@ -17,7 +17,8 @@ import pandas as pd
 
 from mlops_starter.config import Config
 from mlops_starter.data.demo import generate_production_batch
-from mlops_starter.monitoring.checks import load_reference, read_prediction_log, run_checks
+from mlops_starter.monitoring.checks import run_checks
+from mlops_starter.monitoring.inputs import load_reference, read_prediction_log
 from mlops_starter.monitoring.report import write_report
 from mlops_starter.registry.model_registry import Registry
 from mlops_starter.serving.packaging import build_bento, import_version

@@ -22,13 +22,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from mlops_starter.monitoring.checks import (
-    Reference,
-    binned_shares,
-    category_shares,
-    entries_of,
-    feature_frame,
-)
+from mlops_starter.monitoring.checks import binned_shares, category_shares
+from mlops_starter.monitoring.inputs import Reference, entries_of, feature_frame
 from mlops_starter.storage import atomic_path, write_json
 
 PLOTTED_FEATURES = 6
