@@ -9,7 +9,7 @@ from mlops_starter.config import Candidates
 from mlops_starter.data.schema import FeatureSchema, encode_target
 from mlops_starter.evaluation.metrics import ranking_metrics
 from mlops_starter.training.candidates import build_pipeline
-from mlops_starter.training.cv import cross_validate, cv_folds, select_winner
+from mlops_starter.training.cv import calibrated, cross_validate, cv_folds, select_winner
 from mlops_starter.training.split import duplicate_groups, split_holdout
 
 PARAMS = {name: p.model_dump() for name, p in Candidates().enabled().items()}
@@ -86,3 +86,21 @@ def test_folds_keep_identical_rows_together():
     groups = duplicate_groups(frame)
     for train_rows, valid_rows in cv_folds(y, 3, 0, "stratified", groups):
         assert not set(groups[train_rows]) & set(groups[valid_rows])
+
+
+def test_calibration_learnt_out_of_fold_undoes_class_weight_inflation(demo_frame):
+    y = encode_target(demo_frame["churned"], "yes")
+    schema, X = prepared(demo_frame, y)
+    folds = cv_folds(y, 3, seed=0, strategy="stratified")
+    weighted = build_pipeline("logistic_regression", PARAMS["logistic_regression"], schema)
+    raw = cross_validate("lr", {}, weighted, X, y, folds, fbeta=1.0)
+    fixed = cross_validate("lr", {}, weighted, X, y, folds, fbeta=1.0, calibration="sigmoid")
+    assert raw.calibration is None and fixed.calibration is not None
+    # class_weight=balanced pushes the mean probability far above the 5% base rate ...
+    assert np.mean(raw.oof) > 3 * y.mean()
+    # ... and the out-of-fold map brings the Brier score below the base rate's.
+    base_rate_brier = y.mean() * (1 - y.mean())
+    assert raw.mean("brier") > base_rate_brier > fixed.mean("brier")
+    model = calibrated(weighted.fit(X, y), fixed)
+    expected = fixed.calibration.apply(weighted.predict_proba(X.head(20))[:, 1])
+    np.testing.assert_allclose(model.predict_proba(X.head(20))[:, 1], expected)

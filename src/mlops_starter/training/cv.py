@@ -48,6 +48,7 @@ class CandidateResult:
     threshold: float
     oof_fbeta: float
     fit_seconds: float
+    calibration: CalibrationMap | None = None  # learnt from `oof`; the refit model carries it
 
     def mean(self, metric: str) -> float:
         return float(np.mean([fold[metric] for fold in self.fold_metrics]))
@@ -81,9 +82,9 @@ def cross_validate(
 ) -> CandidateResult:
     """Fit a fresh clone of `pipeline` per fold and collect out-of-fold probabilities.
 
-    Those are calibrated (the map learnt from them, as `calibrated` does for the refit
-    model), the threshold is tuned on the calibrated ones, and every fold is reported
-    at that shared threshold.
+    Those are calibrated (the map learnt from them is kept for the refit model), the
+    threshold is tuned on the calibrated ones, and every fold is reported at that
+    shared threshold.
     """
     y_array = y.to_numpy()
     oof = np.full(len(y), np.nan)
@@ -95,6 +96,7 @@ def cross_validate(
     elapsed = time.perf_counter() - started
     scored = ~np.isnan(oof)  # time-series folds never score the earliest block
     proba = oof.copy()
+    mapping = None
     if calibration != "none":
         mapping = CalibrationMap.fit(oof[scored], y_array[scored], calibration)
         proba[scored] = mapping.apply(oof[scored])
@@ -103,17 +105,12 @@ def cross_validate(
         classification_metrics(y_array[valid_rows], proba[valid_rows], threshold)
         for _, valid_rows in folds
     ]
-    return CandidateResult(name, params, fold_metrics, oof, threshold, best_fbeta, elapsed)
+    return CandidateResult(name, params, fold_metrics, oof, threshold, best_fbeta, elapsed, mapping)
 
 
-def calibrated(model: Any, result: CandidateResult, y: pd.Series, calibration: str) -> Any:
+def calibrated(model: Any, result: CandidateResult) -> Any:
     """The refit winner behind the calibration map learnt from its out-of-fold predictions."""
-    if calibration == "none":
-        return model
-    scored = ~np.isnan(result.oof)
-    return CalibratedClassifier(
-        model, CalibrationMap.fit(result.oof[scored], y.to_numpy()[scored], calibration)
-    )
+    return model if result.calibration is None else CalibratedClassifier(model, result.calibration)
 
 
 def run_candidates(

@@ -111,9 +111,7 @@ def train(frame: pd.DataFrame, cfg: Config) -> TrainOutcome:
             settings.primary_metric,
             winner.mean(settings.primary_metric),
         )
-        model = calibrated(
-            clone(candidates[winner.name][1]).fit(X, y), winner, y, settings.calibration
-        )
+        model = calibrated(clone(candidates[winner.name][1]).fit(X, y), winner)
         mlflow.set_tags({"winner": winner.name, "primary_metric": settings.primary_metric})
         mlflow.log_params(
             {**shared, "winner": winner.name, "threshold_fbeta": settings.threshold_fbeta}
