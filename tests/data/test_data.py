@@ -165,7 +165,7 @@ def test_ingest_stores_booleans_as_numbers_and_listed_codes_as_text(tmp_path):
     table = pd.DataFrame(
         {
             "y": [True, False, True, False],
-            "flag": [True, None, False, True],
+            "flag": [np.True_, None, False, True],  # numpy's bools count as booleans too
             "code": [3.0, np.nan, 12.0, 3.0],
         }
     )

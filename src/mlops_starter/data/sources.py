@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -80,7 +81,11 @@ def _is_boolean(column: pd.Series) -> bool:
     if pd.api.types.is_bool_dtype(column):
         return True
     present = column.dropna()
-    return column.dtype == object and len(present) > 0 and all(isinstance(v, bool) for v in present)
+    return (
+        column.dtype == object
+        and len(present) > 0
+        and all(isinstance(v, (bool, np.bool_)) for v in present)
+    )
 
 
 def write_batches_to_parquet(
