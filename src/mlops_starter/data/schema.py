@@ -63,7 +63,7 @@ def _left_out_because(column: pd.Series, listed_categorical: bool) -> str | None
     if present.empty:
         return "all values are missing"
     if present.nunique() == 1:
-        return f"constant ({present.iloc[0]!r})"
+        return f"constant ({present.iloc[0]})"
     if pd.api.types.is_datetime64_any_dtype(column):
         return "a date/time; derive numeric features from it (age, month, ...) if they matter"
     if pd.api.types.is_numeric_dtype(column) or listed_categorical:
