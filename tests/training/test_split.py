@@ -2,10 +2,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlops_starter.config import Config
+from mlops_starter.data.corpus import CorpusTable, load_corpus_table
 from mlops_starter.data.schema import encode_target
 from mlops_starter.errors import DataError
 from mlops_starter.training.leakage import audit_leakage, single_feature_auc
-from mlops_starter.training.split import duplicate_groups, duplicate_summary, split_holdout
+from mlops_starter.training.split import (
+    duplicate_groups,
+    duplicate_summary,
+    split_holdout,
+    split_table,
+)
 
 FEATURES = [
     "tenure_months",
@@ -131,3 +138,28 @@ def test_a_time_split_that_shares_rows_fails_naming_the_deciding_setting(labelle
     assert not check.passed
     assert "split.strategy 'time'" in check.detail
     assert "leakage.max_shared_feature_rows" in check.detail
+
+
+@pytest.mark.parametrize(
+    ("package", "item", "target", "positive", "leaks"),
+    [
+        # Only card holders have spending: recorded after the outcome it predicts.
+        ("AER", "CreditCard", "card", "yes", {"expenditure", "share"}),
+        # Injury severity is coded with death itself; occupants of one crash share a case id,
+        # so its per-category rate memorises the outcome.
+        ("DAAG", "nassCDS", "dead", "dead", {"injSeverity", "caseid"}),
+    ],
+)
+def test_audit_names_the_post_outcome_columns_of_real_tables(
+    package, item, target, positive, leaks
+):
+    table = CorpusTable(item, package, item, {"target": target, "positive_label": positive}, "")
+    frame = load_corpus_table(table)
+    cfg = Config.from_dict(
+        {"data": {"source": "unused.csv", "target": target, "positive_label": positive}}
+    )
+    outcome = split_table(frame, cfg)
+    failed = {c.name: c for c in outcome.failed}
+    assert set(failed) == {"target_leak_suspects"}
+    flagged = {k for k, v in failed["target_leak_suspects"].value.items() if v > 0.95}
+    assert flagged == leaks
