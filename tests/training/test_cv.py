@@ -11,6 +11,7 @@ from mlops_starter.evaluation.metrics import ranking_metrics
 from mlops_starter.training.candidates import build_pipeline
 from mlops_starter.training.cv import calibrated, cross_validate, cv_folds, select_winner
 from mlops_starter.training.split import duplicate_groups, split_holdout
+from mlops_starter.training.train import most_complete_rows
 
 PARAMS = {name: p.model_dump() for name, p in Candidates().enabled().items()}
 PARAMS["random_forest"] |= {"n_estimators": 60}
@@ -104,3 +105,9 @@ def test_calibration_learnt_out_of_fold_undoes_class_weight_inflation(demo_frame
     model = calibrated(weighted.fit(X, y), fixed)
     expected = fixed.calibration.apply(weighted.predict_proba(X.head(20))[:, 1])
     np.testing.assert_allclose(model.predict_proba(X.head(20))[:, 1], expected)
+
+
+def test_input_example_prefers_complete_rows():
+    X = pd.DataFrame({"a": [np.nan] * 6 + [1.0, 2.0], "b": ["x"] * 8})
+    example = most_complete_rows(X, rows=2)
+    assert example["a"].notna().all() and list(example.index) == [6, 7]

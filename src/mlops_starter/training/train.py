@@ -56,6 +56,14 @@ def build_candidates(cfg: Config, schema: FeatureSchema) -> dict[str, tuple[dict
     }
 
 
+def most_complete_rows(X: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
+    """The model's input example: the rows with the fewest gaps, first ones first. A column
+    null in every example row would not survive MLflow's JSON round trip (no type is left
+    to cast it back to), and the logged example would fail MLflow's own serving check."""
+    order = X.notna().sum(axis=1).sort_values(ascending=False, kind="stable").index
+    return X.loc[order[:rows]]
+
+
 def cv_summary(winner: CandidateResult, results: list[CandidateResult], primary: str) -> dict:
     return {
         "winner": winner.name,
@@ -124,7 +132,7 @@ def train(frame: pd.DataFrame, cfg: Config) -> TrainOutcome:
             "feature_profile": feature_profile(X, schema),
             "data_train_md5": lineage["data.train_md5"],
         }
-        model_uri = tracking.log_model(model, X.head(5), SKOPS_TRUSTED_TYPES, serving)
+        model_uri = tracking.log_model(model, most_complete_rows(X), SKOPS_TRUSTED_TYPES, serving)
 
     model_info = {
         "winner": winner.name,
