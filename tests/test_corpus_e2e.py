@@ -92,20 +92,23 @@ def test_the_bento_answers_as_the_trained_model(reproduced):
     np.testing.assert_allclose(answered, expected_scores(reproduced), atol=1e-6)
 
 
-def test_the_table_without_an_id_is_served_over_http(repo_copy, tmp_path):
-    """The table that once crashed `package` (no id column) answers from `bentoml serve`."""
-    copy = reproduce(next(t for t in CORPUS if t.name == "default"), repo_copy)
+@pytest.mark.parametrize("name", ["default", "loans"])
+def test_real_records_are_served_over_http_as_the_trained_model_scores_them(
+    name, repo_copy, tmp_path
+):
+    """`default` once crashed `package` (no id column); `loans` sends nulls in numeric and
+    categorical fields and has left-out columns: both answer from a real `bentoml serve`."""
+    copy = reproduce(next(t for t in CORPUS if t.name == name), repo_copy)
     bento = copy.read_json("models/bento.json")["bento"]
-    record = json.loads(
-        pd.read_parquet(copy.root / "data/split/test.parquet")
-        .drop(columns=["default"])
-        .head(1)
-        .to_json(orient="records")
-    )
+    rows = 200
+    schema = copy.read_json("models/model.json")["feature_schema"]
+    test = pd.read_parquet(copy.root / "data/split/test.parquet").head(rows)
+    records = json.loads(test[schema["numeric"] + schema["categorical"]].to_json(orient="records"))
     env = {**copy.env, "MLOPS_PREDICTION_LOG_DIR": str(tmp_path / "predictions")}
     with bentoml_server(bento, free_port(), tmp_path / "serve.log", env, cwd=copy.root) as url:
-        answer = httpx.post(f"{url}/predict", json={"records": record}, timeout=30)
+        answer = httpx.post(f"{url}/predict", json={"records": records}, timeout=60)
         metadata = httpx.get(f"{url}/metadata").json()
     assert answer.status_code == 200, answer.text
     assert metadata["id_field"] is None
-    assert answer.json()[0]["probability"] == pytest.approx(expected_scores(copy, 1)[0], abs=1e-6)
+    served = np.array([prediction["probability"] for prediction in answer.json()])
+    np.testing.assert_allclose(served, expected_scores(copy, rows), atol=1e-6)
