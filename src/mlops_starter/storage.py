@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import skops.io
 
 
 @contextlib.contextmanager
@@ -76,10 +75,14 @@ SKOPS_TRUSTED_TYPES = [
 
 def save_model(pipeline: Any, path: str | Path) -> None:
     """Persist a fitted pipeline with skops: loading it later runs no arbitrary code (unlike pickle)."""
+    import skops.io  # 2 s of imports (sklearn): only for the commands that touch model files
+
     with atomic_path(path) as tmp:
         skops.io.dump(pipeline, tmp)
 
 
 def load_model(path: str | Path) -> Any:
     """Load a pipeline saved by `save_model`, trusting only the types listed above."""
+    import skops.io
+
     return skops.io.load(path, trusted=SKOPS_TRUSTED_TYPES)
