@@ -1,5 +1,5 @@
 """Stage evaluate: score the refitted winner once on the untouched test set;
-write DVC metrics and plots and add the same to the training run in MLflow."""
+write DVC metrics, plots and the test scores, and add the same to the training run in MLflow."""
 
 from pathlib import Path
 
@@ -7,20 +7,23 @@ import pandas as pd
 
 from mlops_starter.config import Config
 from mlops_starter.evaluation.evaluate import evaluate
+from mlops_starter.lineage import training_run
 from mlops_starter.runner import stage
-from mlops_starter.storage import load_model, read_json, write_csv, write_json
+from mlops_starter.storage import load_model, read_json, write_csv, write_json, write_parquet
 
 
 @stage("evaluate")
 def main() -> None:
     cfg = Config.from_yaml()
     model_dir = Path(cfg.paths.model_dir)
-    model_info = read_json(model_dir / "model.json")
+    run = training_run(model_dir / "model.skops", cfg.mlflow.experiment)
     model = load_model(model_dir / "model.skops")
-    result = evaluate(model, model_info, pd.read_parquet(cfg.paths.test), cfg)
+    test = pd.read_parquet(cfg.paths.test)
+    result = evaluate(model, read_json(model_dir / "model.json"), test, cfg, run.info.run_id)
     write_json(Path(cfg.paths.metrics) / "test.json", result.metrics)
     for name, table in result.tables.items():
         write_csv(Path(cfg.paths.plots) / f"{name}.csv", table)
+    write_parquet(model_dir / "test_scores.parquet", result.scores)
 
 
 if __name__ == "__main__":

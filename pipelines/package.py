@@ -1,20 +1,28 @@
-"""Stage package: if the gate passed, import the registered version into the BentoML
-model store and build a bento of it (`bentoml containerize <tag>` makes the image).
-A failed gate builds nothing and says so in models/bento.json."""
+"""Stage package: if the gate passed, import the version registered from this model into
+the BentoML model store and build a bento of it (`bentoml containerize <tag>` makes the
+image). A failed gate builds nothing and says so in models/bento.json."""
 
 from pathlib import Path
 
 from mlops_starter.config import Config
+from mlops_starter.lineage import stamp, training_run
 from mlops_starter.runner import stage
 from mlops_starter.serving.packaging import package_gated_version
-from mlops_starter.storage import read_json, write_json
+from mlops_starter.storage import write_json
 
 
 @stage("package")
 def main() -> None:
     cfg = Config.from_yaml()
-    gate = read_json(Path(cfg.paths.reports) / "gate.json")
-    write_json(Path(cfg.paths.model_dir) / "bento.json", package_gated_version(gate, cfg))
+    model_file = Path(cfg.paths.model_dir) / "model.skops"
+    run = training_run(model_file, cfg.mlflow.experiment)
+    write_json(
+        Path(cfg.paths.model_dir) / "bento.json", package_gated_version(run.info.run_id, cfg)
+    )
+    write_json(
+        Path(cfg.paths.model_dir) / "packaged.json",
+        stamp("package", cfg.mlflow.registered_model, model_file),
+    )
 
 
 if __name__ == "__main__":

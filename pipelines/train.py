@@ -6,7 +6,7 @@ import pandas as pd
 
 from mlops_starter.config import Config
 from mlops_starter.runner import stage
-from mlops_starter.storage import save_model, write_json
+from mlops_starter.storage import write_bytes, write_json
 from mlops_starter.training.train import train
 
 
@@ -15,7 +15,7 @@ def main() -> None:
     cfg = Config.from_yaml()
     outcome = train(pd.read_parquet(cfg.paths.train), cfg)
     model_dir = Path(cfg.paths.model_dir)
-    save_model(outcome.model, model_dir / "model.skops")
+    write_bytes(model_dir / "model.skops", outcome.model_file)
     write_json(model_dir / "model.json", outcome.model_info)
     write_json(Path(cfg.paths.metrics) / "cv.json", outcome.cv_metrics)
 

@@ -113,16 +113,19 @@ def _tracked_files() -> list[str]:
 PRODUCED = ("dvc.lock", "metrics/", "plots/", "reports/", "models/model.json", "models/bento.json")
 
 
-def make_repo_copy(root: Path, changes: dict | None = None) -> RepoCopy:
-    """A fresh repository copy at `root` with FAST_PARAMS and any further param changes, committed."""
+def make_repo_copy(root: Path, changes: dict | None = None, as_committed: bool = False) -> RepoCopy:
+    """A fresh repository copy at `root` with FAST_PARAMS and any further param changes,
+    committed. `as_committed` keeps the params and the committed outputs instead, as a
+    fresh clone has them."""
     for relative in _tracked_files():
-        if relative.startswith(PRODUCED):
+        if relative.startswith(PRODUCED) and not as_committed:
             continue
         destination = root / relative
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / relative, destination)
     copy = RepoCopy(root)
-    copy.set_params(deep_update(yaml.safe_load(yaml.safe_dump(FAST_PARAMS)), changes or {}))
+    if not as_committed:
+        copy.set_params(deep_update(yaml.safe_load(yaml.safe_dump(FAST_PARAMS)), changes or {}))
     copy.run("git", "init", "-q")
     copy.commit("initial")
     return copy

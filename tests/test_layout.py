@@ -3,13 +3,15 @@
 modules), and every stage script is a thin door over one library function."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_DIR = ROOT / "src" / "mlops_starter"
-SHARED = {"config", "errors", "storage", "runner"}
+SHARED = {"config", "errors", "storage", "runner", "lineage"}
 # Which other areas each area may import. Serving never imports training: a bento
 # carries the fitted model, not the code that made it.
 MAY_IMPORT: dict[str, set[str]] = {
@@ -79,3 +81,20 @@ def test_import_rule_catches_an_upward_import(tmp_path):
     upward = tmp_path / "bad.py"
     upward.write_text("from mlops_starter.cli.main import main\nfrom mlops_starter import config\n")
     assert imported_packages(upward) == {"cli", "config"}
+
+
+def test_the_cli_starts_without_the_slow_libraries():
+    """`mlops <anything>` imports the command modules; each stage-only library
+    (GX alone takes seconds to import) must load inside the command that uses it."""
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, mlops_starter.cli.main; print(' '.join(sorted(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    slow = {"great_expectations", "sklearn", "xgboost", "bentoml", "skops", "imblearn"}
+    assert not slow & set(loaded)

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from mlops_starter.lineage import MODEL_MD5_TAG, MODEL_URI_TAG
 from mlops_starter.storage import file_md5, load_model
 
 pytestmark = pytest.mark.e2e
@@ -117,9 +118,12 @@ def test_mlflow_holds_the_test_metrics_and_the_same_model(reproduced, mlflow_run
     _, parent, _ = mlflow_runs
     metrics = reproduced.read_json("metrics/test.json")
     assert parent.data.metrics["test_roc_auc"] == pytest.approx(metrics["roc_auc"])
+    # The run is found from the model file alone, by the content hash it was tagged with.
+    assert parent.data.tags[MODEL_MD5_TAG] == file_md5(reproduced.root / "models/model.skops")
+    assert reproduced.read_json("reports/gate.json")["run_id"] == parent.info.run_id
     info = reproduced.read_json("models/model.json")
     mlflow.set_tracking_uri(f"sqlite:///{reproduced.root}/mlflow.db")
-    logged = mlflow.pyfunc.load_model(info["mlflow_model_uri"])
+    logged = mlflow.pyfunc.load_model(parent.data.tags[MODEL_URI_TAG])
     assert logged.metadata.signature is not None
     test = pd.read_parquet(reproduced.root / "data/split/test.parquet").head(20)
     features = info["feature_schema"]["numeric"] + info["feature_schema"]["categorical"]

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -73,12 +75,52 @@ SKOPS_TRUSTED_TYPES = [
 ]
 
 
-def save_model(pipeline: Any, path: str | Path) -> None:
-    """Persist a fitted pipeline with skops: loading it later runs no arbitrary code (unlike pickle)."""
+def model_bytes(pipeline: Any) -> bytes:
+    """The pipeline in skops format, byte for byte the same for the same fitted model.
+
+    skops names the arrays in its zip file after Python object ids and stamps each entry
+    with the time. Renaming them in order of appearance and fixing the time makes a
+    retrain on the same data, code and params give the same file, so dvc.lock (which
+    records its hash) stays as committed on every machine.
+    """
     import skops.io  # 2 s of imports (sklearn): only for the commands that touch model files
 
+    written = zipfile.ZipFile(io.BytesIO(skops.io.dumps(pipeline)))
+    schema = json.loads(written.read("schema.json"))
+    object_ids: dict[int, int] = {}
+    files: dict[str, str] = {}
+
+    def renumber(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "__id__" and isinstance(value, int):
+                    node[key] = object_ids.setdefault(value, len(object_ids))
+                elif key == "file" and isinstance(value, str):
+                    node[key] = files.setdefault(value, f"{len(files):05d}{Path(value).suffix}")
+                else:
+                    renumber(value)
+        elif isinstance(node, list):
+            for value in node:
+                renumber(value)
+
+    renumber(schema)
+    fixed_time = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
+    canonical = io.BytesIO()
+    with zipfile.ZipFile(canonical, "w") as out:
+        for old_name, new_name in sorted(files.items(), key=lambda item: item[1]):
+            out.writestr(zipfile.ZipInfo(new_name, fixed_time), written.read(old_name))
+        out.writestr(zipfile.ZipInfo("schema.json", fixed_time), json.dumps(schema, indent=2))
+    return canonical.getvalue()
+
+
+def save_model(pipeline: Any, path: str | Path) -> None:
+    """Persist a fitted pipeline with skops: loading it later runs no arbitrary code (unlike pickle)."""
+    write_bytes(path, model_bytes(pipeline))
+
+
+def write_bytes(path: str | Path, content: bytes) -> None:
     with atomic_path(path) as tmp:
-        skops.io.dump(pipeline, tmp)
+        tmp.write_bytes(content)
 
 
 def load_model(path: str | Path) -> Any:

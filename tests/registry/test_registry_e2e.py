@@ -43,7 +43,7 @@ def test_first_version_that_passes_becomes_champion(story):
     assert story.champion() == "1"
     version = story.client.get_model_version(MODEL, "1")
     assert version.tags["gate.passed"] == "true"
-    assert version.tags["run_id"] == story.read_json("models/model.json")["mlflow_run_id"]
+    assert version.tags["run_id"] == gate["run_id"] == version.run_id
     assert {"git.commit", "data.train_md5", "threshold", "test.roc_auc", "test.pr_auc"} <= set(
         version.tags
     )

@@ -65,7 +65,7 @@ def test_the_bento_carries_model_labels_dockerfile_and_openapi(packaged):
     listed = packaged.run(str(VENV_BIN / "bentoml"), "get", bento_info["bento"], "-o", "json")
     described = json.loads(listed.stdout)
     assert described["labels"]["registered_version"] == str(gate["version"])
-    assert described["labels"]["run_id"] == packaged.read_json("models/model.json")["mlflow_run_id"]
+    assert described["labels"]["run_id"] == gate["run_id"] == bento_info["run_id"]
     name, version = bento_info["bento"].split(":")
     root = Path(packaged.env["BENTOML_HOME"]) / "bentos" / name / version
     dockerfile = (root / "env/docker/Dockerfile").read_text()

@@ -76,6 +76,13 @@ class Registry:
         except MlflowException:
             raise RegistryError(f"model '{self.name}' has no version {version}") from None
 
+    def latest_from_run(self, run_id: str) -> ModelVersion:
+        """The newest version registered from training run `run_id`."""
+        found = self.client.search_model_versions(f"name = '{self.name}' and run_id = '{run_id}'")
+        if not found:
+            raise RegistryError(f"no version of '{self.name}' was registered from run {run_id}")
+        return max(found, key=lambda v: int(v.version))
+
     def register(self, model_uri: str, run_id: str, tags: dict[str, str]) -> ModelVersion:
         """Add `model_uri` as a new version, tag it, and point `challenger` at it."""
         try:

@@ -16,10 +16,12 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
 
 from mlops_starter.config import Config
 from mlops_starter.data.schema import target_of
+from mlops_starter.lineage import MODEL_URI_TAG
 from mlops_starter.registry.gate import (
     GateCheck,
     brier_skill_check,
@@ -64,13 +66,15 @@ def compare_with_champion(
 
 
 def register(
+    run: Run,
     model_info: dict[str, Any],
     test_metrics: dict[str, Any],
     test: pd.DataFrame,
     challenger_proba: np.ndarray,
     cfg: Config,
 ) -> tuple[dict[str, Any], str]:
-    """Gate, register and (first time) promote; return the gate report and its Markdown."""
+    """Gate the model that training `run` logged, register it and (first time) promote it;
+    return the gate report and its Markdown. Both name this machine's registry version."""
     registry = Registry.connect(cfg.mlflow.registered_model)
     checks = threshold_checks(test_metrics, cfg.gate.min_test)
     if cfg.gate.min_brier_skill is not None:
@@ -80,18 +84,18 @@ def register(
         checks.append(compare_with_champion(cfg, registry, champion, test, challenger_proba))
     passed = all(c.passed for c in checks)
 
-    run_id = model_info["mlflow_run_id"]
+    run_id = run.info.run_id
     tags = {
         GATE_TAG: str(passed).lower(),
         "gate.failed_checks": ",".join(c.name for c in checks if not c.passed) or "none",
         "run_id": run_id,
-        "git.commit": mlflow.get_run(run_id).data.tags.get("git.commit", "unknown"),
+        "git.commit": run.data.tags.get("git.commit", "unknown"),
         "data.train_md5": model_info["data_train_md5"],
         "threshold": str(model_info["threshold"]),
         "candidate": model_info["winner"],
         **{f"test.{k}": str(round(v, 5)) for k, v in test_metrics.items() if isinstance(v, float)},
     }
-    version = registry.register(model_info["mlflow_model_uri"], run_id, tags)
+    version = registry.register(run.data.tags[MODEL_URI_TAG], run_id, tags)
     log = logging.getLogger("register")
     log.info(
         "registered %s version %s (challenger); gate %s",
@@ -107,6 +111,7 @@ def register(
     report = {
         "model": registry.name,
         "version": version.version,
+        "run_id": run_id,
         "passed": passed,
         "champion_before": champion.version if champion else None,
         "checks": [c.to_dict() for c in checks],

@@ -21,7 +21,7 @@ from ruamel.yaml import YAML
 
 from mlops_starter.config import Config, ServeConfig
 from mlops_starter.errors import PipelineError
-from mlops_starter.registry.model_registry import Registry
+from mlops_starter.registry.model_registry import GATE_TAG, Registry
 
 SERVICE = "mlops_starter.serving.service:ClassifierService"
 SERVING_METADATA_KEYS = ("threshold", "positive_label", "feature_profile")
@@ -112,18 +112,19 @@ def build_bento(
     )
 
 
-def package_gated_version(gate: dict[str, Any], cfg: Config) -> dict[str, Any]:
-    """The package stage: a bento of the version the register stage gated, only if it passed.
+def package_gated_version(run_id: str, cfg: Config) -> dict[str, Any]:
+    """The package stage: a bento of the newest version registered from training run
+    `run_id`, only if it passed the gate (its tags in the registry say so).
 
     Returns models/bento.json: what was built, or which gate checks kept it from being built.
     """
     log = logging.getLogger("package")
-    if not gate["passed"]:
-        failed = [c["name"] for c in gate["checks"] if not c["passed"]]
-        log.warning("version %s failed the gate (%s): no bento built", gate["version"], failed)
-        return {"built": False, "version": gate["version"], "failed_checks": failed}
     registry = Registry.connect(cfg.mlflow.registered_model)
-    version = registry.version(str(gate["version"]))
+    version = registry.latest_from_run(run_id)
+    if version.tags.get(GATE_TAG) != "true":
+        failed = version.tags.get("gate.failed_checks", "unknown").split(",")
+        log.warning("version %s failed the gate (%s): no bento built", version.version, failed)
+        return {"built": False, "version": str(version.version), "failed_checks": failed}
     model_tag = import_version(registry, version)
     bento = build_bento(model_tag, cfg.serve)
     log.info("built bento %s of %s version %s", bento.tag, registry.name, version.version)

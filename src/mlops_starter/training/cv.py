@@ -57,16 +57,18 @@ class CandidateResult:
         return float(np.std([fold[metric] for fold in self.fold_metrics]))
 
     def summary(self) -> dict[str, float]:
-        """Mean (and spread, for the ranking metrics) over folds, plus threshold and timing."""
+        """Mean (and spread, for the ranking metrics) over folds, plus the threshold."""
         out = {
             f"cv_{m}": round(self.mean(m), 5)
             for m in ("roc_auc", "pr_auc", "brier", "precision", "recall", "f1")
         }
         out |= {f"cv_{m}_std": round(self.std(m), 5) for m in ("roc_auc", "pr_auc")}
-        return out | {
-            "threshold": round(self.threshold, 5),
-            "fit_seconds": round(self.fit_seconds, 2),
-        }
+        return out | {"threshold": round(self.threshold, 5)}
+
+    def tracked_metrics(self) -> dict[str, float]:
+        """What MLflow gets: the summary plus the fit time, which differs from machine to
+        machine and so stays out of metrics/cv.json."""
+        return self.summary() | {"fit_seconds": round(self.fit_seconds, 2)}
 
 
 def cross_validate(

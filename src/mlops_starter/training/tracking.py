@@ -73,7 +73,7 @@ def log_candidate(result: CandidateResult, extra_params: dict[str, Any]) -> None
         )
         for fold, metrics in enumerate(result.fold_metrics):
             mlflow.log_metrics({f"fold_{k}": v for k, v in metrics.items()}, step=fold)
-        mlflow.log_metrics(result.summary())
+        mlflow.log_metrics(result.tracked_metrics())
 
 
 def log_model(

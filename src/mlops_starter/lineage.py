@@ -1,0 +1,53 @@
+"""How a model file finds its MLflow run: by its content hash.
+
+The train stage tags its run with the md5 of the model file it wrote (the hash DVC
+records in dvc.lock). Later stages look the run up by that hash instead of reading a
+run id from a file, so nothing committed to git names a run of one machine's store.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+from mlflow.entities import Run
+
+from mlops_starter.errors import PipelineError
+from mlops_starter.storage import file_md5
+
+MODEL_MD5_TAG = "mlops.model_md5"
+MODEL_URI_TAG = "mlops.model_uri"
+
+
+def training_run(model_file: str | Path, experiment: str) -> Run:
+    """The newest run in `experiment` that logged this exact model file."""
+    md5 = file_md5(model_file)
+    found = mlflow.get_experiment_by_name(experiment)
+    runs = (
+        mlflow.MlflowClient().search_runs(
+            [found.experiment_id],
+            filter_string=f"tags.`{MODEL_MD5_TAG}` = '{md5}'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        if found
+        else []
+    )
+    if not runs:
+        raise PipelineError(
+            f"no run in MLflow experiment '{experiment}' at {mlflow.get_tracking_uri()} logged "
+            f"{model_file} (md5 {md5}): the store was changed or reset after training; "
+            "retrain with `dvc repro --force train`"
+        )
+    return runs[0]
+
+
+def stamp(stage: str, registered_model: str, model_file: str | Path) -> dict[str, str]:
+    """What the register and package stages give DVC as their output: that `stage` took
+    this model file to this registered model. It is the same on every machine, so
+    dvc.lock is too, and git ignores it, so a fresh clone lacks it and reruns the stage
+    against its own registry. The version and bento made are this machine's:
+    reports/gate.json, models/bento.json, the registry and the BentoML store say which.
+    (Naming the stage keeps the two stamps apart: DVC restores an output from its cache,
+    instead of running the stage, when a file with the same hash is already there.)"""
+    return {"stage": stage, "registered_model": registered_model, "model_md5": file_md5(model_file)}
