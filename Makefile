@@ -2,6 +2,9 @@
 # each creates the environment it needs first (from the committed lock file).
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# The Pythons `make test` passes on (pyproject's requires-python and CI's matrix say the
+# same; tests/test_workflows.py keeps the three in step).
+SUPPORTED_PYTHONS := 3.11 3.12 3.13
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-from-lock
@@ -11,12 +14,13 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: env run repro test test-fast lint typecheck check lock suite ui gate promote rollback history smoke smoke-served serve bento containerize bench-serving fetch-monitoring-data monitor monitor-demo metrics-diff clean
+.PHONY: env run repro clean-tree test browser test-fast lint typecheck check lock suite ui gate promote rollback history smoke smoke-served serve bento containerize bench-serving fetch-monitoring-data monitor monitor-demo metrics-diff clean
 
 env: $(STAMP)
 
 # Same versions on every machine: requirements.lock is resolved by `make lock`.
 $(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; v = "%d.%d" % sys.version_info[:2]; sys.exit(None if v in "$(SUPPORTED_PYTHONS)".split() else f"$(PYTHON) is Python {v}; this project supports $(SUPPORTED_PYTHONS): run make PYTHON=python3.12 (say) instead")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv>=0.5,<1"
 	# Bytecode now, once: where PYTHONDONTWRITEBYTECODE is set (CI runners, containers, this
@@ -32,9 +36,21 @@ run: env
 
 repro: run
 
+## clean-tree: fail if anything committed changed (after `make run` in a fresh clone, nothing may)
+clean-tree:
+	@git diff --exit-code --stat || { echo "committed files changed: outputs are not reproducible (see README: what git keeps)"; exit 1; }
+
 ## test: the full test suite, end-to-end tests included
-test: env
+test: env browser
 	$(BIN)/pytest
+
+## browser: a Chromium for the MLflow UI test: Debian's package, installed if missing and
+## this user can (root with apt-get); otherwise that one test fails and says what to install
+browser:
+	@command -v chromium || command -v chromium-browser || command -v google-chrome || test -n "$$CHROMIUM" || \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	  else echo "no Chromium: the MLflow UI test will fail until one is installed (apt-get install chromium)"; fi
 
 ## test-fast: unit tests only
 test-fast: env
@@ -51,7 +67,7 @@ check: lint typecheck test
 
 ## lock: re-resolve dependencies after editing pyproject.toml
 lock:
-	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
+	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --universal --python-version 3.11 --generate-hashes -o requirements.lock
 
 ## suite: rebuild the validation suite from the current raw table (trust it first!)
 suite: env

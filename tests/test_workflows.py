@@ -83,3 +83,43 @@ def test_gate_command_exits_1_naming_each_failed_check(tmp_path, capsys):
         )
     assert exited.value.code == 1
     assert "gate check failed: min_recall: 0.2 (bar: >= 0.4)" in capsys.readouterr().err
+
+
+def test_supported_pythons_agree_in_makefile_pyproject_and_ci():
+    """One list of Pythons: the Makefile refuses others, pyproject admits exactly these,
+    and CI tests each of them."""
+    import tomllib
+
+    from packaging.specifiers import SpecifierSet
+
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    supported = re.search(r"^SUPPORTED_PYTHONS := (.+)$", makefile, re.MULTILINE).group(1).split()
+    requires = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    admitted = [
+        f"3.{minor}"
+        for minor in range(8, 20)
+        if f"3.{minor}.0" in SpecifierSet(requires["requires-python"])
+    ]
+    ci = yaml.safe_load((REPO_ROOT / ".github/workflows/ci.yml").read_text())
+    assert supported == admitted == ci["jobs"]["test"]["strategy"]["matrix"]["python"]
+
+
+def test_make_refuses_an_unsupported_python_before_installing_anything(tmp_path):
+    """A Python 3.10 (faked: this machine may have none) gets one line, and no venv."""
+    fake = tmp_path / "python3.10"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'exec python3 -c \'import sys; sys.version_info = (3, 10, 0, "final", 0); '
+        'exec(sys.argv[1])\' "$2"\n'
+    )
+    fake.chmod(0o755)
+    venv = tmp_path / "venv"
+    done = subprocess.run(
+        ["make", "env", f"PYTHON={fake}", f"VENV={venv}"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode != 0
+    assert "is Python 3.10; this project supports 3.11 3.12 3.13" in done.stderr
+    assert not venv.exists()

@@ -1,0 +1,129 @@
+"""Promotion in the MLflow UI, in a real headless Chromium: the alias the UI moves is the
+one `mlops history` reads and the bento `make bento` builds. Nothing is mocked: a real
+`mlflow ui` on the local store that two `dvc repro` runs filled, Debian's Chromium driven
+by Playwright, and a real `bentoml serve` of the result."""
+
+import os
+import re
+import shutil
+import subprocess
+
+import httpx
+import pytest
+from conftest import VENV_BIN
+from mlflow.tracking import MlflowClient
+from playwright.sync_api import sync_playwright
+
+from mlops_starter.serving.process import bentoml_server, free_port, wait_for_http
+
+pytestmark = pytest.mark.e2e
+
+MODEL = "churn-classifier"
+ONLY_LOGISTIC = {
+    "train": {"candidates": {"random_forest": {"enabled": False}, "xgboost": {"enabled": False}}},
+    "gate": {"min_test": {"roc_auc": 0.6, "pr_auc": 0.07}, "bootstrap_rounds": 300},
+}
+# Without these, Chromium reaches out to Google's services at every start, and a machine
+# with no way out refuses those connections many at a time.
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium() -> str:
+    """Debian's Chromium (`make test` installs it where it can), or CHROMIUM's choice."""
+    for name in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
+        if name and (found := shutil.which(name)):
+            return found
+    pytest.fail(
+        "the MLflow UI test needs Chromium: `apt-get install chromium` (Debian, Ubuntu), "
+        "or set CHROMIUM to the path of a Chromium or Chrome executable"
+    )
+
+
+@pytest.fixture(scope="module")
+def two_versions(repo_copy):
+    """A local store where version 1 is champion and version 2, another model, challenger."""
+    copy = repo_copy(ONLY_LOGISTIC)
+    copy.run("dvc", "repro", timeout=900)
+    copy.set_params({"train": {"candidates": {"logistic_regression": {"C": 0.3}}}})
+    copy.run("dvc", "repro", timeout=900)
+    copy.client = MlflowClient(tracking_uri=f"sqlite:///{copy.root}/mlflow.db")
+    assert str(copy.client.get_model_version_by_alias(MODEL, "champion").version) == "1"
+    assert str(copy.client.get_model_version_by_alias(MODEL, "challenger").version) == "2"
+    return copy
+
+
+@pytest.fixture(scope="module")
+def mlflow_ui(two_versions, tmp_path_factory):
+    """`mlflow ui` on the copy's own store, as a newcomer starts it with `make ui`."""
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("ui") / "ui.log", "w")  # noqa: SIM115 - closed below
+    server = subprocess.Popen(
+        [str(VENV_BIN / "mlflow"), "ui", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=two_versions.root,
+        env=two_versions.env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/health", server)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def move_champion_in_the_ui(url: str, version: str, screenshot) -> None:
+    """Open the version's page, add the `champion` alias in the alias dialog, save."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{url}/#/models/{MODEL}/versions/{version}")
+            page.get_by_text(f"Version {version}", exact=True).wait_for()
+            assistant = page.get_by_role("button", name="Close")  # MLflow's chat side panel
+            if assistant.count():
+                assistant.first.click()
+            # "Add aliases" on a version with none, a pencil titled "Edit aliases" otherwise.
+            page.get_by_title(re.compile(r"^(Add|Edit) aliases$")).click()
+            dialog = page.get_by_role("dialog")
+            aliases = dialog.get_by_role("combobox")
+            aliases.fill("champion")
+            aliases.press("Enter")
+            # The UI warns that the alias leaves the version that holds it now.
+            dialog.get_by_text(
+                re.compile(r'"champion" alias is also being used on version 1')
+            ).wait_for()
+            page.screenshot(path=screenshot)
+            dialog.get_by_role("button", name="Save aliases").click()
+            dialog.wait_for(state="hidden")
+        finally:
+            browser.close()
+
+
+def test_champion_moved_in_the_ui_is_what_history_and_the_bento_follow(
+    two_versions, mlflow_ui, tmp_path
+):
+    screenshot = tmp_path / "mlflow-ui-promotion.png"
+    move_champion_in_the_ui(mlflow_ui, "2", str(screenshot))
+    assert screenshot.stat().st_size > 10_000
+
+    assert str(two_versions.client.get_model_version_by_alias(MODEL, "champion").version) == "2"
+    history = two_versions.run("mlops", "history").stdout
+    assert "champion: version 2" in history
+    assert "moved outside this CLI (e.g. in the MLflow UI)" in history
+
+    built = two_versions.run("mlops", "package", timeout=600).stdout  # what `make bento` runs
+    bento = re.search(r"built bento (\S+) of churn-classifier version 2", built).group(1)
+    env = two_versions.env | {"MLOPS_PREDICTION_LOG_DIR": str(tmp_path / "predictions")}
+    with bentoml_server(bento, free_port(), tmp_path / "serve.log", env) as url:
+        assert httpx.get(f"{url}/metadata", timeout=30).json()["version"] == "2"
