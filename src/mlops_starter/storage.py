@@ -113,18 +113,14 @@ def model_bytes(pipeline: Any) -> bytes:
     return canonical.getvalue()
 
 
-def save_model(pipeline: Any, path: str | Path) -> None:
-    """Persist a fitted pipeline with skops: loading it later runs no arbitrary code (unlike pickle)."""
-    write_bytes(path, model_bytes(pipeline))
-
-
 def write_bytes(path: str | Path, content: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(content)
 
 
 def load_model(path: str | Path) -> Any:
-    """Load a pipeline saved by `save_model`, trusting only the types listed above."""
+    """Load a pipeline written from `model_bytes`, trusting only the types listed above.
+    skops, unlike pickle, runs no arbitrary code on load."""
     import skops.io
 
     return skops.io.load(path, trusted=SKOPS_TRUSTED_TYPES)

@@ -4,7 +4,7 @@ import skops.io
 
 from mlops_starter.config import Candidates
 from mlops_starter.data.schema import FeatureSchema, encode_target
-from mlops_starter.storage import SKOPS_TRUSTED_TYPES, load_model, model_bytes, save_model
+from mlops_starter.storage import SKOPS_TRUSTED_TYPES, load_model, model_bytes, write_bytes
 from mlops_starter.training.candidates import build_pipeline
 
 CANDIDATES = {name: params.model_dump() for name, params in Candidates().enabled().items()}
@@ -30,7 +30,7 @@ def test_every_candidate_fits_and_round_trips_through_skops(tmp_path, xy, name, 
     ).fit(X, y)
     untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
     assert set(untrusted) <= set(SKOPS_TRUSTED_TYPES), "add the new type to SKOPS_TRUSTED_TYPES"
-    save_model(model, tmp_path / "model.skops")
+    write_bytes(tmp_path / "model.skops", model_bytes(model))
     reloaded = load_model(tmp_path / "model.skops")
     np.testing.assert_allclose(reloaded.predict_proba(X.head(50)), model.predict_proba(X.head(50)))
 
