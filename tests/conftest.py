@@ -3,11 +3,12 @@ which the real `dvc repro` runs against a fresh local MLflow store."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -137,36 +138,48 @@ def repo_copy(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., RepoCop
     return lambda changes=None: make_repo_copy(tmp_path_factory.mktemp("repo") / "repo", changes)
 
 
+@contextlib.contextmanager
+def mlflow_process(
+    command: str, options: list[str], log_path: Path, cwd: Path | None = None, env=None
+) -> Iterator[str]:
+    """`mlflow server` or `mlflow ui` on a free loopback port while the block runs; yields its URL."""
+    port = free_port()
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [
+                str(VENV_BIN / "mlflow"),
+                command,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                *options,
+            ],
+            cwd=cwd,
+            env=env or {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_for_http(f"{url}/health", process)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
     """A real `mlflow server` on a temporary SQLite file and artifact folder, on a free loopback port."""
     home = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    log = open(home / "server.log", "w")  # noqa: SIM115 - closed below, after the process
-    process = subprocess.Popen(
-        [
-            str(VENV_BIN / "mlflow"),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{home}/mlflow.db",
-            "--artifacts-destination",
-            str(home / "artifacts"),
-            "--workers",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
-    )
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{uri}/health", process)
-        yield uri
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
+    options = [
+        "--backend-store-uri",
+        f"sqlite:///{home}/mlflow.db",
+        "--artifacts-destination",
+        str(home / "artifacts"),
+        "--workers",
+        "1",
+    ]
+    with mlflow_process("server", options, home / "server.log") as url:
+        yield url

@@ -6,15 +6,14 @@ by Playwright, and a real `bentoml serve` of the result."""
 import os
 import re
 import shutil
-import subprocess
 
 import httpx
 import pytest
-from conftest import VENV_BIN
+from conftest import mlflow_process
 from mlflow.tracking import MlflowClient
 from playwright.sync_api import sync_playwright
 
-from mlops_starter.serving.process import bentoml_server, free_port, wait_for_http
+from mlops_starter.serving.process import bentoml_server, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -63,23 +62,9 @@ def two_versions(repo_copy):
 @pytest.fixture(scope="module")
 def mlflow_ui(two_versions, tmp_path_factory):
     """`mlflow ui` on the copy's own store, as a newcomer starts it with `make ui`."""
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("ui") / "ui.log", "w")  # noqa: SIM115 - closed below
-    server = subprocess.Popen(
-        [str(VENV_BIN / "mlflow"), "ui", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=two_versions.root,
-        env=two_versions.env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{url}/health", server)
+    log = tmp_path_factory.mktemp("ui") / "ui.log"
+    with mlflow_process("ui", [], log, cwd=two_versions.root, env=two_versions.env) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
 
 
 def move_champion_in_the_ui(url: str, version: str, screenshot) -> None:
