@@ -139,6 +139,78 @@ class Candidates(_Section):
         return {name: params for name, params in candidates if params.enabled}
 
 
+SearchValue = str | int | float | bool | None
+CANDIDATE_PARAMS: dict[str, type[_Section]] = {
+    "logistic_regression": LogisticRegressionParams,
+    "random_forest": RandomForestParams,
+    "xgboost": XGBoostParams,
+}
+
+
+class SearchRange(_Section):
+    """One parameter's search range: numbers from `low` to `high` (integers if both are,
+    sampled on a log scale if `log`), or one of `choices`."""
+
+    low: int | float | None = None
+    high: int | float | None = None
+    log: bool = False
+    choices: list[SearchValue] | None = None
+
+    @model_validator(mode="after")
+    def _range_or_choices(self) -> SearchRange:
+        if self.choices is not None:
+            if self.low is not None or self.high is not None or not self.choices:
+                raise ValueError("give either low and high, or a non-empty list of choices")
+            return self
+        if self.low is None or self.high is None or not self.low < self.high:
+            raise ValueError("give low < high (or choices)")
+        if self.log and self.low <= 0:
+            raise ValueError("a log-scale range needs low > 0")
+        return self
+
+    def bounds(self) -> list[SearchValue]:
+        return list(self.choices) if self.choices is not None else [self.low, self.high]
+
+
+class TuningConfig(_Section):
+    """Nested hyperparameter search (src/mlops_starter/training/tuning.py)."""
+
+    enabled: bool = False
+    trials: int = Field(15, ge=1, description="trials per search: the deterministic budget")
+    timeout_seconds: float | None = Field(
+        None, gt=0, description="per search as well; a time budget depends on the machine"
+    )
+    inner_folds: int = Field(3, ge=2, le=10)
+    storage: str = Field(
+        "optuna.db", description="SQLite file or database URL where studies resume from"
+    )
+    space: dict[str, dict[str, SearchRange]] = {}
+
+    @model_validator(mode="after")
+    def _space_names_real_parameters(self) -> TuningConfig:
+        for candidate, ranges in self.space.items():
+            if candidate not in CANDIDATE_PARAMS:
+                raise ValueError(
+                    f"space.{candidate}: not a candidate (one of {sorted(CANDIDATE_PARAMS)})"
+                )
+            params = CANDIDATE_PARAMS[candidate]
+            for name, search in ranges.items():
+                if name not in params.model_fields or name == "enabled":
+                    raise ValueError(
+                        f"space.{candidate}.{name}: not a parameter of {candidate} "
+                        f"(one of {sorted(set(params.model_fields) - {'enabled'})})"
+                    )
+                for value in search.bounds():
+                    try:
+                        params.model_validate({name: value})
+                    except ValidationError as exc:
+                        reason = exc.errors()[0]["msg"]
+                        raise ValueError(
+                            f"space.{candidate}.{name}: {value!r} is not a valid value ({reason})"
+                        ) from None
+        return self
+
+
 class TrainConfig(_Section):
     cv_folds: int = Field(5, ge=2, le=20)
     seed: int = 42
@@ -151,6 +223,7 @@ class TrainConfig(_Section):
     resampling: Literal["none", "smote", "undersample"] = "none"
     n_jobs: int = -1
     candidates: Candidates = Candidates()
+    tuning: TuningConfig = TuningConfig()
 
     @model_validator(mode="after")
     def _at_least_one_candidate(self) -> TrainConfig:

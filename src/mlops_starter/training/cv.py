@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from mlops_starter.evaluation.calibration import CalibratedClassifier, CalibrationMap
 from mlops_starter.evaluation.metrics import classification_metrics, tune_threshold
+from mlops_starter.training.tuning import SearchResult, Tuner
 
 Folds = list[tuple[np.ndarray, np.ndarray]]
 
@@ -49,6 +50,7 @@ class CandidateResult:
     oof_fbeta: float
     fit_seconds: float
     calibration: CalibrationMap | None = None  # learnt from `oof`; the refit model carries it
+    searches: list[SearchResult] = field(default_factory=list, repr=False)  # one per outer fold
 
     def mean(self, metric: str) -> float:
         return float(np.mean([fold[metric] for fold in self.fold_metrics]))
@@ -81,17 +83,30 @@ def cross_validate(
     fbeta: float,
     calibration: str = "none",
     on_fold: Callable[[], None] = lambda: None,
+    tuner: Tuner | None = None,
+    groups: np.ndarray | None = None,
 ) -> CandidateResult:
     """Fit a fresh clone of `pipeline` per fold and collect out-of-fold probabilities.
 
     Those are calibrated (the map learnt from them is kept for the refit model), the
     threshold is tuned on the calibrated ones, and every fold is reported at that
-    shared threshold.
+    shared threshold. With a `tuner`, each fold's pipeline comes from a search on that
+    fold's training rows only (split by their `groups`), so the scores stay unbiased.
     """
     y_array = y.to_numpy()
     oof = np.full(len(y), np.nan)
+    searches = []
     started = time.perf_counter()
-    for train_rows, valid_rows in folds:
+    for fold, (train_rows, valid_rows) in enumerate(folds, start=1):
+        if tuner is not None:
+            found = tuner.search(
+                X.iloc[train_rows],
+                y_array[train_rows],
+                None if groups is None else np.asarray(groups)[train_rows],
+                f"outer{fold}",
+            )
+            searches.append(found)
+            pipeline = tuner.build(found.best_params)
         model = clone(pipeline).fit(X.iloc[train_rows], y_array[train_rows])
         oof[valid_rows] = model.predict_proba(X.iloc[valid_rows])[:, 1]
         on_fold()
@@ -107,7 +122,9 @@ def cross_validate(
         classification_metrics(y_array[valid_rows], proba[valid_rows], threshold)
         for _, valid_rows in folds
     ]
-    return CandidateResult(name, params, fold_metrics, oof, threshold, best_fbeta, elapsed, mapping)
+    return CandidateResult(
+        name, params, fold_metrics, oof, threshold, best_fbeta, elapsed, mapping, searches
+    )
 
 
 def calibrated(model: Any, result: CandidateResult) -> Any:
@@ -122,9 +139,13 @@ def run_candidates(
     folds: Folds,
     fbeta: float,
     calibration: str = "none",
+    tuners: dict[str, Tuner] | None = None,
+    groups: np.ndarray | None = None,
 ) -> list[CandidateResult]:
-    """Cross-validate every (params, pipeline) candidate with one progress bar over all folds."""
+    """Cross-validate every (params, pipeline) candidate with one progress bar over all
+    folds; a candidate with a tuner is searched inside each fold (nested CV)."""
     results = []
+    tuners = tuners or {}
     with tqdm(total=len(candidates) * len(folds), desc="cross-validation", unit="fold") as bar:
         for name, (params, pipeline) in candidates.items():
             bar.set_postfix_str(name)
@@ -139,6 +160,8 @@ def run_candidates(
                     fbeta,
                     calibration,
                     on_fold=lambda: bar.update(),
+                    tuner=tuners.get(name),
+                    groups=groups,
                 )
             )
     return results

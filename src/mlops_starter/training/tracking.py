@@ -9,15 +9,18 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import subprocess
+import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow.entities import Metric, Param
 from mlflow.models import infer_signature
 
 from mlops_starter.training.cv import CandidateResult
+from mlops_starter.training.tuning import SearchResult
 
 TRACKED_LIBRARIES = (
     "scikit-learn",
@@ -67,13 +70,42 @@ def start_run(experiment: str, run_name: str, tags: dict[str, str]) -> mlflow.Ac
 
 def log_candidate(result: CandidateResult, extra_params: dict[str, Any]) -> None:
     """One nested run per candidate: its params, every fold's scores, the CV summary, timing."""
-    with mlflow.start_run(run_name=result.name, nested=True, tags={"candidate": result.name}):
-        mlflow.log_params(
-            {**{k: v for k, v in result.params.items() if k != "enabled"}, **extra_params}
-        )
+    with mlflow.start_run(
+        run_name=result.name, nested=True, tags={"candidate": result.name}
+    ) as candidate_run:
+        mlflow.log_params({**result.params, **extra_params})
         for fold, metrics in enumerate(result.fold_metrics):
             mlflow.log_metrics({f"fold_{k}": v for k, v in metrics.items()}, step=fold)
         mlflow.log_metrics(result.tracked_metrics())
+        for search in result.searches:
+            log_search(search, result.name, candidate_run)
+
+
+def log_search(search: SearchResult, candidate: str, parent: mlflow.ActiveRun) -> None:
+    """One run per trial, nested under `parent`: its parameters, each inner fold's score
+    (as steps) and their mean. Written in one batch per trial: a search has many."""
+    client = mlflow.MlflowClient()
+    for trial in search.trials:
+        run = client.create_run(
+            parent.info.experiment_id,
+            run_name=f"{candidate} {search.label} trial {trial.number}",
+            tags={
+                "mlflow.parentRunId": parent.info.run_id,
+                "candidate": candidate,
+                "search": search.label,
+                "trial": str(trial.number),
+            },
+        )
+        now = int(time.time() * 1000)
+        client.log_batch(
+            run.info.run_id,
+            metrics=[
+                Metric("inner_fold_score", s, now, step) for step, s in enumerate(trial.fold_scores)
+            ]
+            + [Metric("inner_cv_score", trial.score, now, 0)],
+            params=[Param(k, str(v)) for k, v in trial.params.items()],
+        )
+        client.set_terminated(run.info.run_id)
 
 
 def log_model(

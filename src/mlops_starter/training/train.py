@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
@@ -27,6 +29,7 @@ from mlops_starter.training.cv import (
     select_winner,
 )
 from mlops_starter.training.split import duplicate_groups
+from mlops_starter.training.tuning import SearchResult, Tuner
 
 
 @dataclass(frozen=True)
@@ -42,23 +45,57 @@ class TrainOutcome:
     fit_seconds: dict[str, float]  # per candidate, for benchmarks; MLflow has it per run
 
 
+def pipeline_factory(cfg: Config, schema: FeatureSchema, name: str) -> Callable[[dict], Any]:
+    """Parameters -> an unfitted pipeline for candidate `name`, with the shared settings."""
+    settings = cfg.train
+
+    def build(params: dict) -> Any:
+        return build_pipeline(
+            name,
+            params,
+            schema,
+            settings.resampling,
+            settings.seed,
+            settings.n_jobs,
+            settings.max_categories,
+        )
+
+    return build
+
+
 def build_candidates(cfg: Config, schema: FeatureSchema) -> dict[str, tuple[dict[str, Any], Any]]:
     """(params, unfitted pipeline) for each enabled candidate."""
-    settings = cfg.train
+    candidates = {}
+    for name, params in cfg.train.candidates.enabled().items():
+        fixed = {k: v for k, v in params.model_dump().items() if k != "enabled"}
+        candidates[name] = (fixed, pipeline_factory(cfg, schema, name)(fixed))
+    return candidates
+
+
+def build_tuners(
+    cfg: Config, schema: FeatureSchema, candidates: dict[str, tuple[dict[str, Any], Any]]
+) -> dict[str, Tuner]:
+    """A tuner for each enabled candidate with a search space, when tuning is on."""
+    settings, tuning = cfg.train, cfg.train.tuning
+    if not tuning.enabled:
+        return {}
+
+    def inner_folds(y: pd.Series, groups: Any) -> list:
+        return cv_folds(y, tuning.inner_folds, settings.seed, cfg.split.strategy, groups)
+
     return {
-        name: (
-            params.model_dump(),
-            build_pipeline(
-                name,
-                params.model_dump(),
-                schema,
-                settings.resampling,
-                settings.seed,
-                settings.n_jobs,
-                settings.max_categories,
-            ),
+        name: Tuner(
+            name,
+            params,
+            pipeline_factory(cfg, schema, name),
+            tuning.space[name],
+            tuning,
+            settings.primary_metric,
+            settings.seed,
+            inner_folds,
         )
-        for name, params in settings.candidates.enabled().items()
+        for name, (params, _) in candidates.items()
+        if tuning.space.get(name)
     }
 
 
@@ -70,8 +107,15 @@ def most_complete_rows(X: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
     return X.loc[order[:rows]]
 
 
-def cv_summary(winner: CandidateResult, results: list[CandidateResult], primary: str) -> dict:
-    return {
+def cv_summary(
+    winner: CandidateResult,
+    results: list[CandidateResult],
+    primary: str,
+    final_search: SearchResult | None = None,
+) -> dict:
+    """metrics/cv.json. With tuning, each tuned candidate also shows its searches' own
+    (optimistic) best inner-CV score beside the nested score that ranked it."""
+    summary: dict[str, Any] = {
         "winner": winner.name,
         "primary_metric": primary,
         **winner.summary(),
@@ -81,9 +125,18 @@ def cv_summary(winner: CandidateResult, results: list[CandidateResult], primary:
                 "cv_pr_auc": r.mean("pr_auc"),
                 "cv_brier": r.mean("brier"),
             }
+            | (
+                {f"search_best_{primary}": float(np.mean([s.best_score for s in r.searches]))}
+                if r.searches
+                else {}
+            )
             for r in results
         },
     }
+    if final_search is not None:
+        summary[f"search_best_{primary}"] = round(final_search.best_score, 5)
+        summary["trials"] = len(final_search.trials)
+    return summary
 
 
 def train(frame: pd.DataFrame, cfg: Config) -> TrainOutcome:
@@ -105,15 +158,23 @@ def train(frame: pd.DataFrame, cfg: Config) -> TrainOutcome:
         "data.raw_md5": file_md5(cfg.paths.raw),
         "data.source": cfg.data.source,
     }
-    with tracking.start_run(cfg.mlflow.experiment, "train", lineage):
+    with tracking.start_run(cfg.mlflow.experiment, "train", lineage) as train_run:
         shared = {
             "cv_folds": settings.cv_folds,
             "resampling": settings.resampling,
             "calibration": settings.calibration,
             "split": cfg.split.strategy,
         }
+        tuners = build_tuners(cfg, schema, candidates)
         results = run_candidates(
-            candidates, X, y, folds, settings.threshold_fbeta, settings.calibration
+            candidates,
+            X,
+            y,
+            folds,
+            settings.threshold_fbeta,
+            settings.calibration,
+            tuners,
+            np.asarray(groups),
         )
         for result in results:
             tracking.log_candidate(result, shared)
@@ -124,7 +185,17 @@ def train(frame: pd.DataFrame, cfg: Config) -> TrainOutcome:
             settings.primary_metric,
             winner.mean(settings.primary_metric),
         )
-        model = calibrated(clone(candidates[winner.name][1]).fit(X, y), winner)
+        final_params, final_pipeline = candidates[winner.name]
+        final_search = None
+        if winner.name in tuners:
+            # The winner's parameters for the refit: one more search, on all training rows.
+            # Its best score is optimistic and is reported only beside the nested CV score.
+            final_search = tuners[winner.name].search(X, y.to_numpy(), groups, "final")
+            final_params = final_search.best_params
+            final_pipeline = tuners[winner.name].build(final_params)
+            tracking.log_search(final_search, winner.name, train_run)
+            mlflow.log_metric(f"search_best_{settings.primary_metric}", final_search.best_score)
+        model = calibrated(clone(final_pipeline).fit(X, y), winner)
         mlflow.set_tags({"winner": winner.name, "primary_metric": settings.primary_metric})
         mlflow.log_params(
             {**shared, "winner": winner.name, "threshold_fbeta": settings.threshold_fbeta}
@@ -148,7 +219,7 @@ def train(frame: pd.DataFrame, cfg: Config) -> TrainOutcome:
 
     model_info = {
         "winner": winner.name,
-        "params": {k: v for k, v in winner.params.items() if k != "enabled"},
+        "params": final_params,
         "threshold": winner.threshold,
         "feature_schema": schema.to_dict(),
         "columns": schema.treatment(frame, settings.max_categories),
@@ -160,6 +231,6 @@ def train(frame: pd.DataFrame, cfg: Config) -> TrainOutcome:
         model,
         model_file,
         model_info,
-        cv_summary(winner, results, settings.primary_metric),
+        cv_summary(winner, results, settings.primary_metric, final_search),
         {r.name: round(r.fit_seconds, 2) for r in results},
     )
