@@ -1,5 +1,6 @@
 """Stage evaluate: score the refitted winner once on the untouched test set;
-write DVC metrics, plots and the test scores, and add the same to the training run in MLflow."""
+write DVC metrics, plots, slice metrics and the test scores, and add the same to the
+training run in MLflow."""
 
 from pathlib import Path
 
@@ -24,6 +25,7 @@ def main() -> None:
     for name, table in result.tables.items():
         write_csv(Path(cfg.paths.plots) / f"{name}.csv", table)
     write_parquet(model_dir / "test_scores.parquet", result.scores)
+    write_json(Path(cfg.paths.reports) / "slices.json", result.slices)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 with MLflow on its default local SQLite store (no server, no environment variable)."""
 
 import json
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -51,6 +52,9 @@ def test_every_stage_runs_and_writes_its_outputs(reproduced):
         "plots/pr.csv",
         "plots/confusion.csv",
         "plots/calibration.csv",
+        "plots/importance.csv",
+        "reports/slices.json",
+        "reports/model_card.md",
     ):
         assert (reproduced.root / relative).is_file(), relative
     assert reproduced.read_json("reports/validation.json")["success"] is True
@@ -133,6 +137,42 @@ def test_mlflow_holds_the_test_metrics_and_the_same_model(reproduced, mlflow_run
     )
 
 
+def test_importance_and_slices_cover_the_original_features(reproduced):
+    schema = reproduced.read_json("models/model.json")["feature_schema"]
+    importance = pd.read_csv(reproduced.root / "plots/importance.csv")
+    assert set(importance["feature"]) == set(schema["numeric"] + schema["categorical"])
+    assert importance["importance"].is_monotonic_decreasing
+    slices = reproduced.read_json("reports/slices.json")
+    assert {s["feature"] for s in slices["slices"]} >= set(schema["categorical"])
+    assessed = [s for s in slices["slices"] if s["assessed"]]
+    worst = min(s["roc_auc"] for s in assessed)
+    assert reproduced.read_json("metrics/test.json")["worst_slice_roc_auc"] == worst
+
+
+def test_the_registered_version_carries_its_model_card(reproduced):
+    client = MlflowClient(tracking_uri=f"sqlite:///{reproduced.root}/mlflow.db")
+    gate = reproduced.read_json("reports/gate.json")
+    version = client.get_model_version("churn-classifier", str(gate["version"]))
+    card_path = version.tags["model_card"]
+    logged = Path(client.download_artifacts(version.run_id, card_path)).read_text()
+    card = (reproduced.root / "reports/model_card.md").read_text()
+    assert logged == card and card_path in version.description
+    for heading in (
+        "## Intended use",
+        "## Data",
+        "## Candidates",
+        "## Test metrics",
+        "## Slices",
+        "## Top features",
+        "## Gate",
+        "## Known limits",
+    ):
+        assert heading in card
+    test = reproduced.read_json("metrics/test.json")
+    assert f"| roc_auc | {test['roc_auc']:.4f} | [" in card
+    assert reproduced.read_json("models/model.json")["data_train_md5"] in card
+
+
 def test_second_repro_reruns_nothing(reproduced):
     again = reproduced.run("dvc", "repro")
     assert "Running stage" not in again.stdout
@@ -150,3 +190,50 @@ def test_experiment_with_a_train_param_reruns_only_what_depends_on_it(reproduced
     assert "shallow-xgb" in json.dumps(shown)
     diff = reproduced.run("dvc", "params", "diff").stdout
     assert "train.candidates.xgboost.max_depth" in diff
+
+
+def test_tuned_experiment_reports_nested_scores_and_logs_every_trial(reproduced):
+    run = reproduced.run(
+        "dvc",
+        "exp",
+        "run",
+        "-n",
+        "tuned",
+        "-S",
+        "train.tuning.enabled=true",
+        "-S",
+        "train.tuning.trials=2",
+        "-S",
+        "train.tuning.inner_folds=2",
+        timeout=900,
+    )
+    assert "Running stage 'train'" in run.stdout
+    cv = reproduced.read_json("metrics/cv.json")
+    assert cv["trials"] == 2 and "search_best_pr_auc" in cv
+    assert all("search_best_pr_auc" in c for c in cv["candidates"].values())
+    client = MlflowClient(tracking_uri=f"sqlite:///{reproduced.root}/mlflow.db")
+    experiment = client.get_experiment_by_name("mlops-starter")
+    runs = {r.info.run_id: r for r in client.search_runs([experiment.experiment_id])}
+    train_run = max(
+        (r for r in runs.values() if r.info.run_name == "train"), key=lambda r: r.info.start_time
+    )
+    trials = [r for r in runs.values() if "trial" in r.data.tags]
+    folds = yaml.safe_load((reproduced.root / "params.yaml").read_text())["train"]["cv_folds"]
+    # Per candidate: 2 trials in each outer fold; and 2 more for the winner's refit.
+    assert len(trials) == 3 * folds * 2 + 2
+    for trial in trials:
+        parent = runs[trial.data.tags["mlflow.parentRunId"]]
+        grandparent = parent.data.tags.get("mlflow.parentRunId", parent.info.run_id)
+        assert grandparent == train_run.info.run_id
+        assert trial.data.params and "inner_cv_score" in trial.data.metrics
+    card = (reproduced.root / "reports/model_card.md").read_text()
+    assert "tuned (2 trials per search, nested CV)" in card
+    assert (reproduced.root / "optuna.db").is_file()
+
+
+def test_a_gate_bar_on_the_worst_slice_fails_a_model_weak_on_one_slice(reproduced):
+    reproduced.run("dvc", "exp", "run", "-n", "slice-bar", "-S", "gate.min_worst_slice=0.99")
+    gate = reproduced.read_json("reports/gate.json")
+    check = next(c for c in gate["checks"] if c["name"] == "min_worst_slice_roc_auc")
+    assert not check["passed"] and not gate["passed"]
+    assert "worst slice:" in check["detail"]

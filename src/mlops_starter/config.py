@@ -232,6 +232,30 @@ class TrainConfig(_Section):
         return self
 
 
+class SliceConfig(_Section):
+    """Which slices of the test set are scored, and when one is flagged."""
+
+    metric: Literal["roc_auc", "pr_auc", "recall"] = "roc_auc"
+    min_rows: int = Field(200, ge=10, description="fewer rows: the slice is not assessed")
+    min_positives: int = Field(10, ge=1, description="fewer positives: not assessed")
+    numeric_features: int = Field(3, ge=0, description="the most important ones get bins")
+    bins: int = Field(4, ge=2, le=20, description="quantile bins per numeric feature")
+    flag_below: float = Field(0.10, gt=0, description="flag a slice this far below the whole")
+
+
+class EvaluateConfig(_Section):
+    importance_repeats: int = Field(5, ge=1, description="shuffles per feature")
+    slices: SliceConfig = SliceConfig()
+
+
+class ModelCardConfig(_Section):
+    """What the model card says that no metric can (src/mlops_starter/registry/model_card.py)."""
+
+    intended_use: str = "Not stated: set model_card.intended_use in params.yaml."
+    out_of_scope: str = ""
+    limitations: list[str] = []
+
+
 class GateConfig(_Section):
     min_test: dict[TestMetric, float] = {
         "roc_auc": 0.7,
@@ -246,6 +270,9 @@ class GateConfig(_Section):
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
     seed: int = 0
     auto_promote_first: bool = True
+    min_worst_slice: float | None = Field(
+        None, description="the lowest slice's evaluate.slices.metric must reach this (None: off)"
+    )
 
 
 class MlflowConfig(_Section):
@@ -311,7 +338,9 @@ class Config(_Section):
     split: SplitConfig = SplitConfig()
     leakage: LeakageConfig = LeakageConfig()
     train: TrainConfig = TrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
     gate: GateConfig = GateConfig()
+    model_card: ModelCardConfig = ModelCardConfig()
     mlflow: MlflowConfig = MlflowConfig()
     serve: ServeConfig = ServeConfig()
     monitor: MonitorConfig = MonitorConfig()

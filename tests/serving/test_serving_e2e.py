@@ -208,6 +208,34 @@ def test_metadata_describes_the_served_version(server, packaged):
         info["feature_schema"]["numeric"] + info["feature_schema"]["categorical"]
     )
     assert meta["policies"] == {"unseen_category": "accept", "out_of_range": "accept"}
+    # The version's model card, as registered (and as the register stage wrote it here).
+    assert meta["model_card"] == (packaged.root / "reports/model_card.md").read_text()
+    assert meta["model_card"].startswith(
+        f"# Model card: churn-classifier version {meta['version']}"
+    )
+
+
+def test_explain_gives_contributions_that_add_up_to_the_margin(server, reference, packaged):
+    client, _ = server
+    records, proba, _ = reference
+    answer = client.post("/explain", json={"records": records[:25]})
+    assert answer.status_code == 200, answer.text
+    explained = answer.json()
+    features = set(records[0]) - {"customer_id"}
+    winner = packaged.read_json("models/model.json")["winner"]
+    for record, served, probability in zip(records, explained, proba, strict=False):
+        assert served["id"] == record["customer_id"]
+        assert set(served["contributions"]) == features  # original features, not one-hot columns
+        assert served["method"] and served["scale"] in ("log-odds", "probability")
+        total = served["base_value"] + sum(served["contributions"].values())
+        assert total == pytest.approx(served["margin"], abs=1e-4)
+        assert served["probability"] == pytest.approx(probability, abs=1e-9)
+        sizes = [abs(v) for v in served["contributions"].values()]
+        assert sizes == sorted(sizes, reverse=True)
+    expected_scale = "probability" if winner == "random_forest" else "log-odds"
+    assert explained[0]["scale"] == expected_scale, (winner, explained[0]["method"])
+    bad = client.post("/explain", json={"records": [{**records[0], "tenure_months": "long"}]})
+    assert bad.status_code == 400 and "tenure_months" in bad.text
 
 
 def test_prediction_log_holds_inputs_outputs_version_and_request_id(server, reference):

@@ -64,7 +64,9 @@ def test_search_is_deterministic_by_seed_and_resumes_where_it_stopped(shuffled, 
     X, y = X.iloc[:600], y.iloc[:600].to_numpy()
     first = make_tuner(schema, tmp_path / "a.db", trials=6).search(X, y, None, "final")
     again = make_tuner(schema, tmp_path / "b.db", trials=6).search(X, y, None, "final")
-    assert [(t.params, t.score) for t in first.trials] == [(t.params, t.score) for t in again.trials]
+    assert [(t.params, t.score) for t in first.trials] == [
+        (t.params, t.score) for t in again.trials
+    ]
 
     stopped = make_tuner(schema, tmp_path / "c.db", trials=3).search(X, y, None, "final")
     resumed = make_tuner(schema, tmp_path / "c.db", trials=6).search(X, y, None, "final")
@@ -78,8 +80,14 @@ def test_search_is_deterministic_by_seed_and_resumes_where_it_stopped(shuffled, 
 @pytest.mark.parametrize(
     ("space", "named"),
     [
-        ({"xgboost": {"max_dept": {"low": 2, "high": 8}}}, "space.xgboost.max_dept: not a parameter"),
-        ({"xgboost": {"learning_rate": {"low": 0.1, "high": 2.0}}}, "space.xgboost.learning_rate: 2.0"),
+        (
+            {"xgboost": {"max_dept": {"low": 2, "high": 8}}},
+            "space.xgboost.max_dept: not a parameter",
+        ),
+        (
+            {"xgboost": {"learning_rate": {"low": 0.1, "high": 2.0}}},
+            "space.xgboost.learning_rate: 2.0",
+        ),
         ({"xgboost": {"max_depth": {"low": 8, "high": 2}}}, "space.xgboost.max_depth"),
         ({"lightgbm": {"max_depth": {"low": 2, "high": 8}}}, "space.lightgbm: not a candidate"),
         ({"random_forest": {"max_features": {"choices": ["sqrt", "all"]}}}, "'all' is not a valid"),

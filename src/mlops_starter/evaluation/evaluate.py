@@ -1,5 +1,6 @@
 """The evaluate stage: score the refitted winner once on the untouched test set, and add
-the metrics, curves and score profile to the training run in MLflow."""
+the metrics, curves, feature importance, slice metrics and score profile to the
+training run in MLflow."""
 
 from __future__ import annotations
 
@@ -20,17 +21,20 @@ from mlops_starter.evaluation.metrics import (
     curve_tables,
     reliability_table,
 )
+from mlops_starter.evaluation.slices import feature_importance, slice_metrics
 from mlops_starter.storage import file_md5
 
 
 @dataclass(frozen=True)
 class Evaluation:
-    """What the evaluate stage writes: metrics/test.json, one plot table per curve, and
-    each test row's score (the register stage compares them with the champion's)."""
+    """What the evaluate stage writes: metrics/test.json, one plot table per curve and
+    for feature importance, reports/slices.json, and each test row's score (the register
+    stage compares them with the champion's)."""
 
     metrics: dict[str, Any]
     tables: dict[str, pd.DataFrame]
     scores: pd.DataFrame
+    slices: dict[str, Any]
 
 
 def evaluate(
@@ -38,7 +42,9 @@ def evaluate(
 ) -> Evaluation:
     """Score the test set once and add the results to the training run `run_id`."""
     y = target_of(test, cfg.data).to_numpy()
-    proba = model.predict_proba(test[FeatureSchema(**model_info["feature_schema"]).columns])[:, 1]
+    schema = FeatureSchema(**model_info["feature_schema"])
+    X = test[schema.columns]
+    proba = model.predict_proba(X)[:, 1]
     scores = pd.DataFrame({"actual": y, "probability": proba})
     if cfg.data.id_column:
         scores.insert(0, cfg.data.id_column, test[cfg.data.id_column].to_numpy())
@@ -50,7 +56,26 @@ def evaluate(
         **classification_metrics(y, proba, threshold),
         **calibration_metrics(y, proba, model_info["train_positive_rate"]),
     }
-    tables = curve_tables(y, proba, threshold) | {"calibration": reliability_table(y, proba)}
+    settings = cfg.evaluate
+    importance = feature_importance(
+        model, X, y, cfg.train.primary_metric, settings.importance_repeats, cfg.train.seed
+    )
+    top_numeric = [f for f in importance["feature"] if f in schema.numeric]
+    slices = slice_metrics(
+        X,
+        y,
+        proba,
+        threshold,
+        schema.categorical,
+        top_numeric[: settings.slices.numeric_features],
+        settings.slices,
+    )
+    if slices["worst"] is not None:
+        metrics[f"worst_slice_{settings.slices.metric}"] = slices["worst"][settings.slices.metric]
+    tables = curve_tables(y, proba, threshold) | {
+        "calibration": reliability_table(y, proba),
+        "importance": importance,
+    }
     with mlflow.start_run(run_id=run_id):
         mlflow.set_tag("data.test_md5", file_md5(cfg.paths.test))
         mlflow.log_metrics(
@@ -61,6 +86,7 @@ def evaluate(
                 table.to_csv(Path(scratch) / f"{name}.csv", index=False)
             mlflow.log_artifacts(scratch, artifact_path="test_plots")
         mlflow.log_dict(metrics, "test_metrics.json")
+        mlflow.log_dict(slices, "test_slices.json")
         # Monitoring compares served scores with these (prediction drift).
         mlflow.log_dict(score_profile(proba, threshold), "reference_scores.json")
-    return Evaluation(metrics, tables, scores)
+    return Evaluation(metrics, tables, scores, slices)

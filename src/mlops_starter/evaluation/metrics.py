@@ -108,3 +108,34 @@ def calibration_metrics(y: np.ndarray, proba: np.ndarray, base_rate: float) -> d
         "brier_base_rate": reference,
         "brier_skill": 1.0 - float(brier_score_loss(y, proba)) / reference,
     }
+
+
+def bootstrap_intervals(
+    y: np.ndarray,
+    proba: np.ndarray,
+    threshold: float,
+    rounds: int,
+    confidence: float,
+    seed: int,
+) -> dict[str, tuple[float, float]]:
+    """Percentile intervals of the test metrics over resamples of the test rows: how much
+    of a metric is the model and how much is which rows happened to be in the test set."""
+    rng = np.random.default_rng(seed)
+    samples: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        rows = rng.integers(0, len(y), len(y))
+        if y[rows].min() == y[rows].max():
+            continue  # a resample with one class has no ranking metric
+        labels, scores_ = y[rows], proba[rows]
+        scores = ranking_metrics(labels, scores_)
+        predicted = scores_ >= threshold
+        hits = float((predicted & (labels == 1)).sum())
+        scores["recall"] = hits / float(labels.sum())
+        scores["precision"] = hits / float(predicted.sum()) if predicted.any() else 0.0
+        for name, value in scores.items():
+            samples.setdefault(name, []).append(value)
+    tail = (1 - confidence) / 2
+    return {
+        name: (float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail)))
+        for name, values in samples.items()
+    }

@@ -24,7 +24,7 @@ import pandas as pd
 
 from mlops_starter.monitoring.checks import binned_shares, category_shares
 from mlops_starter.monitoring.inputs import Reference, entries_of, feature_frame
-from mlops_starter.storage import atomic_path, write_json
+from mlops_starter.storage import write_json, write_text
 
 PLOTTED_FEATURES = 6
 
@@ -134,5 +134,4 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left;font-size:13px;vert
 <h2>Served against reference</h2>{score_plot}{plots}
 {sections}
 </body></html>"""
-    with atomic_path(path) as tmp:
-        tmp.write_text(page, encoding="utf-8")
+    write_text(path, page)

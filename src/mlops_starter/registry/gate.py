@@ -54,6 +54,30 @@ def brier_skill_check(brier_skill: float, minimum: float) -> GateCheck:
     )
 
 
+def worst_slice_check(slices: Mapping[str, Any], minimum: float) -> GateCheck:
+    """The weakest assessed slice of the test set must reach `minimum` on the slice metric."""
+    metric, worst = slices["metric"], slices["worst"]
+    name = f"min_worst_slice_{metric}"
+    if worst is None:
+        return GateCheck(
+            name,
+            None,
+            f">= {minimum}",
+            False,
+            "no slice was large enough to assess: lower evaluate.slices.min_rows or min_positives",
+        )
+    value = float(worst[metric])
+    return GateCheck(
+        name,
+        round(value, 4),
+        f">= {minimum}",
+        value >= minimum,
+        f"worst slice: {worst['feature']} = {worst['slice']} ({worst['rows']} rows, "
+        f"{worst['positives']} positives); whole test set {slices['overall'][metric]:.4f} "
+        "(gate.min_worst_slice)",
+    )
+
+
 @dataclass(frozen=True)
 class BootstrapResult:
     metric: str

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from mlflow.entities.model_registry import ModelVersion
@@ -24,6 +25,7 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 LOG_PREFIX = "alias_log."
 GATE_TAG = "gate.passed"
+CARD_TAG = "model_card"  # the card's artifact path in the version's training run
 
 
 class RegistryError(PipelineError):
@@ -100,6 +102,23 @@ class Registry:
         )
         self.client.set_registered_model_alias(self.name, CHALLENGER, created.version)
         return created
+
+    def attach_card(self, version: ModelVersion, card: str, summary: str) -> str:
+        """Log the model card beside the version's training run, point the version's
+        `model_card` tag at it and make `summary` its description (shown in the UI)."""
+        path = f"model_card_v{version.version}.md"
+        self.client.log_text(str(version.run_id), card, path)
+        self.client.set_model_version_tag(self.name, version.version, CARD_TAG, path)
+        self.client.update_model_version(self.name, version.version, description=summary)
+        return path
+
+    def card(self, version: ModelVersion) -> str | None:
+        """The model card of `version`, or None if it was registered without one."""
+        path = version.tags.get(CARD_TAG)
+        if path is None:
+            return None
+        local = self.client.download_artifacts(str(version.run_id), path)
+        return Path(local).read_text()
 
     def history(self) -> list[AliasMove]:
         tags = self.client.get_registered_model(self.name).tags

@@ -3,7 +3,7 @@ register the model as a new version tagged with its lineage and gate result, poi
 `challenger` at it, and make it champion if it is the first to pass (configurable).
 
 The stage succeeds when the gate fails, so its report stays for inspection;
-`mlops gate` is what exits non-zero in CI.
+`mlops gate` is what exits non-zero in CI. Every version gets a model card.
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ from mlops_starter.registry.gate import (
     markdown_summary,
     paired_bootstrap,
     threshold_checks,
+    worst_slice_check,
 )
+from mlops_starter.registry.model_card import CardInputs, model_card
 from mlops_starter.registry.model_registry import GATE_TAG, Registry
 
 
@@ -66,22 +68,21 @@ def compare_with_champion(
 
 
 def register(
-    run: Run,
-    model_info: dict[str, Any],
-    test_metrics: dict[str, Any],
-    test: pd.DataFrame,
-    challenger_proba: np.ndarray,
-    cfg: Config,
-) -> tuple[dict[str, Any], str]:
-    """Gate the model that training `run` logged, register it and (first time) promote it;
-    return the gate report and its Markdown. Both name this machine's registry version."""
+    run: Run, inputs: CardInputs, test: pd.DataFrame, cfg: Config
+) -> tuple[dict[str, Any], str, str]:
+    """Gate the model that training `run` logged, register it with its model card and
+    (first time) promote it; return the gate report, its Markdown and the card. All three
+    name this machine's registry version."""
     registry = Registry.connect(cfg.mlflow.registered_model)
+    test_metrics, model_info = inputs.test_metrics, inputs.model_info
     checks = threshold_checks(test_metrics, cfg.gate.min_test)
     if cfg.gate.min_brier_skill is not None:
         checks.append(brier_skill_check(test_metrics["brier_skill"], cfg.gate.min_brier_skill))
+    if cfg.gate.min_worst_slice is not None:
+        checks.append(worst_slice_check(inputs.slices, cfg.gate.min_worst_slice))
     champion = registry.champion()
     if champion is not None:
-        checks.append(compare_with_champion(cfg, registry, champion, test, challenger_proba))
+        checks.append(compare_with_champion(cfg, registry, champion, test, inputs.proba_test))
     passed = all(c.passed for c in checks)
 
     run_id = run.info.run_id
@@ -96,9 +97,16 @@ def register(
         **{f"test.{k}": str(round(v, 5)) for k, v in test_metrics.items() if isinstance(v, float)},
     }
     version = registry.register(run.data.tags[MODEL_URI_TAG], run_id, tags)
+    card = model_card(cfg, str(version.version), run_id, run.data.tags, inputs, checks)
+    summary = (
+        f"{model_info['winner']}; test {cfg.gate.compare_metric} "
+        f"{test_metrics[cfg.gate.compare_metric]:.4f}; gate {'passed' if passed else 'FAILED'}. "
+        f"Model card: artifact model_card_v{version.version}.md of run {run_id}."
+    )
+    registry.attach_card(version, card, summary)
     log = logging.getLogger("register")
     log.info(
-        "registered %s version %s (challenger); gate %s",
+        "registered %s version %s (challenger) with its model card; gate %s",
         registry.name,
         version.version,
         "passed" if passed else "FAILED",
@@ -116,4 +124,4 @@ def register(
         "champion_before": champion.version if champion else None,
         "checks": [c.to_dict() for c in checks],
     }
-    return report, markdown_summary(checks, registry.name, version.version)
+    return report, markdown_summary(checks, registry.name, version.version), card

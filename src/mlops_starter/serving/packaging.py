@@ -52,6 +52,8 @@ def import_version(registry: Registry, version: ModelVersion) -> str:
             f"version {version.version} of '{registry.name}' was logged without {missing} in "
             "its MLmodel metadata (older than serving support); retrain it with `make run`"
         )
+    if card := registry.card(version):
+        serving["model_card"] = card  # served at GET /metadata
     bentoml.mlflow.import_model(
         tag,
         uri,

@@ -6,6 +6,7 @@ a built bento keeps its own. Only where the prediction log goes depends on the
 machine: MLOPS_PREDICTION_LOG_DIR overrides `serve.prediction_log_dir`.
 
     POST /predict    records in, per record: probability, label, model version, warnings
+    POST /explain    records in, per record: each feature's contribution to the score
     GET  /metadata   model name, version, run id, threshold, data hash, feature schema
     GET  /healthz /livez /readyz /metrics    BentoML's own; readyz waits for the model
 """
@@ -14,6 +15,7 @@ import datetime as dt
 import json
 import os
 import uuid
+from http import HTTPStatus
 from typing import Any
 
 import bentoml
@@ -35,6 +37,7 @@ with bentoml.importing():
     import mlflow
     import numpy as np
 
+    from mlops_starter.serving.explain import ExplainError, explain
     from mlops_starter.serving.prediction_log import PredictionLog, sampled
 
 
@@ -69,6 +72,23 @@ class Prediction(BaseModel):
     model_version: str
     id: str | int | None = Field(None, description="the record's id, echoed")
     warnings: list[str] = Field(description="accepted input issues, as field:kind")
+
+
+class NotExplainable(bentoml.exceptions.BentoMLException):
+    error_code = HTTPStatus.NOT_IMPLEMENTED
+
+
+class Explanation(BaseModel):
+    id: str | int | None = Field(None, description="the record's id, echoed")
+    method: str = Field(description="how the contributions were computed")
+    scale: str = Field(description="log-odds or probability: the scale of the numbers below")
+    base_value: float = Field(description="the model's output before any feature is known")
+    contributions: dict[str, float] = Field(
+        description="per original feature, largest effect first; base_value + their sum = margin"
+    )
+    margin: float = Field(description="the uncalibrated model's raw output for this record")
+    probability: float = Field(description="the served probability (as /predict answers)")
+    model_version: str
 
 
 QUALITY_ISSUES = bentoml.metrics.Counter(
@@ -202,6 +222,7 @@ def metadata() -> dict[str, Any]:
         "policies": {"unseen_category": ARGS.unseen_category, "out_of_range": ARGS.out_of_range},
         "limits": {"max_records": ARGS.max_records, "max_body_bytes": ARGS.max_body_bytes},
         "feature_schema": PROFILE,
+        "model_card": SERVING_INFO.get("model_card"),
     }
 
 
@@ -245,6 +266,40 @@ class ClassifierService:
     def predict(self, records: Records) -> list[Prediction]:  # type: ignore[valid-type]
         """Score one or many records; requests arriving together share one model call."""
         return self._score(records)
+
+    @bentoml.api
+    def explain(self, records: Records) -> list[Explanation]:  # type: ignore[valid-type]
+        """Each feature's additive contribution to each record's score."""
+        return self._explain(records)
+
+    def _explain(self, records: list[RecordBase]) -> list[Explanation]:
+        frame = records_to_frame(records, PROFILE)
+        try:
+            found = explain(self.model, frame)
+        except ExplainError as error:
+            raise NotExplainable(f"no explanation for this model: {error}") from None
+        identities = [getattr(r, ID_FIELD) if ID_FIELD else None for r in records]
+        return [
+            Explanation(
+                id=identity,
+                method=found.method,
+                scale=found.scale,
+                base_value=found.base_value,
+                contributions=dict(
+                    sorted(row.items(), key=lambda item: abs(item[1]), reverse=True)
+                ),
+                margin=float(margin),
+                probability=float(probability),
+                model_version=self.version,
+            )
+            for identity, row, margin, probability in zip(
+                identities,
+                found.contributions.to_dict("records"),
+                found.margin,
+                found.probability,
+                strict=True,
+            )
+        ]
 
     def _score(self, records: list[RecordBase]) -> list[Prediction]:
         frame = records_to_frame(records, PROFILE)

@@ -107,6 +107,13 @@ def most_complete_rows(X: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
     return X.loc[order[:rows]]
 
 
+def time_span(frame: pd.DataFrame, column: str | None) -> list[str] | None:
+    """First and last value of the time column (for the model card), if there is one."""
+    if not column or frame[column].isna().all():
+        return None
+    return [str(frame[column].min()), str(frame[column].max())]
+
+
 def cv_summary(
     winner: CandidateResult,
     results: list[CandidateResult],
@@ -225,6 +232,8 @@ def train(frame: pd.DataFrame, cfg: Config) -> TrainOutcome:
         "columns": schema.treatment(frame, settings.max_categories),
         "calibration": settings.calibration,
         "train_positive_rate": float(y.mean()),
+        "train_rows": len(frame),
+        "time_span": time_span(frame, cfg.data.time_column),
         "data_train_md5": lineage["data.train_md5"],
     }
     return TrainOutcome(

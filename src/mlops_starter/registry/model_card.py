@@ -1,0 +1,263 @@
+"""A model card for every registered version: one Markdown page that says what the model
+is for, what it was trained on, why it won, how well it does (with the uncertainty of a
+finite test set) and for whom less well, what drives it, what the gate checked and where
+it should not be trusted. Written from the pipeline's own outputs, so it cannot drift
+from them; logged with the version and served at GET /metadata.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlops_starter.config import Config
+from mlops_starter.evaluation.metrics import bootstrap_intervals
+from mlops_starter.registry.gate import GateCheck
+from mlops_starter.storage import read_json
+
+TOP_FEATURES = 10
+CARD_METRICS = ("roc_auc", "pr_auc", "recall", "precision", "brier")
+
+
+@dataclass(frozen=True)
+class CardInputs:
+    """What the pipeline wrote that the card is made from."""
+
+    model_info: dict[str, Any]  # models/model.json
+    cv: dict[str, Any]  # metrics/cv.json
+    test_metrics: dict[str, Any]  # metrics/test.json
+    slices: dict[str, Any]  # reports/slices.json
+    importance: pd.DataFrame  # plots/importance.csv
+    y_test: np.ndarray
+    proba_test: np.ndarray
+
+    @classmethod
+    def read(cls, cfg: Config) -> CardInputs:
+        """From the files the train and evaluate stages wrote (paths from params.yaml)."""
+        paths = cfg.paths
+        scores = pd.read_parquet(Path(paths.model_dir) / "test_scores.parquet")
+        return cls(
+            read_json(Path(paths.model_dir) / "model.json"),
+            read_json(Path(paths.metrics) / "cv.json"),
+            read_json(Path(paths.metrics) / "test.json"),
+            read_json(Path(paths.reports) / "slices.json"),
+            pd.read_csv(Path(paths.plots) / "importance.csv"),
+            scores["actual"].to_numpy(),
+            scores["probability"].to_numpy(),
+        )
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    def cell(value: Any) -> str:
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+
+
+def _data_section(inputs: CardInputs, tags: dict[str, str], cfg: Config) -> list[str]:
+    info, test = inputs.model_info, inputs.test_metrics
+    schema = info["feature_schema"]
+    rows = [
+        ["source", cfg.data.source],
+        ["raw table md5", tags.get("data.raw_md5", "unknown")],
+        ["training table md5", info["data_train_md5"]],
+        [
+            "training rows",
+            f"{info['train_rows']} (positive rate {info['train_positive_rate']:.2%})",
+        ],
+        ["test rows", f"{test['rows']} (positive rate {test['positive_rate']:.2%})"],
+        ["split", f"{cfg.split.strategy}, test share {cfg.split.test_size}"],
+        ["features", f"{len(schema['numeric'])} numeric, {len(schema['categorical'])} categorical"],
+    ]
+    if span := info.get("time_span"):
+        rows.append(["time span (training)", f"{span[0]} to {span[1]} ({cfg.data.time_column})"])
+    if schema.get("left_out"):
+        left_out = "; ".join(f"{k}: {v}" for k, v in schema["left_out"].items())
+        rows.append(["left out", left_out])
+    return ["## Data", "", *_table(["", ""], rows)]
+
+
+def _candidates_section(inputs: CardInputs, cfg: Config) -> list[str]:
+    cv, primary = inputs.cv, inputs.cv["primary_metric"]
+    ranked = sorted(
+        cv["candidates"].items(), key=lambda item: item[1][f"cv_{primary}"], reverse=True
+    )
+    rows = [
+        [name, scores[f"cv_{primary}"], scores["cv_roc_auc"], scores["cv_brier"]]
+        for name, scores in ranked
+    ]
+    lines = [
+        "## Candidates",
+        "",
+        *_table(["candidate", f"CV {primary}", "CV roc_auc", "CV brier"], rows),
+    ]
+    lines += [
+        "",
+        f"**{cv['winner']}** won: the highest mean {primary} over {cfg.train.cv_folds} "
+        f"cross-validation folds of the training set (spread ±{cv[f'cv_{primary}_std']:.4f}).",
+    ]
+    if f"search_best_{primary}" in cv:
+        lines.append(
+            f"Its parameters were tuned ({cv['trials']} trials per search, nested CV): the CV "
+            f"score above comes from outer folds no search saw; the search's own best, "
+            f"{cv[f'search_best_{primary}']:.4f}, is optimistic and was not used to choose."
+        )
+    params = ", ".join(f"{k}={v}" for k, v in inputs.model_info["params"].items())
+    lines += ["", f"Parameters: {params}."]
+    return lines
+
+
+def _test_section(inputs: CardInputs, cfg: Config) -> list[str]:
+    test, gate = inputs.test_metrics, cfg.gate
+    intervals = bootstrap_intervals(
+        inputs.y_test,
+        inputs.proba_test,
+        test["threshold"],
+        gate.bootstrap_rounds,
+        gate.confidence,
+        gate.seed,
+    )
+    rows = [
+        [m, float(test[m]), f"[{intervals[m][0]:.4f}, {intervals[m][1]:.4f}]"] for m in CARD_METRICS
+    ]
+    return [
+        "## Test metrics",
+        "",
+        f"Scored once on the untouched test set; {gate.confidence:.0%} bootstrap intervals "
+        f"over {gate.bootstrap_rounds} resamples of its rows.",
+        "",
+        *_table(["metric", "value", "interval"], rows),
+        "",
+        f"Label threshold {test['threshold']:.4f} (F{cfg.train.threshold_fbeta:g} on out-of-fold "
+        f"predictions). Calibration: {inputs.model_info['calibration']}; expected calibration "
+        f"error {test['ece']:.4f}, Brier skill against the base rate {test['brier_skill']:.4f}.",
+    ]
+
+
+def _slices_section(inputs: CardInputs) -> list[str]:
+    slices = inputs.slices
+    metric = slices["metric"]
+    assessed = [s for s in slices["slices"] if s["assessed"]]
+    rows = [
+        [
+            s["feature"],
+            s["slice"],
+            s["rows"],
+            s["positives"],
+            s[metric],
+            s["recall"],
+            s["mean_predicted"],
+            s["observed_rate"],
+            "**flagged**" if s["flagged"] else "",
+        ]
+        for s in sorted(assessed, key=lambda s: s[metric])
+    ]
+    header = [
+        "feature",
+        "slice",
+        "rows",
+        "positives",
+        metric,
+        "recall",
+        "mean predicted",
+        "observed rate",
+        "",
+    ]
+    lines = [
+        "## Slices",
+        "",
+        f"Whole test set: {metric} {slices['overall'][metric]:.4f}. Worst slice first.",
+        "",
+    ]
+    lines += _table(header, rows) if rows else ["No slice was large enough to assess."]
+    if skipped := len(slices["slices"]) - len(assessed):
+        lines += ["", f"{skipped} slices had too few rows or positives to assess."]
+    return lines
+
+
+def _features_section(inputs: CardInputs) -> list[str]:
+    top = inputs.importance.head(TOP_FEATURES)
+    rows = [
+        [rank, feature, float(importance), float(spread)]
+        for rank, (feature, importance, spread) in enumerate(
+            zip(top["feature"], top["importance"], top["std"], strict=True), start=1
+        )
+    ]
+    return [
+        "## Top features",
+        "",
+        f"Permutation importance on the test set: the drop in {inputs.cv['primary_metric']} when "
+        "the feature's values are shuffled.",
+        "",
+        *_table(["rank", "feature", "importance", "spread"], rows),
+    ]
+
+
+def _limits(inputs: CardInputs, cfg: Config) -> list[str]:
+    limits = list(cfg.model_card.limitations)
+    for s in inputs.slices["flagged"]:
+        limits.append(
+            f"Weaker on {s['feature']} = {s['slice']}: {inputs.slices['metric']} {s[inputs.slices['metric']]:.4f} "
+            f"against {inputs.slices['overall'][inputs.slices['metric']]:.4f} overall."
+        )
+    if span := inputs.model_info.get("time_span"):
+        limits.append(
+            f"Trained on rows up to {span[1]}; later behaviour is untested until monitored."
+        )
+    limits.append(
+        "Values outside the training ranges and unseen categories are scored but warned "
+        "about by the service and counted by monitoring."
+    )
+    return ["## Known limits", "", *[f"- {limit}" for limit in limits]]
+
+
+def model_card(
+    cfg: Config,
+    version: str,
+    run_id: str,
+    run_tags: dict[str, str],
+    inputs: CardInputs,
+    checks: list[GateCheck],
+) -> str:
+    """The card of registered version `version` of cfg.mlflow.registered_model."""
+    passed = all(c.passed for c in checks)
+    gate_rows = [[c.name, c.value, c.bar, "pass" if c.passed else "FAIL"] for c in checks]
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"# Model card: {cfg.mlflow.registered_model} version {version}",
+        "",
+        f"A {inputs.model_info['winner']} classifier of `{cfg.data.target}` = "
+        f"{cfg.data.positive_label!r}. Training run `{run_id}`, git commit "
+        f"`{run_tags.get('git.commit', 'unknown')}`; card written {generated}.",
+        "",
+        "## Intended use",
+        "",
+        cfg.model_card.intended_use,
+    ]
+    if cfg.model_card.out_of_scope:
+        lines += ["", f"Out of scope: {cfg.model_card.out_of_scope}"]
+    sections = [
+        _data_section(inputs, run_tags, cfg),
+        _candidates_section(inputs, cfg),
+        _test_section(inputs, cfg),
+        _slices_section(inputs),
+        _features_section(inputs),
+        [
+            "## Gate",
+            "",
+            f"{'Passed' if passed else 'Failed'}: "
+            + ("eligible for promotion." if passed else "never promoted."),
+            "",
+            *_table(["check", "value", "bar", "result"], gate_rows),
+        ],
+        _limits(inputs, cfg),
+    ]
+    for section in sections:
+        lines += ["", *section]
+    return "\n".join(lines) + "\n"
