@@ -4,6 +4,7 @@ training run in MLflow."""
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,17 @@ def evaluate(
         top_numeric[: settings.slices.numeric_features],
         settings.slices,
     )
+    for weak in slices["flagged"]:
+        metric = settings.slices.metric
+        logging.getLogger("evaluate").warning(
+            "slice %s = %s is weak: %s %.4f against %.4f on the whole test set (%d rows)",
+            weak["feature"],
+            weak["slice"],
+            metric,
+            weak[metric],
+            slices["overall"][metric],
+            weak["rows"],
+        )
     if slices["worst"] is not None:
         metrics[f"worst_slice_{settings.slices.metric}"] = slices["worst"][settings.slices.metric]
     tables = curve_tables(y, proba, threshold) | {

@@ -232,8 +232,8 @@ def model_card(
     lines = [
         f"# Model card: {cfg.mlflow.registered_model} version {version}",
         "",
-        f"A {inputs.model_info['winner']} classifier of `{cfg.data.target}` = "
-        f"{cfg.data.positive_label!r}. Training run `{run_id}`, git commit "
+        f"Predicts `{cfg.data.target}` = {cfg.data.positive_label!r} with the "
+        f"{inputs.model_info['winner']} candidate. Training run `{run_id}`, git commit "
         f"`{run_tags.get('git.commit', 'unknown')}`; card written {generated}.",
         "",
         "## Intended use",
