@@ -14,7 +14,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: env run repro clean-tree test browser test-fast lint typecheck check lock suite ui gate promote rollback history smoke smoke-served serve bento containerize bench-serving fetch-monitoring-data monitor monitor-demo metrics-diff clean
+.PHONY: env run repro push pull clean-tree test browser test-fast lint typecheck check lock suite ui gate promote rollback history smoke smoke-served serve bento containerize bench-serving fetch-monitoring-data monitor monitor-demo metrics-diff clean
 
 env: $(STAMP)
 
@@ -35,6 +35,17 @@ run: env
 	$(BIN)/dvc metrics show --precision 4 metrics/test.json
 
 repro: run
+
+## push / pull: the data and model files DVC tracks, to and from the DVC remote
+## (default `../dvc-storage` beside this clone; README: sharing data and models).
+## push DVC_REMOTE_URL=s3://...: to that remote instead (this clone only), as CD does
+push: env
+	$(if $(filter s3://%,$(DVC_REMOTE_URL)),$(BIN)/uv pip install --quiet --python $(BIN)/python "dvc-s3>=3,<4")
+	$(if $(DVC_REMOTE_URL),$(BIN)/dvc remote modify --local storage url "$(DVC_REMOTE_URL)")
+	$(BIN)/dvc push
+
+pull: env
+	$(BIN)/dvc pull
 
 ## clean-tree: fail if anything committed changed (after `make run` in a fresh clone, nothing may)
 clean-tree:
