@@ -22,6 +22,19 @@ from mlops_starter.storage import read_json
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
+DASHBOARD = REPO_ROOT / "deploy/grafana/dashboards/classifier.json"
+
+
+def dashboard_metric_names() -> set[str]:
+    """Every metric the Grafana dashboard's queries read (the service's own prefixes)."""
+    import json
+    import re
+
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    queries = [target["expr"] for panel in panels for target in panel["targets"]]
+    return {name for q in queries for name in re.findall(r"\b((?:bentoml|mlops)_\w+)", q)}
+
+
 # Small and quick, but the same code paths as the defaults.
 FAST_PARAMS = {
     "data": {"demo": {"n_rows": 3000}},

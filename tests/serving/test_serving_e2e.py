@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import VENV_BIN
+from conftest import VENV_BIN, dashboard_metric_names
 
 from mlops_starter.serving.process import bentoml_server, free_port, wait_for_http
 from mlops_starter.storage import load_model
@@ -194,6 +194,11 @@ def test_health_readiness_and_metrics(server, packaged, reference):
     )
     assert count >= 5
     assert "bentoml_service_request_duration_seconds" in metrics
+    # The Grafana dashboard (deploy/) reads only metrics this service really exports.
+    exported = {
+        line.split("{")[0].split()[0] for line in metrics.splitlines() if line[:1].isalpha()
+    }
+    assert dashboard_metric_names() <= exported, dashboard_metric_names() - exported
 
 
 def test_metadata_describes_the_served_version(server, packaged):

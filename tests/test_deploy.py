@@ -1,0 +1,115 @@
+"""The team stack in deploy/: no Docker engine runs here, so check everything that can be
+checked without one. The compose file parses and holds the services the README names,
+every secret comes from the env file, the tracking server is the locked MLflow with
+PostgreSQL, proxied artifacts and authentication, Prometheus scrapes the service, and
+Grafana's dashboard reads from the provisioned source (its metrics are checked against
+a real scrape in tests/serving/test_serving_e2e.py)."""
+
+import json
+import re
+from pathlib import Path
+
+import yaml
+from conftest import DASHBOARD, REPO_ROOT, dashboard_metric_names
+
+DEPLOY = REPO_ROOT / "deploy"
+SERVICES = {
+    "postgres",
+    "object-store",
+    "create-bucket",
+    "mlflow",
+    "classifier",
+    "prometheus",
+    "grafana",
+}
+
+
+def compose() -> dict:
+    return yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+
+
+def team_stack_section() -> str:
+    readme = (REPO_ROOT / "README.md").read_text()
+    return readme.split("### The team stack (deploy/)")[1].split("\n## ")[0]
+
+
+def test_compose_holds_every_service_the_readme_names():
+    services = compose()["services"]
+    assert set(services) == SERVICES
+    section = team_stack_section()
+    for name in SERVICES:
+        assert f"`{name}`" in section, f"README's team stack section does not mention {name}"
+
+
+def test_every_variable_comes_from_the_env_file_and_no_secret_is_written_in():
+    text = (DEPLOY / "compose.yaml").read_text()
+    used = set(re.findall(r"(?<!\$)\$\{(\w+)", text))
+    example = dict(
+        line.split("=", 1)
+        for line in (DEPLOY / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert used <= set(example), used - set(example)
+    for service in compose()["services"].values():
+        for key, value in (service.get("environment") or {}).items():
+            if re.search("PASSWORD|SECRET", key):
+                assert str(value).startswith("${"), f"{key} is written into compose.yaml"
+    assert "/deploy/.env" in (REPO_ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_the_tracking_server_is_the_locked_mlflow_on_postgres_with_proxied_artifacts_and_auth():
+    dockerfile = (DEPLOY / "mlflow/Dockerfile").read_text()
+    locked = re.search(r"^mlflow==([\d.]+)", (REPO_ROOT / "requirements.lock").read_text(), re.M)
+    assert f'"mlflow[auth]=={locked.group(1)}"' in dockerfile
+    assert "--artifacts-destination s3://" in dockerfile and "--app-name basic-auth" in dockerfile
+    mlflow = compose()["services"]["mlflow"]
+    assert mlflow["environment"]["BACKEND_STORE_URI"].startswith("postgresql://")
+    assert mlflow["environment"]["MLFLOW_S3_ENDPOINT_URL"] == "http://object-store:9000"
+    assert {"MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD"} <= set(
+        mlflow["environment"]
+    )
+    ini = (DEPLOY / "mlflow/basic_auth.ini").read_text()
+    assert "admin_password" not in ini.replace("# ", "").split("[mlflow]")[1].split("\n#")[0]
+
+
+def test_prometheus_scrapes_the_classifier_service():
+    config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+    [job] = config["scrape_configs"]
+    assert job["metrics_path"] == "/metrics"
+    [target] = job["static_configs"][0]["targets"]
+    host, port = target.split(":")
+    assert host == "classifier"
+    assert any(p.endswith(f":{port}") for p in compose()["services"]["classifier"]["ports"])
+    mounted = compose()["services"]["prometheus"]["volumes"][0].split(":")[0]
+    assert (DEPLOY / mounted).resolve() == (DEPLOY / "prometheus.yml").resolve()
+
+
+def test_grafana_loads_the_dashboard_from_the_provisioned_source():
+    board = json.loads(DASHBOARD.read_text())
+    source = yaml.safe_load(
+        (DEPLOY / "grafana/provisioning/datasources/prometheus.yaml").read_text()
+    )["datasources"][0]
+    assert source["url"] == "http://prometheus:9090"
+    provider = yaml.safe_load(
+        (DEPLOY / "grafana/provisioning/dashboards/dashboards.yaml").read_text()
+    )["providers"][0]
+    mounts = dict(v.split(":")[:2] for v in compose()["services"]["grafana"]["volumes"])
+    assert Path(DEPLOY / mounts["./grafana/dashboards"].lstrip("./")).name == "dashboards"
+    assert mounts["./grafana/dashboards"] == provider["options"]["path"]
+    titles = {panel["title"] for panel in board["panels"]}
+    for needed in (
+        "Requests per second",
+        "Error share",
+        "Latency",
+        "Predicted probability",
+        "Input-quality issues by field",
+        "Served model version",
+    ):
+        assert any(t.startswith(needed) for t in titles), needed
+    for panel in board["panels"]:
+        assert panel["datasource"]["uid"] == source["uid"]
+        assert all(t["expr"] for t in panel["targets"])
+    assert {
+        "bentoml_service_request_total",
+        "mlops_input_quality_issues_total",
+    } <= dashboard_metric_names()
