@@ -14,7 +14,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: env run repro push pull clean-tree test browser test-fast lint typecheck check lock suite ui gate promote rollback history smoke smoke-served serve bento containerize bench-serving fetch-monitoring-data monitor monitor-demo metrics-diff clean
+.PHONY: env run repro push pull clean-tree test browser postgres test-fast lint typecheck check lock suite ui gate promote rollback history smoke smoke-served serve bento containerize bench-serving fetch-monitoring-data monitor monitor-demo metrics-diff clean
 
 env: $(STAMP)
 
@@ -52,7 +52,7 @@ clean-tree:
 	@git diff --exit-code --stat || { echo "committed files changed: outputs are not reproducible (see README: what git keeps)"; exit 1; }
 
 ## test: the full test suite, end-to-end tests included
-test: env browser
+test: env browser postgres
 	$(BIN)/pytest
 
 ## browser: a Chromium for the MLflow UI test: Debian's package, installed if missing and
@@ -62,6 +62,14 @@ browser:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
 	  else echo "no Chromium: the MLflow UI test will fail until one is installed (apt-get install chromium)"; fi
+
+## postgres: PostgreSQL's server programs for the team-server test: Debian's package, installed
+## if missing and this user can (root with apt-get); otherwise that one test fails and says what to install
+postgres:
+	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; \
+	  else echo "no PostgreSQL: the team-server test will fail until one is installed (apt-get install postgresql)"; fi
 
 ## test-fast: unit tests only
 test-fast: env

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -151,13 +152,22 @@ def repo_copy(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., RepoCop
     return lambda changes=None: make_repo_copy(tmp_path_factory.mktemp("repo") / "repo", changes)
 
 
+_MLFLOW_PROCESSES: dict[str, subprocess.Popen[bytes]] = {}
+
+
 @contextlib.contextmanager
 def mlflow_process(
-    command: str, options: list[str], log_path: Path, cwd: Path | None = None, env=None
+    command: str,
+    options: list[str],
+    log_path: Path,
+    cwd: Path | None = None,
+    env=None,
+    port: int | None = None,
 ) -> Iterator[str]:
-    """`mlflow server` or `mlflow ui` on a free loopback port while the block runs; yields its URL."""
-    port = free_port()
-    with open(log_path, "w") as log:
+    """`mlflow server` or `mlflow ui` on a loopback port (a free one unless given) while
+    the block runs; yields its URL. It runs in a process group of its own, workers and all."""
+    port = port or free_port()
+    with open(log_path, "a") as log:
         process = subprocess.Popen(
             [
                 str(VENV_BIN / "mlflow"),
@@ -172,14 +182,23 @@ def mlflow_process(
             env=env or {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         url = f"http://127.0.0.1:{port}"
+        _MLFLOW_PROCESSES[url] = process
         try:
             wait_for_http(f"{url}/health", process)
             yield url
         finally:
-            process.terminate()
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=30)
+            _MLFLOW_PROCESSES.pop(url, None)
+
+
+def kill_mlflow(url: str) -> None:
+    """Kill the server at `url` and its workers at once, as a crash would (SIGKILL)."""
+    os.killpg(_MLFLOW_PROCESSES[url].pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")

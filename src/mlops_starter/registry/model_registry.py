@@ -26,6 +26,10 @@ CHALLENGER = "challenger"
 LOG_PREFIX = "alias_log."
 GATE_TAG = "gate.passed"
 CARD_TAG = "model_card"  # the card's artifact path in the version's training run
+# "complete" once every step of the register stage ran for a version. A version without
+# it was left half-made (the stage or the tracking server died): never promoted or
+# packaged, and completed by the next run of the stage.
+REGISTRATION_TAG = "registration"
 
 
 class RegistryError(PipelineError):
@@ -84,6 +88,25 @@ class Registry:
         if not found:
             raise RegistryError(f"no version of '{self.name}' was registered from run {run_id}")
         return max(found, key=lambda v: int(v.version))
+
+    def unfinished_from_run(self, run_id: str) -> list[ModelVersion]:
+        """Versions registered from `run_id` whose registration never finished, oldest first."""
+        found = self.client.search_model_versions(f"name = '{self.name}' and run_id = '{run_id}'")
+        unfinished = [
+            v for v in found if v.tags.get(REGISTRATION_TAG) not in ("complete", "abandoned")
+        ]
+        return sorted(unfinished, key=lambda v: int(v.version))
+
+    def resume(self, version: ModelVersion, tags: dict[str, str]) -> ModelVersion:
+        """Finish a half-made version: (re)write its tags and point `challenger` at it."""
+        for key, value in tags.items():
+            self.client.set_model_version_tag(self.name, version.version, key, value)
+        self.client.set_registered_model_alias(self.name, CHALLENGER, version.version)
+        return self.client.get_model_version(self.name, version.version)
+
+    def mark(self, version: ModelVersion, state: str) -> None:
+        """Record how `version`'s registration ended: complete, or abandoned."""
+        self.client.set_model_version_tag(self.name, version.version, REGISTRATION_TAG, state)
 
     def register(self, model_uri: str, run_id: str, tags: dict[str, str]) -> ModelVersion:
         """Add `model_uri` as a new version, tag it, and point `challenger` at it."""
@@ -160,6 +183,12 @@ class Registry:
         current = self.champion()
         if current is not None and current.version == target.version:
             return None
+        if target.tags.get(REGISTRATION_TAG) != "complete":
+            raise RegistryError(
+                f"version {target.version} of '{self.name}' was left half-made (its registration "
+                f"never finished: {REGISTRATION_TAG}={target.tags.get(REGISTRATION_TAG, 'missing')}); "
+                "rerun `dvc repro` to complete it"
+            )
         gate_passed = target.tags.get(GATE_TAG) == "true"
         if not gate_passed:
             if not force:

@@ -96,7 +96,21 @@ def register(
         "candidate": model_info["winner"],
         **{f"test.{k}": str(round(v, 5)) for k, v in test_metrics.items() if isinstance(v, float)},
     }
-    version = registry.register(run.data.tags[MODEL_URI_TAG], run_id, tags)
+    log = logging.getLogger("register")
+    unfinished = registry.unfinished_from_run(run_id)
+    for abandoned in unfinished[:-1]:
+        registry.mark(abandoned, "abandoned")
+        log.warning("version %s was left half-made earlier: marked abandoned", abandoned.version)
+    if unfinished:
+        version = registry.resume(unfinished[-1], tags)
+        log.warning(
+            "version %s of %s (run %s) was left half-made by an interrupted register: completing it",
+            version.version,
+            registry.name,
+            run_id,
+        )
+    else:
+        version = registry.register(run.data.tags[MODEL_URI_TAG], run_id, tags)
     card = model_card(cfg, str(version.version), run_id, run.data.tags, inputs, checks)
     summary = (
         f"{model_info['winner']}; test {cfg.gate.compare_metric} "
@@ -104,7 +118,7 @@ def register(
         f"Model card: artifact model_card_v{version.version}.md of run {run_id}."
     )
     registry.attach_card(version, card, summary)
-    log = logging.getLogger("register")
+    registry.mark(version, "complete")
     log.info(
         "registered %s version %s (challenger) with its model card; gate %s",
         registry.name,

@@ -21,7 +21,7 @@ from ruamel.yaml import YAML
 
 from mlops_starter.config import Config, ServeConfig
 from mlops_starter.errors import PipelineError
-from mlops_starter.registry.model_registry import GATE_TAG, Registry
+from mlops_starter.registry.model_registry import GATE_TAG, REGISTRATION_TAG, Registry
 
 SERVICE = "mlops_starter.serving.service:ClassifierService"
 SERVING_METADATA_KEYS = ("threshold", "positive_label", "feature_profile")
@@ -123,6 +123,11 @@ def package_gated_version(run_id: str, cfg: Config) -> dict[str, Any]:
     log = logging.getLogger("package")
     registry = Registry.connect(cfg.mlflow.registered_model)
     version = registry.latest_from_run(run_id)
+    if version.tags.get(REGISTRATION_TAG) != "complete":
+        raise PipelineError(
+            f"version {version.version} of '{registry.name}' was left half-made by an interrupted "
+            "register stage; rerun `dvc repro` to complete it"
+        )
     if version.tags.get(GATE_TAG) != "true":
         failed = version.tags.get("gate.failed_checks", "unknown").split(",")
         log.warning("version %s failed the gate (%s): no bento built", version.version, failed)
