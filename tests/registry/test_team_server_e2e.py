@@ -199,11 +199,12 @@ def test_artifacts_went_through_the_server_not_to_the_client_disk(team):
 
 def test_a_tracking_server_killed_during_register_leaves_no_half_made_version(team, tmp_path):
     """Kill the server the moment register has created a version (while it still writes
-    the card and tags), restart it, rerun: the same version is completed, not duplicated."""
+    the card and tags), restart it, rerun: the same version is completed, not duplicated.
+    (Register alone reruns, forced: it registers the last model again as version 3.)"""
     bento = team.read_json("models/bento.json")["bento"]
-    team.set_params({"train": {"candidates": {"logistic_regression": {"C": 0.2}}}})
+    register_again = ["dvc", "repro", "--force", "--single-item", "register"]
     stage = subprocess.Popen(
-        ["dvc", "repro"],
+        register_again,
         cwd=team.root,
         env=team.env,
         stdout=subprocess.PIPE,
@@ -234,7 +235,7 @@ def test_a_tracking_server_killed_during_register_leaves_no_half_made_version(te
     with team.start_server():
         refused = team.run("mlops", "promote", "3", check=False)
         assert refused.returncode == 2 and "half-made" in refused.stderr
-        rerun = team.run("dvc", "repro")
+        rerun = team.run(*register_again)
         assert (
             "left half-made by an interrupted register: completing it"
             in rerun.stderr + rerun.stdout

@@ -3,6 +3,8 @@ a threshold (precision, recall, F1), and calibration (Brier score)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 from sklearn.metrics import (
@@ -110,6 +112,50 @@ def calibration_metrics(y: np.ndarray, proba: np.ndarray, base_rate: float) -> d
     }
 
 
+def weighted_scores(
+    y: np.ndarray, proba: np.ndarray, threshold: float, weights: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The test metrics for many weightings of the same rows at once (one row of `weights`
+    per weighting, e.g. how often a bootstrap resample drew each row): the same values as
+    scikit-learn's scorers with `sample_weight`, from one sort instead of one per weighting.
+    Tied scores count as one threshold, as scikit-learn counts them."""
+    order = np.argsort(-proba, kind="stable")
+    y_sorted, p_sorted, w = y[order], proba[order], weights[:, order].astype(float)
+    true_pos = np.cumsum(w * y_sorted, axis=1)
+    false_pos = np.cumsum(w * (1 - y_sorted), axis=1)
+    last_of_tie = np.r_[np.flatnonzero(np.diff(p_sorted)), len(p_sorted) - 1]
+    tp, fp = true_pos[:, last_of_tie], false_pos[:, last_of_tie]
+    positives, negatives = tp[:, -1:], fp[:, -1:]
+    tpr = np.hstack([np.zeros_like(positives), tp]) / positives
+    fpr = np.hstack([np.zeros_like(negatives), fp]) / negatives
+    recall_steps = np.diff(tpr, axis=1)
+    precision = tp / np.maximum(tp + fp, 1e-300)
+    decided = (p_sorted >= threshold) * 1.0
+    hits = (w * y_sorted) @ decided
+    flagged = w @ decided
+    return {
+        "roc_auc": np.trapezoid(tpr, fpr, axis=1),
+        "pr_auc": np.sum(recall_steps * precision, axis=1),
+        "brier": (w @ (p_sorted - y_sorted) ** 2) / w.sum(axis=1),
+        "recall": hits / positives[:, 0],
+        "precision": np.divide(hits, flagged, out=np.zeros_like(hits), where=flagged > 0),
+    }
+
+
+def bootstrap_draws(
+    y: np.ndarray, rounds: int, seed: int, chunk: int = 100
+) -> Iterator[np.ndarray]:
+    """Resamples of the rows of `y` (with replacement), as how often each row was drawn:
+    a (resamples x rows) matrix per chunk. A resample holding one class only is dropped:
+    it has no ranking metric."""
+    rng = np.random.default_rng(seed)
+    for start in range(0, rounds, chunk):
+        draws = rng.multinomial(
+            len(y), np.full(len(y), 1 / len(y)), size=min(chunk, rounds - start)
+        )
+        yield draws[(draws @ y > 0) & (draws @ (1 - y) > 0)]
+
+
 def bootstrap_intervals(
     y: np.ndarray,
     proba: np.ndarray,
@@ -120,22 +166,14 @@ def bootstrap_intervals(
 ) -> dict[str, tuple[float, float]]:
     """Percentile intervals of the test metrics over resamples of the test rows: how much
     of a metric is the model and how much is which rows happened to be in the test set."""
-    rng = np.random.default_rng(seed)
-    samples: dict[str, list[float]] = {}
-    for _ in range(rounds):
-        rows = rng.integers(0, len(y), len(y))
-        if y[rows].min() == y[rows].max():
-            continue  # a resample with one class has no ranking metric
-        labels, scores_ = y[rows], proba[rows]
-        scores = ranking_metrics(labels, scores_)
-        predicted = scores_ >= threshold
-        hits = float((predicted & (labels == 1)).sum())
-        scores["recall"] = hits / float(labels.sum())
-        scores["precision"] = hits / float(predicted.sum()) if predicted.any() else 0.0
-        for name, value in scores.items():
-            samples.setdefault(name, []).append(value)
+    y, proba = np.asarray(y), np.asarray(proba, dtype=float)
+    samples: dict[str, list[np.ndarray]] = {}
+    for draws in bootstrap_draws(y, rounds, seed):
+        for name, values in weighted_scores(y, proba, threshold, draws).items():
+            samples.setdefault(name, []).append(values)
     tail = (1 - confidence) / 2
-    return {
-        name: (float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail)))
-        for name, values in samples.items()
-    }
+    intervals = {}
+    for name, parts in samples.items():
+        low, high = np.quantile(np.concatenate(parts), [tail, 1 - tail])
+        intervals[name] = (float(low), float(high))
+    return intervals

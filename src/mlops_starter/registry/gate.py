@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from mlops_starter.config import TestMetric
-from mlops_starter.evaluation.metrics import RANKING_SCORERS
+from mlops_starter.evaluation.metrics import RANKING_SCORERS, bootstrap_draws, weighted_scores
 
 
 @dataclass(frozen=True)
@@ -101,13 +101,14 @@ def paired_bootstrap(
 ) -> BootstrapResult:
     """Interval of (challenger - champion) for `metric`, resampling the same rows for both."""
     score: Callable[[np.ndarray, np.ndarray], float] = RANKING_SCORERS[metric]
-    rng = np.random.default_rng(seed)
-    deltas = []
-    for _ in range(rounds):
-        rows = rng.integers(0, len(y), len(y))
-        if y[rows].min() == y[rows].max():
-            continue  # a resample with one class has no ranking metric
-        deltas.append(float(score(y[rows], challenger[rows]) - score(y[rows], champion[rows])))
+    y = np.asarray(y)
+    deltas = np.concatenate(
+        [
+            weighted_scores(y, np.asarray(challenger, dtype=float), 0.5, draws)[metric]
+            - weighted_scores(y, np.asarray(champion, dtype=float), 0.5, draws)[metric]
+            for draws in bootstrap_draws(y, rounds, seed)
+        ]
+    )
     tail = (1 - confidence) / 2
     low, high = np.quantile(deltas, [tail, 1 - tail])
     a, b = float(score(y, challenger)), float(score(y, champion))
