@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from mlops_starter.data.corpus import CORPUS, corpus_params, load_corpus_table
+from mlops_starter.serving.explain import explain
 from mlops_starter.serving.process import bentoml_server, free_port
 from mlops_starter.storage import load_model
 
@@ -77,6 +78,21 @@ def test_every_column_has_a_written_treatment(reproduced):
     assert set(model_info["columns"]) == set(table.columns) - roles
     split_report = reproduced.read_json("reports/leakage.json")
     assert split_report["columns"] == model_info["columns"]
+
+
+def test_real_tables_get_importance_slices_a_model_card_and_exact_explanations(reproduced):
+    schema = reproduced.read_json("models/model.json")["feature_schema"]
+    features = schema["numeric"] + schema["categorical"]
+    importance = pd.read_csv(reproduced.root / "plots/importance.csv")
+    assert set(importance["feature"]) == set(features)
+    slices = reproduced.read_json("reports/slices.json")
+    assert {s["feature"] for s in slices["slices"]} >= set(schema["categorical"])
+    card = (reproduced.root / "reports/model_card.md").read_text()
+    assert "## Slices" in card and "## Top features" in card and importance["feature"][0] in card
+    rows = pd.read_parquet(reproduced.root / "data/split/test.parquet").head(50)[features]
+    found = explain(load_model(reproduced.root / "models/model.skops"), rows)
+    total = found.base_value + found.contributions.sum(axis=1).to_numpy()
+    np.testing.assert_allclose(total, found.margin, atol=1e-4)
 
 
 def test_the_bento_answers_as_the_trained_model(reproduced):

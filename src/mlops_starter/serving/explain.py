@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import xgboost
 from scipy import sparse
 
 METHODS = {
@@ -113,8 +114,6 @@ def explain(model: Any, frame: pd.DataFrame) -> Explanations:
     to_feature = np.zeros((encoded.shape[1], len(features)))
     to_feature[np.arange(encoded.shape[1]), encoded_sources(preprocessor, features)] = 1.0
     if kind == "XGBClassifier":
-        import xgboost
-
         matrix = xgboost.DMatrix(encoded)
         booster = estimator.get_booster()
         raw = booster.predict(matrix, pred_contribs=True)
