@@ -128,11 +128,13 @@ class Registry:
 
     def attach_card(self, version: ModelVersion, card: str, summary: str) -> str:
         """Log the model card beside the version's training run, point the version's
-        `model_card` tag at it and make `summary` its description (shown in the UI)."""
+        `model_card` tag at it and make `summary`, with where the card is, its description
+        (shown in the UI)."""
         path = f"model_card_v{version.version}.md"
         self.client.log_text(str(version.run_id), card, path)
         self.client.set_model_version_tag(self.name, version.version, CARD_TAG, path)
-        self.client.update_model_version(self.name, version.version, description=summary)
+        description = f"{summary} Model card: artifact {path} of run {version.run_id}."
+        self.client.update_model_version(self.name, version.version, description=description)
         return path
 
     def card(self, version: ModelVersion) -> str | None:

@@ -114,8 +114,7 @@ def register(
     card = model_card(cfg, str(version.version), run_id, run.data.tags, inputs, checks)
     summary = (
         f"{model_info['winner']}; test {cfg.gate.compare_metric} "
-        f"{test_metrics[cfg.gate.compare_metric]:.4f}; gate {'passed' if passed else 'FAILED'}. "
-        f"Model card: artifact model_card_v{version.version}.md of run {run_id}."
+        f"{test_metrics[cfg.gate.compare_metric]:.4f}; gate {'passed' if passed else 'FAILED'}."
     )
     registry.attach_card(version, card, summary)
     registry.mark(version, "complete")
