@@ -12,11 +12,13 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
 from mlops_starter.data.demo import generate_demo_table
+from mlops_starter.data.schema import FeatureSchema, encode_target
 from mlops_starter.serving.process import free_port, wait_for_http
 from mlops_starter.storage import read_json
 
@@ -62,6 +64,36 @@ def deep_update(base: dict, changes: dict) -> dict:
 @pytest.fixture(scope="session")
 def demo_frame() -> pd.DataFrame:
     return generate_demo_table(n_rows=3000, seed=11)
+
+
+@pytest.fixture(scope="session")
+def hard_table(demo_frame):
+    """The demo plus: a column missing in most rows, a category with rare values (pooled
+    as infrequent), one with more values than `max_categories`, a 0/1 column from a
+    boolean with gaps; and, to score, unseen values, nulls and extremes.
+
+    Returns (schema, training features, labels, rows to score)."""
+    frame = demo_frame.copy()
+    rng = np.random.default_rng(0)
+    rows = len(frame)
+    frame["sparse_score"] = np.where(rng.random(rows) < 0.8, np.nan, rng.normal(size=rows))
+    frame["segment"] = np.where(
+        rng.random(rows) < 0.02,
+        "rare-" + pd.Series(range(rows)).astype(str),
+        rng.choice(["a", "b", "c"], rows),
+    )
+    frame["city"] = "city-" + pd.Series(rng.integers(0, 60, rows)).astype(str)
+    frame["autopay"] = np.where(rng.random(rows) < 0.1, np.nan, rng.random(rows) < 0.5)
+    schema = FeatureSchema.infer(
+        frame, ["churned", "customer_id", "signup_date"], ["segment", "city"]
+    )
+    y = encode_target(frame["churned"], "yes")
+    scoring = frame[schema.columns].head(300).copy()
+    scoring.loc[scoring.index[:20], "segment"] = "never-seen"
+    scoring.loc[scoring.index[20:40], "plan"] = None
+    scoring.loc[scoring.index[40:60], "tenure_months"] = 1e9
+    scoring.loc[scoring.index[60:80], "city"] = "city-999"
+    return schema, frame[schema.columns], y, scoring
 
 
 class RepoCopy:

@@ -2,41 +2,16 @@
 the model's raw output for every row, whatever the encoders did to the columns."""
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy.special import expit
 
 from mlops_starter.config import Candidates
-from mlops_starter.data.schema import FeatureSchema, encode_target
 from mlops_starter.serving.explain import ExplainError, encoded_sources, explain
 from mlops_starter.training.candidates import build_pipeline
 
 PARAMS = {name: p.model_dump() for name, p in Candidates().enabled().items()}
 PARAMS["random_forest"] |= {"n_estimators": 25}
 PARAMS["xgboost"] |= {"n_estimators": 60}
-
-
-@pytest.fixture(scope="module")
-def hard_table(demo_frame):
-    """The demo plus what real tables bring: a column missing in most rows, a category
-    with rare values (pooled as infrequent), and unseen values at scoring time."""
-    frame = demo_frame.copy()
-    rng = np.random.default_rng(0)
-    frame["sparse_score"] = np.where(
-        rng.random(len(frame)) < 0.8, np.nan, rng.normal(size=len(frame))
-    )
-    frame["segment"] = np.where(
-        rng.random(len(frame)) < 0.02,
-        "rare-" + pd.Series(range(len(frame))).astype(str),
-        rng.choice(["a", "b", "c"], len(frame)),
-    )
-    schema = FeatureSchema.infer(frame, ["churned", "customer_id", "signup_date"], ["segment"])
-    y = encode_target(frame["churned"], "yes")
-    scoring = frame[schema.columns].head(300).copy()
-    scoring.loc[scoring.index[:20], "segment"] = "never-seen"
-    scoring.loc[scoring.index[20:40], "plan"] = None
-    scoring.loc[scoring.index[40:60], "tenure_months"] = 1e9
-    return schema, frame[schema.columns], y, scoring
 
 
 @pytest.mark.parametrize("name", ["logistic_regression", "random_forest", "xgboost"])

@@ -9,13 +9,17 @@ from mlops_starter.data.profile import feature_profile
 from mlops_starter.data.schema import FeatureSchema
 from mlops_starter.serving.schema import (
     REQUEST_ID,
+    ColumnsInvalid,
     RecordBase,
     error_kind,
-    quality_issues,
+    issue_masks,
+    issues_per_row,
     record_model,
-    records_to_frame,
+    records_to_columns,
     records_type,
+    validate_columns,
 )
+from mlops_starter.serving.scorer import columns_to_frame
 
 
 @pytest.fixture(scope="module")
@@ -125,10 +129,9 @@ def test_frame_from_records_matches_the_training_frame(demo_frame, profile):
         model.model_validate({k: (None if pd.isna(v) else v) for k, v in row.items()})
         for row in rows.astype(object).to_dict(orient="records")
     ]
-    frame = records_to_frame(records, profile)
+    frame = columns_to_frame(records_to_columns(records, profile), profile)
     assert list(frame.columns) == list(profile)
     pd.testing.assert_frame_equal(frame, rows.reset_index(drop=True), check_dtype=False)
-    assert frame["tenure_months"].dtype == np.int64
 
 
 def test_quality_issues_name_field_and_kind(profile):
@@ -145,7 +148,84 @@ def test_quality_issues_name_field_and_kind(profile):
         model.model_validate(base | valid),
         model.model_validate(base | valid | {"plan": "platinum", "age": 500.0}),
     ]
-    issues = quality_issues(records_to_frame(records, profile), profile)
+    issues = issues_per_row(issue_masks(records_to_columns(records, profile), profile), 2)
     assert "plan:unseen_category" in issues[1] and "age:out_of_range" in issues[1]
     assert "plan:unseen_category" not in issues[0]
     assert {i.split(":")[1] for i in issues[0]} == {"missing"}
+
+
+def _columns(records: list[dict]) -> dict[str, list]:
+    return {name: [r.get(name) for r in records] for name in records[0]}
+
+
+@pytest.mark.parametrize("policy", ["accept", "reject"])
+def test_columns_give_the_same_arrays_as_records(demo_frame, profile, policy):
+    rows = demo_frame[list(profile)].head(200).astype(object)
+    records = [
+        {k: (None if pd.isna(v) else v) for k, v in r.items()} for r in rows.to_dict("records")
+    ]
+    model = record_model(profile, None, policy, policy)
+    expected = records_to_columns([model.model_validate(r) for r in records], profile)
+    found, ids = validate_columns(_columns(records), profile, None, policy, policy, 1000)
+    assert ids is None and list(found) == list(profile)
+    for name in profile:
+        np.testing.assert_array_equal(found[name], expected[name])
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "kind", "policy"),
+    [
+        ("tenure_months", "12", "wrong_type", "accept"),
+        ("tenure_months", 12.5, "wrong_type", "accept"),
+        ("tenure_months", True, "wrong_type", "accept"),
+        ("tenure_months", 2**64, "out_of_range", "accept"),
+        ("contract", None, "null", "accept"),
+        ("contract", 3, "wrong_type", "accept"),
+        ("plan", "", "wrong_type", "accept"),
+        ("plan", "platinum", "unseen_category", "reject"),
+        ("age", 500.0, "out_of_range", "reject"),
+        ("monthly_charges", float("inf"), "not_finite", "accept"),
+        ("monthly_charges", 1e300, "out_of_range", "accept"),
+    ],
+)
+def test_a_bad_value_is_named_by_column_row_and_the_kind_the_records_path_gives(
+    record, profile, field, value, kind, policy
+):
+    records = [dict(record), dict(record), dict(record) | {field: value}]
+    with pytest.raises(ColumnsInvalid) as caught:
+        validate_columns(_columns(records), profile, None, policy, policy, 1000)
+    assert caught.value.errors == [
+        {"loc": ["columns", field, 2], "type": kind, "msg": caught.value.errors[0]["msg"]}
+    ]
+    if kind != "not_finite":  # JSON has no infinity: the records path never sees one
+        model = record_model(profile, None, policy, policy)
+        with pytest.raises(ValidationError) as by_records:
+            model.model_validate(records[2])
+        assert [error_kind(e) for e in by_records.value.errors()] == [kind]
+
+
+def test_shape_errors_name_the_column(record, profile):
+    columns = _columns([record, record])
+    cases = [
+        (columns | {"colour": ["red", "red"]}, ["columns", "colour"], "unknown_field"),
+        (
+            {k: v for k, v in columns.items() if k != "contract"},
+            ["columns", "contract"],
+            "missing_field",
+        ),
+        (columns | {"plan": ["basic"]}, ["columns", "plan"], "wrong_length"),
+        ({k: [] for k in columns}, ["columns"], "no_records"),
+        ({k: v * 3 for k, v in columns.items()}, ["columns"], "too_many_records"),
+        ([1, 2], ["columns"], "wrong_type"),
+    ]
+    for body, loc, kind in cases:
+        with pytest.raises(ColumnsInvalid) as caught:
+            validate_columns(body, profile, None, "accept", "accept", 5)
+        assert [(e["loc"], e["type"]) for e in caught.value.errors] == [(loc, kind)], body
+
+
+def test_a_nullable_column_may_be_left_out(record, profile):
+    nullable = next(n for n, s in profile.items() if s["nullable"])
+    columns = {k: v for k, v in _columns([record]).items() if k != nullable}
+    found, _ = validate_columns(columns, profile, None, "accept", "accept", 5)
+    assert columns_to_frame(found, profile)[nullable].isna().all()

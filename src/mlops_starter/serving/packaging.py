@@ -13,6 +13,7 @@ from typing import Any
 
 import bentoml
 import mlflow
+import pandas as pd
 from bentoml.exceptions import NotFound
 from mlflow.entities.model_registry import ModelVersion
 from packaging.requirements import Requirement
@@ -22,6 +23,7 @@ from ruamel.yaml import YAML
 from mlops_starter.config import Config, ServeConfig
 from mlops_starter.errors import PipelineError
 from mlops_starter.registry.model_registry import GATE_TAG, REGISTRATION_TAG, Registry
+from mlops_starter.serving.scorer import build_scorer
 
 SERVICE = "mlops_starter.serving.service:ClassifierService"
 SERVING_METADATA_KEYS = ("threshold", "positive_label", "feature_profile")
@@ -34,8 +36,14 @@ def bento_model_tag(model_name: str, version: ModelVersion) -> str:
     return f"{name}:v{version.version}-{str(version.run_id)[:12]}"
 
 
-def import_version(registry: Registry, version: ModelVersion) -> str:
-    """Put a registry version into the BentoML store (once) and return its tag."""
+def import_version(
+    registry: Registry, version: ModelVersion, check_rows: pd.DataFrame | None = None
+) -> str:
+    """Put a registry version into the BentoML store (once) and return its tag.
+
+    The compiled scorer is derived here and checked against the registered pipeline on
+    generated hard cases and `check_rows` (the test set, when the package stage runs);
+    the check's outcome goes into the bento model's metadata, served at /metadata."""
     tag = bento_model_tag(registry.name, version)
     try:
         bentoml.models.get(tag)
@@ -52,6 +60,15 @@ def import_version(registry: Registry, version: ModelVersion) -> str:
             f"version {version.version} of '{registry.name}' was logged without {missing} in "
             "its MLmodel metadata (older than serving support); retrain it with `make run`"
         )
+    profile = serving["feature_profile"]
+    if check_rows is not None and not set(profile) <= set(check_rows.columns):
+        check_rows = None  # a table of another shape: the generated cases still check it
+    scorer, check = build_scorer(
+        mlflow.sklearn.load_model(uri),
+        profile,
+        None if check_rows is None else check_rows[list(profile)],
+    )
+    serving["scorer_check"] = {"kind": scorer.kind, "detail": scorer.detail, **check}
     if card := registry.card(version):
         serving["model_card"] = card  # served at GET /metadata
     bentoml.mlflow.import_model(
@@ -132,7 +149,7 @@ def package_gated_version(run_id: str, cfg: Config) -> dict[str, Any]:
         failed = version.tags.get("gate.failed_checks", "unknown").split(",")
         log.warning("version %s failed the gate (%s): no bento built", version.version, failed)
         return {"built": False, "version": str(version.version), "failed_checks": failed}
-    model_tag = import_version(registry, version)
+    model_tag = import_version(registry, version, pd.read_parquet(cfg.paths.test))
     bento = build_bento(model_tag, cfg.serve)
     log.info("built bento %s of %s version %s", bento.tag, registry.name, version.version)
     return {

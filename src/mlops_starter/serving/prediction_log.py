@@ -21,10 +21,11 @@ import os
 import queue
 import socket
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic_core import to_json
 
 SCHEMA_VERSION = 1
@@ -37,11 +38,46 @@ def sampled(request_id: str, sample_rate: float) -> bool:
     return zlib.crc32(request_id.encode()) % 10_000 < sample_rate * 10_000
 
 
+class RowsOfColumns:
+    """A columnar request's entries, expanded to one dict per row only when iterated:
+    on the writer thread, off the request path."""
+
+    def __init__(
+        self,
+        common: dict[str, Any],
+        features: dict[str, list[Any]],
+        id_field: str | None,
+        probabilities: np.ndarray,
+        labels: np.ndarray,
+        issues: dict[str, np.ndarray],
+    ) -> None:
+        self.common, self.features, self.id_field = common, features, id_field
+        self.probabilities, self.labels, self.issues = probabilities, labels, issues
+
+    def __len__(self) -> int:
+        return len(self.probabilities)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        names = list(self.features)
+        ids = self.features.get(self.id_field) if self.id_field else None
+        for row, (probability, label) in enumerate(
+            zip(self.probabilities.tolist(), self.labels.tolist(), strict=True)
+        ):
+            yield {
+                **self.common,
+                "id": ids[row] if ids is not None else None,
+                "features": {name: self.features[name][row] for name in names},
+                "probability": probability,
+                "label": label,
+                "issues": [issue for issue, mask in self.issues.items() if mask[row]],
+            }
+
+
 class _JsonLinesFormatter(logging.Formatter):
     """A batch of entries as JSON lines, serialised by pydantic-core (Rust, fast)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entries: list[dict[str, Any]] = record.msg  # type: ignore[assignment]
+        entries: Iterable[dict[str, Any]] = record.msg  # type: ignore[assignment]
         return "\n".join(to_json({"schema": SCHEMA_VERSION, **entry}).decode() for entry in entries)
 
 
@@ -97,7 +133,7 @@ class PredictionLog:
         self._listener.start()
         return self
 
-    def write(self, entries: list[dict[str, Any]]) -> None:
+    def write(self, entries: list[dict[str, Any]] | RowsOfColumns) -> None:
         """Queue one request batch of entries; returns at once."""
         if entries:
             self._logger.info(entries)

@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -32,6 +31,7 @@ from pydantic import (
 
 Policy = Literal["accept", "reject"]
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # estimators cast to float32: beyond is an error
 
 # Set per request by the server's middleware; read when a record is validated, so a
 # record keeps its request id through adaptive batching.
@@ -116,6 +116,8 @@ def _field(spec: dict[str, Any], unseen_category: Policy, out_of_range: Policy) 
             constraints |= {"ge": spec["min"], "le": spec["max"]}
         elif spec["kind"] == "integer":
             constraints |= {"ge": INT64_MIN, "le": INT64_MAX}  # what the model's arrays hold
+        else:
+            constraints |= {"ge": -FLOAT32_MAX, "le": FLOAT32_MAX}
     if spec["nullable"]:
         return python_type | None, Field(None, **constraints)
     return python_type, Field(..., **constraints)
@@ -149,36 +151,195 @@ def _describe(spec: dict[str, Any]) -> str:
     return text + ("; may be null" if spec["nullable"] else "; required")
 
 
-def records_to_frame(records: list[RecordBase], profile: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """One DataFrame for a whole adaptive batch, with the training set's column order
-    and dtypes; an integer column holding a null becomes float, as in training."""
-    data: dict[str, Any] = {}
+def records_to_columns(
+    records: list[RecordBase], profile: dict[str, dict[str, Any]]
+) -> dict[str, np.ndarray]:
+    """A whole adaptive batch of records as scorer `Columns`: numbers as float64 (NaN for
+    null), text as an object array (None for null)."""
+    columns: dict[str, np.ndarray] = {}
     for column, spec in profile.items():
         values = [getattr(record, column) for record in records]
-        if spec["kind"] == "category":
-            data[column] = pd.Series(values, dtype="str")
-        elif spec["kind"] == "integer" and None not in values:
-            data[column] = np.array(values, dtype=np.int64)
-        else:
-            data[column] = np.array([np.nan if v is None else v for v in values], dtype=float)
-    return pd.DataFrame(data)
+        columns[column] = (
+            np.array(values, dtype=object)
+            if spec["kind"] == "category"
+            else np.array(values, dtype=float)  # None becomes NaN
+        )
+    return columns
 
 
-def quality_issues(frame: pd.DataFrame, profile: dict[str, dict[str, Any]]) -> list[list[str]]:
-    """Per row, the accepted surprises: unseen categories, values outside the training
-    range, nulls. Each issue reads `field:kind`."""
-    issues: list[list[str]] = [[] for _ in range(len(frame))]
+def _known(values: np.ndarray, categories: Mapping[str, Any]) -> np.ndarray:
+    """Which values are training categories (a hash lookup per value: text and None mix)."""
+    return np.fromiter((v in categories for v in values), dtype=bool, count=len(values))
+
+
+def issue_masks(
+    columns: Mapping[str, np.ndarray], profile: dict[str, dict[str, Any]]
+) -> dict[str, np.ndarray]:
+    """The accepted surprises, vectorised: `field:kind` -> which rows have it (missing
+    values, unseen categories, numbers outside the training range). Only kinds that
+    occur are returned."""
+    masks: dict[str, np.ndarray] = {}
     for column, spec in profile.items():
-        values = frame[column]
-        flagged = {"missing": values.isna().to_numpy()}
+        values = columns[column]
         if spec["kind"] == "category":
-            flagged["unseen_category"] = (
-                values.notna() & ~values.isin(list(spec["categories"]))
-            ).to_numpy()
+            missing = np.array([v is None for v in values], dtype=bool)
+            known = _known(values, spec["categories"])
+            flagged = {"missing": missing, "unseen_category": ~missing & ~known}
         else:
-            numbers = pd.to_numeric(values, errors="coerce")
-            flagged["out_of_range"] = ((numbers < spec["min"]) | (numbers > spec["max"])).to_numpy()
+            with np.errstate(invalid="ignore"):
+                outside = (values < spec["min"]) | (values > spec["max"])
+            flagged = {"missing": np.isnan(values), "out_of_range": outside}
         for kind, mask in flagged.items():
-            for row in np.flatnonzero(mask):
-                issues[row].append(f"{column}:{kind}")
+            if mask.any():
+                masks[f"{column}:{kind}"] = mask
+    return masks
+
+
+def issues_per_row(masks: Mapping[str, np.ndarray], rows: int) -> list[list[str]]:
+    """The masks as one list of `field:kind` per row (empty for most rows)."""
+    issues: list[list[str]] = [[] for _ in range(rows)]
+    for issue, mask in masks.items():
+        for row in np.flatnonzero(mask):
+            issues[row].append(issue)
     return issues
+
+
+class ColumnsInvalid(ValueError):
+    """A columnar body that breaks the contract; `errors` name column, row and kind."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(f"{len(errors)} invalid value(s)")
+        self.errors = errors
+
+
+_MAX_ERRORS_PER_COLUMN = 10
+
+
+def _error(loc: list[Any], kind: str, message: str) -> dict[str, Any]:
+    return {"loc": loc, "type": kind, "msg": message}
+
+
+def _typed(
+    values: list[Any], allowed: tuple[type, ...], nullable: bool, name: str
+) -> list[dict[str, Any]]:
+    """Errors for values of a disallowed JSON type (one C-level pass when all are fine)."""
+    if set(map(type, values)) <= set(allowed) | ({type(None)} if nullable else set()):
+        return []
+    errors = []
+    for row, value in enumerate(values):
+        if value is None and not nullable:
+            errors.append(_error(["columns", name, row], "null", "may not be null"))
+        elif value is not None and type(value) not in allowed:
+            expected = " or ".join(t.__name__ for t in allowed)
+            errors.append(_error(["columns", name, row], "wrong_type", f"must be {expected}"))
+        if len(errors) == _MAX_ERRORS_PER_COLUMN:
+            break
+    return errors
+
+
+def _rows_error(rows: np.ndarray, name: str, kind: str, message: str) -> list[dict[str, Any]]:
+    return [_error(["columns", name, int(r)], kind, message) for r in rows[:_MAX_ERRORS_PER_COLUMN]]
+
+
+def _numeric_errors(
+    values: list[Any], array: np.ndarray, spec: dict[str, Any], name: str, out_of_range: Policy
+) -> list[dict[str, Any]]:
+    """Non-finite numbers, and numbers outside the training range (policy `reject`) or
+    outside what an int64 holds (integers, checked exactly where floats can't tell)."""
+    found = _rows_error(np.flatnonzero(np.isinf(array)), name, "not_finite", "must be finite")
+    if out_of_range == "reject":
+        with np.errstate(invalid="ignore"):
+            outside = np.flatnonzero((array < spec["min"]) | (array > spec["max"]))
+        message = f"must be within the training range [{spec['min']:g}, {spec['max']:g}]"
+        return found + _rows_error(outside, name, "out_of_range", message)
+    if spec["kind"] == "integer":
+        large = np.flatnonzero(np.abs(array) >= 2.0**62)
+        outside = np.array([r for r in large if not INT64_MIN <= values[r] <= INT64_MAX], dtype=int)
+        return found + _rows_error(outside, name, "out_of_range", "must fit in a 64-bit integer")
+    with np.errstate(invalid="ignore"):
+        outside = np.flatnonzero(np.isfinite(array) & (np.abs(array) > FLOAT32_MAX))
+    return found + _rows_error(outside, name, "out_of_range", "must fit in a 32-bit float")
+
+
+def validate_columns(
+    body: Any,
+    profile: dict[str, dict[str, Any]],
+    id_field: str | None,
+    unseen_category: Policy,
+    out_of_range: Policy,
+    max_records: int,
+) -> tuple[dict[str, np.ndarray], list[Any] | None]:
+    """The contract of a record, checked per column over the whole body at once:
+    `{"columns": {field: [values...]}}` -> (scorer `Columns`, ids or None). Raises
+    ColumnsInvalid whose errors name `["columns", field, row]` and the same kinds the
+    records path counts (missing_field, unknown_field, null, wrong_type, not_finite,
+    unseen_category, out_of_range, no_records, too_many_records)."""
+    if not isinstance(body, dict) or not all(isinstance(v, list) for v in body.values()):
+        raise ColumnsInvalid(
+            [_error(["columns"], "wrong_type", "must map each field to a list of values")]
+        )
+    errors = [
+        _error(["columns", name], "unknown_field", "not a feature of this model")
+        for name in body
+        if name not in profile and name != id_field
+    ]
+    errors += [
+        _error(["columns", name], "missing_field", "required")
+        for name, spec in profile.items()
+        if name not in body and not spec["nullable"]
+    ]
+    lengths = {len(values) for values in body.values()}
+    rows = max(lengths, default=0)
+    if len(lengths) > 1:
+        errors += [
+            _error(
+                ["columns", name],
+                "wrong_length",
+                f"has {len(values)} values; the longest column has {rows}",
+            )
+            for name, values in body.items()
+            if len(values) != rows
+        ]
+    if rows == 0:
+        errors.append(_error(["columns"], "no_records", "at least one row is required"))
+    elif rows > max_records:
+        errors.append(
+            _error(
+                ["columns"],
+                "too_many_records",
+                f"{rows} rows; at most {max_records} (serve.max_records)",
+            )
+        )
+    if errors:
+        raise ColumnsInvalid(errors)
+
+    columns: dict[str, np.ndarray] = {}
+    for name, spec in profile.items():
+        values = body.get(name, [None] * rows)
+        if spec["kind"] == "category":
+            found = _typed(values, (str,), spec["nullable"], name)
+            array = np.array(values, dtype=object)
+            if not found:
+                unseen = ~_known(array, spec["categories"]) & (array != None)  # noqa: E711
+                if unseen_category == "reject":
+                    found = _rows_error(
+                        np.flatnonzero(unseen), name, "unseen_category", "not a training category"
+                    )
+                else:
+                    found = _rows_error(
+                        np.flatnonzero(array == ""), name, "wrong_type", "may not be empty"
+                    )
+        else:
+            allowed = (int,) if spec["kind"] == "integer" else (int, float)
+            found = _typed(values, allowed, spec["nullable"], name)
+            array = np.array(values, dtype=float) if not found else np.empty(0)
+            if not found:
+                found = _numeric_errors(values, array, spec, name, out_of_range)
+        errors += found
+        columns[name] = array
+    ids = body.get(id_field) if id_field else None
+    if ids is not None:
+        errors += _typed(ids, (str, int), True, id_field)  # type: ignore[arg-type]
+    if errors:
+        raise ColumnsInvalid(errors)
+    return columns, ids

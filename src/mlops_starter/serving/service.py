@@ -5,7 +5,8 @@ Which version, and how input and load are treated, are bento arguments that
 a built bento keeps its own. Only where the prediction log goes depends on the
 machine: MLOPS_PREDICTION_LOG_DIR overrides `serve.prediction_log_dir`.
 
-    POST /predict    records in, per record: probability, label, model version, warnings
+    POST /predict    {"records": [...]} in, per record: probability, label, model version,
+                     warnings; or {"columns": {field: [...]}} in, the same as columns out
     POST /explain    records in, per record: each feature's contribution to the score
     GET  /metadata   model name, version, run id, threshold, data hash, feature schema
     GET  /healthz /livez /readyz /metrics    BentoML's own; readyz waits for the model
@@ -26,19 +27,25 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mlops_starter.config import ServeConfig
 from mlops_starter.serving.schema import (
     REQUEST_ID,
+    ColumnsInvalid,
     RecordBase,
-    quality_issues,
+    issue_masks,
+    issues_per_row,
     record_model,
-    records_to_frame,
+    records_to_columns,
     records_type,
+    validate_columns,
 )
 
 with bentoml.importing():
     import mlflow
     import numpy as np
+    import orjson
+    from starlette.concurrency import run_in_threadpool
 
     from mlops_starter.serving.explain import ExplainError, explain
-    from mlops_starter.serving.prediction_log import PredictionLog, sampled
+    from mlops_starter.serving.prediction_log import PredictionLog, RowsOfColumns, sampled
+    from mlops_starter.serving.scorer import build_scorer, columns_to_frame
 
 
 class ServeArgs(ServeConfig):
@@ -152,10 +159,7 @@ class RequestIdMiddleware:
 
 
 async def _refuse(send: Send, status: int, message: str) -> None:
-    body = json.dumps({"error": message}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await _answer(send, status, json.dumps({"error": message}).encode())
 
 
 class RequestGuardMiddleware:
@@ -204,26 +208,48 @@ class RequestGuardMiddleware:
         await self.app(scope, replay, send)
 
 
+async def _answer(send: Send, status: int, body: bytes) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class ColumnarPredictMiddleware:
+    """`POST /predict` with a `{"columns": {...}}` body: parsed once (orjson), checked
+    per column (vectorised), scored and encoded as columns (orjson, straight from numpy),
+    without a Python object per record. Any other body goes on to the records API."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/predict":
+            await self.app(scope, receive, send)
+            return
+        messages: list[Message] = []
+        more = True
+        while more:
+            message = await receive()
+            messages.append(message)
+            more = message["type"] == "http.request" and message.get("more_body", False)
+        body = b"".join(m.get("body", b"") for m in messages)
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            parsed = None  # the records API answers malformed JSON as it always has
+        if not (isinstance(parsed, dict) and "columns" in parsed):
+
+            async def replay() -> Message:
+                return messages.pop(0) if messages else await receive()
+
+            await self.app(scope, replay, send)
+            return
+        service: ClassifierService = bentoml.get_current_service()
+        status, answer = await run_in_threadpool(service.score_columns, parsed, REQUEST_ID.get())
+        await _answer(send, status, answer)
+
+
 metadata_app = FastAPI(title="metadata")
-
-
-@metadata_app.get("/metadata")
-def metadata() -> dict[str, Any]:
-    """What is being served and what it expects."""
-    return {
-        "model": LABELS.get("registered_model"),
-        "version": LABELS.get("registered_version"),
-        "run_id": LABELS.get("run_id"),
-        "bento_model": str(MODEL.tag),
-        "threshold": THRESHOLD,
-        "positive_label": SERVING_INFO.get("positive_label"),
-        "id_field": ID_FIELD,
-        "data_train_md5": SERVING_INFO.get("data_train_md5"),
-        "policies": {"unseen_category": ARGS.unseen_category, "out_of_range": ARGS.out_of_range},
-        "limits": {"max_records": ARGS.max_records, "max_body_bytes": ARGS.max_body_bytes},
-        "feature_schema": PROFILE,
-        "model_card": SERVING_INFO.get("model_card"),
-    }
 
 
 @bentoml.service(
@@ -249,9 +275,38 @@ class ClassifierService:
             version=self.version,
             run_id=LABELS.get("run_id", ""),
         ).set(1)
+        # The compiled scorer, checked against the pipeline here as at packaging time.
+        self.scorer, self.scorer_check = build_scorer(self.model, PROFILE)
         example = mlflow.models.Model.load(MLFLOW_MODEL_PATH).load_input_example(MLFLOW_MODEL_PATH)
         self.model.predict_proba(example)  # warm up; a model that cannot score never turns ready
         self.ready = True
+
+    @metadata_app.get("/metadata")
+    def metadata(self) -> dict[str, Any]:
+        """What is being served and what it expects."""
+        return {
+            "model": LABELS.get("registered_model"),
+            "version": LABELS.get("registered_version"),
+            "run_id": LABELS.get("run_id"),
+            "bento_model": str(MODEL.tag),
+            "threshold": THRESHOLD,
+            "positive_label": SERVING_INFO.get("positive_label"),
+            "id_field": ID_FIELD,
+            "data_train_md5": SERVING_INFO.get("data_train_md5"),
+            "policies": {
+                "unseen_category": ARGS.unseen_category,
+                "out_of_range": ARGS.out_of_range,
+            },
+            "limits": {"max_records": ARGS.max_records, "max_body_bytes": ARGS.max_body_bytes},
+            "scorer": {
+                "kind": self.scorer.kind,
+                "detail": self.scorer.detail,
+                "check_at_start": self.scorer_check,
+                "check_at_packaging": SERVING_INFO.get("scorer_check"),
+            },
+            "feature_schema": PROFILE,
+            "model_card": SERVING_INFO.get("model_card"),
+        }
 
     def __is_ready__(self) -> bool:
         return self.ready
@@ -273,7 +328,7 @@ class ClassifierService:
         return self._explain(records)
 
     def _explain(self, records: list[RecordBase]) -> list[Explanation]:
-        frame = records_to_frame(records, PROFILE)
+        frame = columns_to_frame(records_to_columns(records, PROFILE), PROFILE)
         try:
             found = explain(self.model, frame)
         except ExplainError as error:
@@ -302,11 +357,8 @@ class ClassifierService:
         ]
 
     def _score(self, records: list[RecordBase]) -> list[Prediction]:
-        frame = records_to_frame(records, PROFILE)
-        probabilities = self.model.predict_proba(frame)[:, 1]
-        labels = (probabilities >= THRESHOLD).astype(int)
-        issues = quality_issues(frame, PROFILE)
-        self._observe(probabilities, labels, issues)
+        probabilities, labels, masks = self._score_columns(records_to_columns(records, PROFILE))
+        issues = issues_per_row(masks, len(records))
         now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
         identities = [getattr(r, ID_FIELD) if ID_FIELD else None for r in records]
         self.log.write(
@@ -318,44 +370,100 @@ class ClassifierService:
                     "model_version": self.version,
                     "id": identity,
                     "features": record,  # serialised off the request path, id included
-                    "probability": float(probability),
-                    "label": int(label),
+                    "probability": probability,
+                    "label": label,
                     "issues": row_issues,
                 }
                 for record, identity, probability, label, row_issues in zip(
-                    records, identities, probabilities, labels, issues, strict=True
+                    records,
+                    identities,
+                    probabilities.tolist(),
+                    labels.tolist(),
+                    issues,
+                    strict=True,
                 )
                 if sampled(record.request_id, ARGS.log_sample_rate)
             ]
         )
         return [
             Prediction.model_construct(  # values built here: skip re-validating them
-                probability=float(probability),
-                label=int(label),
+                probability=probability,
+                label=label,
                 model_version=self.version,
                 id=identity,
                 warnings=[i for i in row_issues if not i.endswith(":missing")],
             )
             for identity, probability, label, row_issues in zip(
-                identities, probabilities, labels, issues, strict=True
+                identities, probabilities.tolist(), labels.tolist(), issues, strict=True
             )
         ]
 
-    @staticmethod
-    def _observe(
-        probabilities: "np.ndarray", labels: "np.ndarray", issues: list[list[str]]
-    ) -> None:
-        for probability in probabilities:
-            PREDICTED_PROBABILITY.observe(float(probability))
+    def score_columns(self, body: dict[str, Any], request_id: str) -> tuple[int, bytes]:
+        """A columnar /predict body -> (HTTP status, JSON answer), with no per-record objects:
+        `{"model_version", "columns": {"probability", "label"[, id]}, "warnings": {field:kind: [rows]}}`."""
+        try:
+            if extra := sorted(set(body) - {"columns"}):
+                raise ColumnsInvalid(
+                    [{"loc": [key], "type": "unknown_field", "msg": "not allowed"} for key in extra]
+                )
+            columns, ids = validate_columns(
+                body["columns"],
+                PROFILE,
+                ID_FIELD,
+                ARGS.unseen_category,
+                ARGS.out_of_range,
+                ARGS.max_records,
+            )
+        except ColumnsInvalid as invalid:
+            for error in invalid.errors:
+                loc = error["loc"]
+                count_rejection(str(loc[1]) if len(loc) > 1 else str(loc[0]), error["type"])
+            return 400, orjson.dumps({"detail": invalid.errors})
+        probabilities, labels, masks = self._score_columns(columns)
+        if sampled(request_id, ARGS.log_sample_rate):
+            self.log.write(
+                RowsOfColumns(
+                    {
+                        "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+                        "request_id": request_id,
+                        "model": LABELS.get("registered_model"),
+                        "model_version": self.version,
+                    },
+                    body["columns"],
+                    ID_FIELD,
+                    probabilities,
+                    labels,
+                    masks,
+                )
+            )
+        answer: dict[str, Any] = {"probability": probabilities, "label": labels}
+        if ID_FIELD:
+            answer["id"] = ids
+        warnings = {k: np.flatnonzero(m) for k, m in masks.items() if not k.endswith(":missing")}
+        return 200, orjson.dumps(
+            {"model_version": self.version, "columns": answer, "warnings": warnings},
+            option=orjson.OPT_SERIALIZE_NUMPY,
+        )
+
+    def _score_columns(
+        self, columns: dict[str, "np.ndarray"]
+    ) -> tuple["np.ndarray", "np.ndarray", dict[str, "np.ndarray"]]:
+        """Probabilities, labels and accepted-issue masks for a batch; counted in metrics."""
+        probabilities = self.scorer.predict_proba(columns)
+        labels = (probabilities >= THRESHOLD).astype(np.int64)
+        masks = issue_masks(columns, PROFILE)
+        for probability in probabilities.tolist():
+            PREDICTED_PROBABILITY.observe(probability)
         for label, count in zip(*np.unique(labels, return_counts=True), strict=True):
             PREDICTIONS.labels(label=str(label)).inc(int(count))
-        for row_issues in issues:
-            for issue in row_issues:
-                field, kind = issue.split(":", 1)
-                QUALITY_ISSUES.labels(field=field, kind=kind, outcome="accepted").inc()
+        for issue, mask in masks.items():
+            field, kind = issue.split(":", 1)
+            QUALITY_ISSUES.labels(field=field, kind=kind, outcome="accepted").inc(int(mask.sum()))
+        return probabilities, labels, masks
 
 
 ClassifierService.add_asgi_middleware(  # type: ignore[attr-defined]  # added by @bentoml.service
     RequestGuardMiddleware, limit=ARGS.max_body_bytes
 )
 ClassifierService.add_asgi_middleware(RequestIdMiddleware)  # type: ignore[attr-defined]
+ClassifierService.add_asgi_middleware(ColumnarPredictMiddleware)  # type: ignore[attr-defined]
