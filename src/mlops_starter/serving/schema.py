@@ -169,7 +169,7 @@ def records_to_columns(
 
 def _known(values: np.ndarray, categories: Mapping[str, Any]) -> np.ndarray:
     """Which values are training categories (a hash lookup per value: text and None mix)."""
-    return np.fromiter((v in categories for v in values), dtype=bool, count=len(values))
+    return np.fromiter(map(categories.__contains__, values), dtype=bool, count=len(values))
 
 
 def issue_masks(
@@ -182,7 +182,7 @@ def issue_masks(
     for column, spec in profile.items():
         values = columns[column]
         if spec["kind"] == "category":
-            missing = np.array([v is None for v in values], dtype=bool)
+            missing = np.equal(values, None)
             known = _known(values, spec["categories"])
             flagged = {"missing": missing, "unseen_category": ~missing & ~known}
         else:
