@@ -182,7 +182,7 @@ def issue_masks(
     for column, spec in profile.items():
         values = columns[column]
         if spec["kind"] == "category":
-            missing = np.equal(values, None)
+            missing = values == None  # noqa: E711  (elementwise on an object array)
             known = _known(values, spec["categories"])
             flagged = {"missing": missing, "unseen_category": ~missing & ~known}
         else:
