@@ -480,3 +480,89 @@ def test_make_serve_serves_the_champion_from_source(packaged, reference):
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
+
+
+def test_batch_scorer_keeps_ids_scores_as_the_pipeline_and_counts_issues(packaged, tmp_path):
+    info = packaged.read_json("models/model.json")
+    features = info["feature_schema"]["numeric"] + info["feature_schema"]["categorical"]
+    test = pd.read_parquet(packaged.root / "data/split/test.parquet")
+    version = packaged.read_json("models/bento.json")["version"]
+    out, summary = tmp_path / "scores.parquet", tmp_path / "summary.json"
+    packaged.run(
+        "mlops",
+        "score",
+        "--version",
+        version,
+        "--input",
+        str(packaged.root / "data/split/test.parquet"),
+        "--output",
+        str(out),
+        "--chunk-rows",
+        "700",
+        "--summary",
+        str(summary),
+    )
+    scores = pd.read_parquet(out)
+    assert list(scores.columns) == ["customer_id", "probability", "label", "model_version"]
+    assert scores["customer_id"].tolist() == test["customer_id"].tolist()
+    expected = load_model(packaged.root / "models/model.skops").predict_proba(test[features])[:, 1]
+    np.testing.assert_allclose(scores["probability"], expected, atol=TOLERANCE)
+    assert (
+        scores["label"].tolist()
+        == (scores["probability"] >= info["threshold"]).astype(int).tolist()
+    )
+    assert set(scores["model_version"]) == {version}
+    ran = json.loads(summary.read_text())
+    assert ran["rows"] == len(test) and ran["scorer"]["kind"] == "compiled"
+
+    # A CSV, several chunks, with values the service would refuse: scored, counted.
+    table = pd.concat([test] * 40, ignore_index=True).astype({"tenure_months": object})
+    table.loc[[5, len(table) - 3], "tenure_months"] = "twelve"
+    table.loc[7, "plan"] = "platinum"
+    csv = tmp_path / "table.csv"
+    table.to_csv(csv, index=False)
+    packaged.run(
+        "mlops",
+        "score",
+        "--version",
+        version,
+        "--input",
+        str(csv),
+        "--output",
+        str(out),
+        "--chunk-rows",
+        "5000",
+        "--summary",
+        str(summary),
+    )
+    ran = json.loads(summary.read_text())
+    assert ran["rows"] == len(table) == len(pd.read_parquet(out))
+    assert ran["issues"]["tenure_months"]["wrong_type"] == 2
+    assert ran["issues"]["plan"]["unseen_category"] == 1
+    before = out.read_bytes()
+
+    # A file that breaks past its first chunks: an error naming it, the output untouched.
+    with csv.open("a") as broken:
+        broken.write("one,line,with,too,many,fields,for,this,table,at,all,here,now\n")
+    failed = packaged.run(
+        "mlops",
+        "score",
+        "--version",
+        version,
+        "--input",
+        str(csv),
+        "--output",
+        str(out),
+        "--chunk-rows",
+        "5000",
+        check=False,
+    )
+    assert failed.returncode != 0 and str(csv) in failed.stderr, failed.stderr
+    assert int(re.search(r"past row (\d+)", failed.stderr)[1]) >= 5000  # chunks were written
+    assert "Traceback" not in failed.stderr
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "scores.parquet",
+        "summary.json",
+        "table.csv",
+    ]

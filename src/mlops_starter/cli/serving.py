@@ -1,4 +1,4 @@
-"""`mlops smoke | package | serve`: the serving commands, each on a registry version
+"""`mlops smoke | package | score | serve`: the serving commands, each on a registry version
 (the champion by default)."""
 
 from __future__ import annotations
@@ -115,6 +115,23 @@ def serve(args: argparse.Namespace) -> None:
     os.execv(bentoml, [bentoml, "serve", SERVICE, "--port", port, "--arg-file", str(arguments)])
 
 
+def score(args: argparse.Namespace) -> None:
+    """Score a CSV or Parquet table with a registry version into a Parquet file."""
+    from mlops_starter.serving.batch import score_file
+
+    summary = score_file(
+        registry_from(args), args.version, args.input, args.output, args.chunk_rows
+    )
+    print(
+        f"scored {summary['rows']} rows with {summary['model']} version {summary['version']} "
+        f"({summary['scorer']['kind']} scorer) into {summary['output']}"
+    )
+    for column, kinds in summary["issues"].items():
+        print(f"  {column}: " + ", ".join(f"{kind} {count}" for kind, count in kinds.items()))
+    if args.summary:
+        Path(args.summary).write_text(json.dumps(summary, indent=2) + "\n")
+
+
 def add_commands(commands: Any) -> None:
     smoke_cmd = commands.add_parser("smoke", help="score the champion's logged input example")
     smoke_cmd.add_argument(
@@ -125,6 +142,16 @@ def add_commands(commands: Any) -> None:
     package_cmd = commands.add_parser("package", help="build a bento of a registry version")
     package_cmd.add_argument("--version", default=CHAMPION, help="number, champion or challenger")
     package_cmd.set_defaults(handler=package)
+
+    score_cmd = commands.add_parser(
+        "score", help="batch-score a CSV or Parquet table into Parquet (id, probability, label)"
+    )
+    score_cmd.add_argument("--input", required=True, help="the table to score (.csv or .parquet)")
+    score_cmd.add_argument("--output", required=True, help="the Parquet file to write")
+    score_cmd.add_argument("--version", default=CHAMPION, help="number, champion or challenger")
+    score_cmd.add_argument("--chunk-rows", type=int, default=100_000, help="rows held at once")
+    score_cmd.add_argument("--summary", help="also write the run's summary here (JSON)")
+    score_cmd.set_defaults(handler=score)
 
     serve_cmd = commands.add_parser("serve", help="serve a registry version with BentoML")
     serve_cmd.add_argument("--version", default=CHAMPION, help="number, champion or challenger")

@@ -1,0 +1,232 @@
+"""The batch scorer: a table in (CSV or Parquet, any size), a Parquet of scores out.
+
+It reads the input in chunks, so memory stays at one chunk whatever the table's
+size; scores each chunk with the same compiled scorer the service uses (checked
+against the registered pipeline first); and writes id, probability, label and
+model version beside each other in a temporary file that replaces the output only
+when every row is scored, so a failed run leaves an earlier output whole.
+
+Values the service would refuse with a 400 cannot stop a batch of millions halfway:
+they are scored as missing and counted, per column and kind, with the accepted
+surprises (missing, unseen categories, out of range), in the summary it returns.
+A required feature column absent from the input stops the job before anything is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from mlops_starter.errors import DataError
+from mlops_starter.registry.model_registry import Registry
+from mlops_starter.serving.schema import FLOAT32_MAX, issue_masks
+from mlops_starter.serving.scorer import build_scorer
+
+log = logging.getLogger(__name__)
+
+
+def _chunks(path: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """The input's `columns` (those it has), `chunk_rows` at a time; CSV cells as text,
+    so a stray word in a numeric column is counted, not a parse error. A file that
+    breaks part-way (a malformed line, a damaged row group) stops with its name."""
+    read = 0
+    chunks = (
+        _csv_chunks(path, columns, chunk_rows)
+        if path.suffix.lower() == ".csv"
+        else _parquet_chunks(path, columns, chunk_rows)
+    )
+    try:
+        for chunk in chunks:
+            read += len(chunk)
+            yield chunk
+    except (pa.ArrowException, OSError) as error:
+        raise DataError(f"{path} could not be read past row {read}: {error}") from None
+
+
+def _parquet_chunks(path: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
+    parquet = pq.ParquetFile(path)
+    present = [c for c in columns if c in parquet.schema_arrow.names]
+    for batch in parquet.iter_batches(batch_size=chunk_rows, columns=present):
+        yield batch.to_pandas()
+
+
+def _header(path: Path) -> list[str]:
+    """The table's column names; a file that is not a table says so, naming itself."""
+    try:
+        if path.suffix.lower() == ".csv":
+            return list(pd.read_csv(path, nrows=0).columns)
+        return list(pq.ParquetFile(path).schema_arrow.names)
+    except (pa.ArrowException, OSError, ValueError) as error:  # UnicodeDecodeError included
+        raise DataError(f"{path} is not a readable {path.suffix[1:]} table: {error}") from None
+
+
+def _csv_chunks(path: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
+    present = [c for c in columns if c in _header(path)]
+    reader = pyarrow.csv.open_csv(
+        path,
+        convert_options=pyarrow.csv.ConvertOptions(
+            include_columns=present,
+            column_types={c: pa.string() for c in present},
+            strings_can_be_null=True,  # an empty cell is missing, as pandas reads it
+        ),
+    )
+    pending: list[pd.DataFrame] = []
+    rows = 0
+    for batch in reader:  # blocks of ~1 MB
+        pending.append(batch.to_pandas())
+        rows += batch.num_rows
+        while rows >= chunk_rows:
+            whole = pd.concat(pending, ignore_index=True)
+            yield whole.iloc[:chunk_rows]
+            pending, rows = [whole.iloc[chunk_rows:]], rows - chunk_rows
+    if rows:
+        yield pd.concat(pending, ignore_index=True)
+
+
+def _total_rows(path: Path) -> int | None:
+    return pq.ParquetFile(path).metadata.num_rows if path.suffix.lower() != ".csv" else None
+
+
+_BOOLEAN_TEXT = {"true": 1.0, "false": 0.0, "True": 1.0, "False": 0.0, "TRUE": 1.0, "FALSE": 0.0}
+
+
+def _is_text(values: pd.Series) -> bool:
+    return pd.api.types.is_string_dtype(values) or values.dtype == object
+
+
+def _is_boolean(values: pd.Series) -> bool:
+    """Booleans, as a bool column (Parquet) or true/false text (CSV)."""
+    if pd.api.types.is_bool_dtype(values):
+        return True
+    present = values.dropna()
+    if not _is_text(values) or present.empty:
+        return False
+    return bool(present.map(lambda v: isinstance(v, bool) or v in _BOOLEAN_TEXT).all())
+
+
+def _as_columns(
+    chunk: pd.DataFrame, profile: dict[str, dict[str, Any]], issues: Counter[str]
+) -> dict[str, np.ndarray]:
+    """Scorer `Columns` from a chunk, counting what the service would refuse."""
+    columns: dict[str, np.ndarray] = {}
+    rows = len(chunk)
+    for name, spec in profile.items():
+        values = chunk[name] if name in chunk else pd.Series([None] * rows, dtype=object)
+        present = values.notna().to_numpy()
+        if spec["kind"] == "category":
+            if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
+                values = values.astype("Int64")  # integer codes as text, as ingest wrote them
+            text = values.astype("string").astype(object).where(values.notna(), None)
+            columns[name] = text.to_numpy()
+            issues[f"{name}:wrong_type"] += int(np.sum(columns[name] == ""))
+            continue
+        if _is_boolean(values):
+            values = values.map(
+                _BOOLEAN_TEXT.get if _is_text(values) else float
+            )  # 0/1, as ingest made them
+        numbers = pd.to_numeric(values, errors="coerce").to_numpy(
+            dtype=float, na_value=np.nan, copy=True
+        )
+        unusable = {
+            "wrong_type": present & np.isnan(numbers),
+            "not_finite": np.isinf(numbers),
+            "out_of_range": np.isfinite(numbers) & (np.abs(numbers) > FLOAT32_MAX),
+        }
+        for kind, mask in unusable.items():
+            issues[f"{name}:{kind}"] += int(mask.sum())
+            numbers[mask] = np.nan
+        columns[name] = numbers
+    return columns
+
+
+def score_file(
+    registry: Registry,
+    version_ref: str,
+    input_path: str | Path,
+    output_path: str | Path,
+    chunk_rows: int = 100_000,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score every row of `input_path` with registry version `version_ref` (a number,
+    champion or challenger) into `output_path` (Parquet). Returns the run's summary."""
+    source, target = Path(input_path), Path(output_path)
+    if not source.is_file():
+        raise DataError(f"input table {source} does not exist")
+    if source.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise DataError(f"{source}: the batch scorer reads .csv or .parquet, not '{source.suffix}'")
+    if chunk_rows < 1:
+        raise DataError(f"--chunk-rows must be at least 1, not {chunk_rows}")
+    version = registry.version(version_ref)
+    uri = f"models:/{registry.name}/{version.version}"
+    metadata = mlflow.models.get_model_info(uri).metadata or {}
+    profile: dict[str, dict[str, Any]] = metadata["feature_profile"]
+    id_column, threshold = metadata.get("id_column"), float(metadata["threshold"])
+    header = _header(source)
+    if missing := [n for n, s in profile.items() if not s["nullable"] and n not in header]:
+        raise DataError(
+            f"{source} lacks required feature column(s) {missing} of {registry.name} "
+            f"version {version.version}; it has {header}"
+        )
+    scorer, check = build_scorer(mlflow.sklearn.load_model(uri), profile)
+    wanted = [c for c in [id_column, *profile] if c]
+    issues: Counter[str] = Counter()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    rows = 0
+    writer: pq.ParquetWriter | None = None
+    try:
+        with tqdm(
+            total=_total_rows(source), unit="rows", disable=not progress, desc="scoring"
+        ) as bar:
+            for chunk in _chunks(source, wanted, chunk_rows):
+                columns = _as_columns(chunk, profile, issues)
+                for issue, mask in issue_masks(columns, profile).items():
+                    issues[issue] += int(mask.sum())
+                probability = scorer.predict_proba(columns)
+                scored = {
+                    **({id_column: chunk[id_column].to_numpy()} if id_column in chunk else {}),
+                    "probability": probability,
+                    "label": (probability >= threshold).astype(np.int8),
+                    "model_version": np.full(len(chunk), str(version.version)),
+                }
+                table = pa.table(scored)
+                if writer is None:
+                    writer = pq.ParquetWriter(partial, table.schema)
+                writer.write_table(table)
+                rows += len(chunk)
+                bar.update(len(chunk))
+        if writer is None:
+            raise DataError(f"{source} has no rows to score")
+        writer.close()
+        writer = None
+        os.replace(partial, target)
+    finally:
+        if writer is not None:
+            writer.close()
+        partial.unlink(missing_ok=True)
+    per_column: dict[str, dict[str, int]] = {}
+    for issue, count in sorted(issues.items()):
+        if count:
+            name, kind = issue.split(":", 1)
+            per_column.setdefault(name, {})[kind] = count
+    return {
+        "input": str(source),
+        "output": str(target),
+        "rows": rows,
+        "model": registry.name,
+        "version": str(version.version),
+        "scorer": {"kind": scorer.kind, "detail": scorer.detail, **check},
+        "issues": per_column,
+    }
