@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import json
 import os
 import platform
@@ -127,10 +128,10 @@ def post_bodies(frame: pd.DataFrame, wrap: str) -> tuple[list[bytes], list[bytes
 
 
 def profile_summary(path: Path, top: int = 12) -> dict[str, Any]:
-    """Own time per function and per library, from py-spy's collapsed stacks."""
+    """Own time per function and per library, from py-spy's (gzipped) collapsed stacks."""
     functions: Counter[str] = Counter()
     libraries: Counter[str] = Counter()
-    for line in path.read_text().splitlines():
+    for line in gzip.decompress(path.read_bytes()).decode().splitlines():
         stack, _, count = line.rpartition(" ")
         leaf = stack.split(";")[-1]
         functions[leaf] += int(count)
@@ -138,7 +139,8 @@ def profile_summary(path: Path, top: int = 12) -> dict[str, Any]:
         top_level = file.split("/")[0].removesuffix(".py")  # py-spy names files from their package
         library = (
             "python"
-            if top_level in sys.stdlib_module_names or ("/" not in file and top_level.startswith("<"))
+            if top_level in sys.stdlib_module_names
+            or ("/" not in file and top_level.startswith("<"))
             else top_level
         )
         libraries[library] += int(count)
@@ -189,7 +191,10 @@ def served_figures(
             )
         figures[name] = asyncio.run(drive(f"{url}/predict", bodies, clients, args.seconds, rows))
         if sampler is not None and sampler.wait(timeout=60) == 0 and profile.exists():
-            figures[name]["profile"] = {"file": str(profile), **profile_summary(profile)}
+            packed = profile.with_suffix(".txt.gz")
+            packed.write_bytes(gzip.compress(profile.read_bytes()))
+            profile.unlink()
+            figures[name]["profile"] = {"file": str(packed), **profile_summary(packed)}
     return figures
 
 

@@ -225,9 +225,14 @@ def compile_model(model: Any) -> Scorer:
 
 
 def pipeline_scorer(model: Any, profile: Mapping[str, Mapping[str, Any]]) -> Scorer:
+    """The fallback: the pipeline itself, its estimator on one thread as well."""
+    pipeline = getattr(model, "classifier", model)
+    estimator = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
+    if "n_jobs" in estimator.get_params():
+        estimator.set_params(n_jobs=1)
     return Scorer(
         "pipeline",
-        f"sklearn {type(getattr(model, 'classifier', model)).__name__}.predict_proba",
+        f"sklearn {type(pipeline).__name__}.predict_proba (1 thread)",
         lambda columns: model.predict_proba(columns_to_frame(columns, profile))[:, 1],
     )
 
