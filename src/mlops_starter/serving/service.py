@@ -8,7 +8,8 @@ machine: MLOPS_PREDICTION_LOG_DIR overrides `serve.prediction_log_dir`.
     POST /predict    {"records": [...]} in, per record: probability, label, model version,
                      warnings; or {"columns": {field: [...]}} in, the same as columns out
     POST /explain    records in, per record: each feature's contribution to the score
-    GET  /metadata   model name, version, run id, threshold, data hash, feature schema
+    GET  /metadata   model name, version, run id, threshold, data hash, feature schema,
+                     model card, and which scorer serves (compiled or the pipeline)
     GET  /healthz /livez /readyz /metrics    BentoML's own; readyz waits for the model
 """
 
