@@ -13,6 +13,7 @@ import pytest
 from mlops_starter.data.corpus import CORPUS, corpus_params, load_corpus_table
 from mlops_starter.serving.explain import explain
 from mlops_starter.serving.process import bentoml_server, free_port
+from mlops_starter.serving.scorer import TOLERANCE
 from mlops_starter.storage import load_model
 
 pytestmark = pytest.mark.e2e
@@ -60,7 +61,13 @@ def test_table_runs_end_to_end_and_is_packaged(reproduced):
     assert reproduced.read_json("reports/leakage.json")["passed"] is True
     gate = reproduced.read_json("reports/gate.json")
     assert gate["passed"], gate
-    assert reproduced.read_json("models/bento.json")["built"] is True
+    bento = reproduced.read_json("models/bento.json")
+    assert bento["built"] is True
+    # The compiled scorer serves every real table, equal to the pipeline on its test set.
+    test_rows = len(pd.read_parquet(reproduced.root / "data/split/test.parquet"))
+    assert bento["scorer"]["kind"] == "compiled", bento["scorer"]
+    assert bento["scorer"]["max_abs_difference"] <= TOLERANCE
+    assert bento["scorer"]["rows"] > test_rows
 
 
 def test_probabilities_beat_the_base_rate(reproduced):
@@ -121,10 +128,36 @@ def test_real_records_are_served_over_http_as_the_trained_model_scores_them(
     test = pd.read_parquet(copy.root / "data/split/test.parquet").head(rows)
     records = json.loads(test[schema["numeric"] + schema["categorical"]].to_json(orient="records"))
     env = {**copy.env, "MLOPS_PREDICTION_LOG_DIR": str(tmp_path / "predictions")}
+    columns = {name: [r[name] for r in records] for name in records[0]}
     with bentoml_server(bento, free_port(), tmp_path / "serve.log", env, cwd=copy.root) as url:
         answer = httpx.post(f"{url}/predict", json={"records": records}, timeout=60)
+        by_columns = httpx.post(f"{url}/predict", json={"columns": columns}, timeout=60)
         metadata = httpx.get(f"{url}/metadata").json()
     assert answer.status_code == 200, answer.text
+    assert by_columns.status_code == 200, by_columns.text
     assert metadata["id_field"] is None
     served = np.array([prediction["probability"] for prediction in answer.json()])
-    np.testing.assert_allclose(served, expected_scores(copy, rows), atol=1e-6)
+    np.testing.assert_allclose(served, expected_scores(copy, rows), atol=TOLERANCE)
+    assert by_columns.json()["columns"]["probability"] == served.tolist()
+
+    # The batch scorer on the same real table, as CSV: the same numbers, nothing refused.
+    test.to_csv(tmp_path / "table.csv", index=False)
+    copy.run(
+        "mlops",
+        "score",
+        "--version",
+        copy.read_json("models/bento.json")["version"],
+        "--input",
+        str(tmp_path / "table.csv"),
+        "--output",
+        str(tmp_path / "scores.parquet"),
+        "--chunk-rows",
+        "64",
+        "--summary",
+        str(tmp_path / "summary.json"),
+    )
+    scores = pd.read_parquet(tmp_path / "scores.parquet")
+    np.testing.assert_allclose(scores["probability"], served, atol=TOLERANCE)
+    issues = json.loads((tmp_path / "summary.json").read_text())["issues"]
+    refused = {"wrong_type", "not_finite"}
+    assert not [(c, k) for c, kinds in issues.items() for k in kinds if k in refused], issues

@@ -156,6 +156,7 @@ def package_gated_version(run_id: str, cfg: Config) -> dict[str, Any]:
         "built": True,
         "bento": str(bento.tag),
         "bento_model": model_tag,
+        "scorer": bentoml.models.get(model_tag).info.metadata.get("scorer_check"),
         "registered_model": registry.name,
         "version": str(version.version),
         "run_id": version.run_id,
