@@ -482,26 +482,34 @@ def test_make_serve_serves_the_champion_from_source(packaged, reference):
         process.wait(timeout=30)
 
 
-def test_batch_scorer_keeps_ids_scores_as_the_pipeline_and_counts_issues(packaged, tmp_path):
-    info = packaged.read_json("models/model.json")
-    features = info["feature_schema"]["numeric"] + info["feature_schema"]["categorical"]
-    test = pd.read_parquet(packaged.root / "data/split/test.parquet")
-    version = packaged.read_json("models/bento.json")["version"]
-    out, summary = tmp_path / "scores.parquet", tmp_path / "summary.json"
-    packaged.run(
+def batch_score(copy, version: str, table: Path, out: Path, chunk_rows: int, **run):
+    """`mlops score` in the repository copy; with `summary=` also its JSON summary."""
+    summary = run.pop("summary", None)
+    extra = ["--summary", str(summary)] if summary else []
+    return copy.run(
         "mlops",
         "score",
         "--version",
         version,
         "--input",
-        str(packaged.root / "data/split/test.parquet"),
+        str(table),
         "--output",
         str(out),
         "--chunk-rows",
-        "700",
-        "--summary",
-        str(summary),
+        str(chunk_rows),
+        *extra,
+        **run,
     )
+
+
+def test_batch_scorer_keeps_ids_scores_as_the_pipeline_and_counts_issues(packaged, tmp_path):
+    info = packaged.read_json("models/model.json")
+    features = info["feature_schema"]["numeric"] + info["feature_schema"]["categorical"]
+    test_file = packaged.root / "data/split/test.parquet"
+    test = pd.read_parquet(test_file)
+    version = packaged.read_json("models/bento.json")["version"]
+    out, summary = tmp_path / "scores.parquet", tmp_path / "summary.json"
+    batch_score(packaged, version, test_file, out, 700, summary=summary)
     scores = pd.read_parquet(out)
     assert list(scores.columns) == ["customer_id", "probability", "label", "model_version"]
     assert scores["customer_id"].tolist() == test["customer_id"].tolist()
@@ -521,20 +529,7 @@ def test_batch_scorer_keeps_ids_scores_as_the_pipeline_and_counts_issues(package
     table.loc[7, "plan"] = "platinum"
     csv = tmp_path / "table.csv"
     table.to_csv(csv, index=False)
-    packaged.run(
-        "mlops",
-        "score",
-        "--version",
-        version,
-        "--input",
-        str(csv),
-        "--output",
-        str(out),
-        "--chunk-rows",
-        "5000",
-        "--summary",
-        str(summary),
-    )
+    batch_score(packaged, version, csv, out, 5000, summary=summary)
     ran = json.loads(summary.read_text())
     assert ran["rows"] == len(table) == len(pd.read_parquet(out))
     assert ran["issues"]["tenure_months"]["wrong_type"] == 2
@@ -544,19 +539,7 @@ def test_batch_scorer_keeps_ids_scores_as_the_pipeline_and_counts_issues(package
     # A file that breaks past its first chunks: an error naming it, the output untouched.
     with csv.open("a") as broken:
         broken.write("one,line,with,too,many,fields,for,this,table,at,all,here,now\n")
-    failed = packaged.run(
-        "mlops",
-        "score",
-        "--version",
-        version,
-        "--input",
-        str(csv),
-        "--output",
-        str(out),
-        "--chunk-rows",
-        "5000",
-        check=False,
-    )
+    failed = batch_score(packaged, version, csv, out, 5000, check=False)
     assert failed.returncode != 0 and str(csv) in failed.stderr, failed.stderr
     assert int(re.search(r"past row (\d+)", failed.stderr)[1]) >= 5000  # chunks were written
     assert "Traceback" not in failed.stderr
