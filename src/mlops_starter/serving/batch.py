@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 
 def _chunks(path: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """The input's `columns` (those it has), `chunk_rows` at a time; CSV cells as text,
+    """The input's `columns` (all present in it), `chunk_rows` at a time; CSV cells as text,
     so a stray word in a numeric column is counted, not a parse error. A file that
     breaks part-way (a malformed line, a damaged row group) stops with its name."""
     read = 0
@@ -56,9 +56,7 @@ def _chunks(path: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.Data
 
 
 def _parquet_chunks(path: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
-    parquet = pq.ParquetFile(path)
-    present = [c for c in columns if c in parquet.schema_arrow.names]
-    for batch in parquet.iter_batches(batch_size=chunk_rows, columns=present):
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=columns):
         yield batch.to_pandas()
 
 
@@ -73,12 +71,11 @@ def _header(path: Path) -> list[str]:
 
 
 def _csv_chunks(path: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
-    present = [c for c in columns if c in _header(path)]
     reader = pyarrow.csv.open_csv(
         path,
         convert_options=pyarrow.csv.ConvertOptions(
-            include_columns=present,
-            column_types={c: pa.string() for c in present},
+            include_columns=columns,
+            column_types={c: pa.string() for c in columns},
             strings_can_be_null=True,  # an empty cell is missing, as pandas reads it
         ),
     )
@@ -180,7 +177,7 @@ def score_file(
             f"version {version.version}; it has {header}"
         )
     scorer, check = build_scorer(mlflow.sklearn.load_model(uri), profile)
-    wanted = [c for c in [id_column, *profile] if c]
+    wanted = [c for c in [id_column, *profile] if c and c in header]
     issues: Counter[str] = Counter()
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.partial")
