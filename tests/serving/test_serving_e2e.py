@@ -255,20 +255,27 @@ def test_explain_gives_contributions_that_add_up_to_the_margin(server, reference
     assert bad.status_code == 400 and "tenure_months" in bad.text
 
 
-def test_prediction_log_holds_inputs_outputs_version_and_request_id(server, reference):
-    client, log_dir = server
-    records, proba, _ = reference
-    predict(client, records[10:13], **{"X-Request-ID": "test-log-42"})
+def logged(log_dir: Path, request_id: str, expected: int) -> list[dict]:
+    """The prediction-log entries of one request, once `expected` of them are written
+    (the log is written off the request path), or what is there after 10 s."""
     deadline = time.monotonic() + 10
-    entries = []
-    while time.monotonic() < deadline and len(entries) < 3:
+    entries: list[dict] = []
+    while time.monotonic() < deadline and len(entries) < expected:
         time.sleep(0.3)
         entries = [
             json.loads(line)
             for path in log_dir.glob("predictions-*.jsonl*")
             for line in path.read_text().splitlines()
-            if '"test-log-42"' in line
+            if f'"{request_id}"' in line
         ]
+    return entries
+
+
+def test_prediction_log_holds_inputs_outputs_version_and_request_id(server, reference):
+    client, log_dir = server
+    records, proba, _ = reference
+    predict(client, records[10:13], **{"X-Request-ID": "test-log-42"})
+    entries = logged(log_dir, "test-log-42", 3)
     assert len(entries) == 3
     by_id = {e["id"]: e for e in entries}
     for offset, record in enumerate(records[10:13]):
@@ -332,16 +339,7 @@ def test_columns_are_logged_row_by_row(server, reference):
         headers={"X-Request-ID": "test-columns-7"},
     )
     assert sent.status_code == 200 and sent.headers["x-request-id"] == "test-columns-7"
-    deadline = time.monotonic() + 10
-    entries: list[dict] = []
-    while time.monotonic() < deadline and len(entries) < 4:
-        time.sleep(0.3)
-        entries = [
-            json.loads(line)
-            for path in log_dir.glob("predictions-*.jsonl*")
-            for line in path.read_text().splitlines()
-            if '"test-columns-7"' in line
-        ]
+    entries = logged(log_dir, "test-columns-7", 4)
     assert [e["id"] for e in entries] == [r["customer_id"] for r in records[20:24]]
     for entry, record, probability in zip(entries, records[20:24], proba[20:24], strict=True):
         assert entry["features"] == record
