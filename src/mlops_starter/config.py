@@ -322,6 +322,30 @@ class MonitorConfig(_Section):
     min_rows: int = Field(200, ge=1)
 
 
+class DaskConfig(_Section):
+    scheduler_address: str | None = Field(
+        None,
+        description="tcp://host:8786 of a running cluster; null: DASK_SCHEDULER_ADDRESS or a LocalCluster",
+    )
+    local_workers: int = Field(
+        2, ge=1, description="workers of the LocalCluster started when no address is set"
+    )
+
+
+class ScaleConfig(_Section):
+    """How the stages read the table: all at once, or in batches (issue 11)."""
+
+    mode: Literal["in_memory", "streaming", "dask"] = "in_memory"
+    batch_rows: int = Field(100_000, ge=1, description="rows per batch and per Parquet row group")
+    sample_rows: int = Field(
+        200_000,
+        ge=100,
+        description="rows of the deterministic sample that preprocessing statistics, the leakage "
+        "audit, slices and importance are computed on",
+    )
+    dask: DaskConfig = DaskConfig()
+
+
 class Paths(_Section):
     raw: str = "data/raw/table.parquet"
     train: str = "data/split/train.parquet"
@@ -344,6 +368,7 @@ class Config(_Section):
     mlflow: MlflowConfig = MlflowConfig()
     serve: ServeConfig = ServeConfig()
     monitor: MonitorConfig = MonitorConfig()
+    scale: ScaleConfig = ScaleConfig()
     paths: Paths = Paths()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -352,6 +377,23 @@ class Config(_Section):
     def _cross_section_checks(self) -> Config:
         if self.split.strategy == "time" and not self.data.time_column:
             raise ValueError("split.strategy 'time' needs data.time_column")
+        if self.scale.mode != "in_memory":
+            # Each of these needs every training row in memory at once.
+            if self.train.tuning.enabled:
+                raise ValueError(
+                    f"scale.mode {self.scale.mode} cannot run train.tuning (nested search holds "
+                    "the training rows); set train.tuning.enabled: false or scale.mode: in_memory"
+                )
+            if self.train.resampling != "none":
+                raise ValueError(
+                    f"scale.mode {self.scale.mode} cannot run train.resampling "
+                    f"'{self.train.resampling}'; use train.candidates.xgboost.scale_pos_weight "
+                    "for class imbalance, or scale.mode: in_memory"
+                )
+            if not self.train.candidates.xgboost.enabled:
+                raise ValueError(
+                    f"scale.mode {self.scale.mode} trains only the xgboost candidate, which is disabled"
+                )
         return self
 
     @property

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from mlops_starter.config import DataConfig
@@ -36,15 +37,25 @@ def encode_target(
             f"target column '{name}' has {len(seen)} values ({seen[:10]}), not two; set "
             f"data.positive_vs_rest: true to score data.positive_label against all the others"
         )
-    if pd.api.types.is_numeric_dtype(labels) and not isinstance(positive_label, str):
-        positive = labels == positive_label
-    else:
-        positive = labels.astype(str) == str(positive_label)
+    positive = is_positive(labels, positive_label)
     if not positive.any():
         raise DataError(
             f"data.positive_label {positive_label!r} never occurs in target '{name}'; values seen: {seen[:10]}"
         )
     return pd.Series(positive.astype(int).to_numpy(), index=labels.index, name=name)
+
+
+def is_positive(labels: pd.Series, positive_label: str | int | bool) -> pd.Series:
+    """Where the label equals `positive_label`, compared as the labels' own type. No check
+    on the whole column: a batch of a streamed table may hold one class only."""
+    if pd.api.types.is_numeric_dtype(labels) and not isinstance(positive_label, str):
+        return labels == positive_label
+    return labels.astype(str) == str(positive_label)
+
+
+def batch_target(frame: pd.DataFrame, data: DataConfig) -> np.ndarray:
+    """The 0/1 target of one batch (the validate stage has checked the whole column)."""
+    return is_positive(frame[data.target], data.positive_label).to_numpy(dtype=np.int8)
 
 
 def target_of(frame: pd.DataFrame, data: DataConfig) -> pd.Series:

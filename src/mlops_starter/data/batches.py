@@ -1,0 +1,108 @@
+"""Tables past memory (scale.mode: streaming and dask): Parquet read and written in row
+groups, stable row hashes that place rows without looking at the rest of the table, and a
+deterministic sample that batches can build and merge."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mlops_starter.storage import atomic_path
+
+# Salts keep the hashes that pick the test set, the CV folds and the samples independent:
+# the sample must not be "the rows with the smallest split hash", which are all test rows.
+SPLIT_SALT, FOLD_SALT, SAMPLE_SALT = 1, 2, 3
+
+
+def iter_parquet(
+    path: str | Path, batch_rows: int, columns: list[str] | None = None
+) -> Iterator[pd.DataFrame]:
+    """The Parquet file at `path`, `batch_rows` rows at a time (only `columns`, if given)."""
+    for batch in iter_record_batches(path, batch_rows, columns):
+        yield batch.to_pandas()
+
+
+def iter_record_batches(
+    path: str | Path, batch_rows: int, columns: list[str] | None = None
+) -> Iterator[pa.RecordBatch]:
+    yield from pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns)
+
+
+def parquet_rows(path: str | Path) -> int:
+    """Row count from the file's footer, without reading any data."""
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def parquet_columns(path: str | Path) -> list[str]:
+    return list(pq.ParquetFile(path).schema_arrow.names)
+
+
+def stable_hash(frame: pd.DataFrame, seed: int, salt: int) -> np.ndarray:
+    """A uint64 per row from the row's values alone: the same row gets the same hash in
+    any batch, on any machine, so identical rows always land on the same side."""
+    key = f"{salt:02d}{seed % 10**14:014d}"  # pandas wants a 16-character key
+    return pd.util.hash_pandas_object(frame, index=False, hash_key=key).to_numpy()
+
+
+def unit_interval(hashes: np.ndarray) -> np.ndarray:
+    """Hashes spread uniformly over [0, 1)."""
+    return (hashes >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+class BottomSample:
+    """The `size` rows with the smallest sampling key seen so far: a uniform sample that
+    does not depend on batch size or order, and whose union with another such sample,
+    cut back to `size`, is the sample of both tables together."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._parts: list[pd.DataFrame] = []
+        self._held = 0
+
+    def add(self, rows: pd.DataFrame, keys: np.ndarray, positions: np.ndarray) -> None:
+        if rows.empty:
+            return
+        self._parts.append(rows.assign(_key=keys, _position=positions))
+        self._held += len(rows)
+        if self._held > 2 * self.size:
+            self._parts = [self._cut(pd.concat(self._parts, ignore_index=True))]
+            self._held = len(self._parts[0])
+
+    def _cut(self, rows: pd.DataFrame) -> pd.DataFrame:
+        return rows.nsmallest(self.size, "_key", keep="first") if len(rows) > self.size else rows
+
+    def merged_with(self, others: Iterable[BottomSample]) -> BottomSample:
+        union = BottomSample(self.size)
+        union._parts = [p for s in (self, *others) for p in s._parts]
+        union._held = sum(len(p) for p in union._parts)
+        return union
+
+    def frame(self) -> pd.DataFrame:
+        """The sample in table order (it is the whole table when the table is small)."""
+        if not self._parts:
+            return pd.DataFrame()
+        rows = self._cut(pd.concat(self._parts, ignore_index=True))
+        return (
+            rows.sort_values("_position").drop(columns=["_key", "_position"]).reset_index(drop=True)
+        )
+
+
+@contextlib.contextmanager
+def parquet_sinks(paths: list[str | Path], schema: pa.Schema) -> Iterator[list[pq.ParquetWriter]]:
+    """One Parquet writer per path, each batch written a row group, every file moved into
+    place only when the block ends without error: a failure part-way leaves the previous
+    files, never half of new ones."""
+    with contextlib.ExitStack() as stack:
+        temporary = [stack.enter_context(atomic_path(p)) for p in paths]
+        writers = [pq.ParquetWriter(t, schema) for t in temporary]
+        try:
+            yield writers
+        finally:
+            for writer in writers:
+                writer.close()
