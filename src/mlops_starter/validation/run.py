@@ -65,59 +65,91 @@ def _describe_failure(
 
 def run_suite(frame: pd.DataFrame, expectations: list[dict[str, Any]]) -> ValidationReport:
     """Run `expectations` (GX JSON form) against `frame` with an in-memory GX context."""
-    import great_expectations as gx  # slow import: only the validating stage pays for it
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    # GX 1.x cannot match pandas 3's `str` (or `category`) dtype in a type list; object it can.
-    frame = frame.astype({c: object for c in frame.columns if type_family(frame[c]) == "string"})
     # A check on a missing column only repeats "column missing" with a worse message: skip it.
-    runnable = [
+    runnable = runnable_on(expectations, list(frame.columns))
+    results = SuiteRunner(runnable).run(frame)
+    checks = [make_check(e, *results[i]) for i, e in enumerate(runnable)]
+    return ValidationReport(
+        success=all(c["success"] for c in checks),
+        checks=checks,
+        skipped=len(expectations) - len(runnable),
+    )
+
+
+def runnable_on(expectations: list[dict[str, Any]], columns: list[str]) -> list[dict[str, Any]]:
+    """The expectations whose column exists (or that check for it, or for the table)."""
+    return [
         e
         for e in expectations
-        if e["type"] == "expect_column_to_exist"
-        or e["kwargs"].get("column") in (None, *frame.columns)
+        if e["type"] == "expect_column_to_exist" or e["kwargs"].get("column") in (None, *columns)
     ]
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    batch = (
-        context.data_sources.add_pandas("table")
-        .add_dataframe_asset("table")
-        .add_batch_definition_whole_dataframe("whole")
-    )
-    # GX does not return results in suite order; an index in `meta` pairs them up again.
-    indexed = [{**e, "meta": {**e.get("meta", {}), "index": i}} for i, e in enumerate(runnable)]
-    suite = context.suites.add(gx.ExpectationSuite(name="checks", expectations=indexed))
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name="run", data=batch, suite=suite)
-    )
-    outcome = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
 
-    results = {
-        int(r.expectation_config.meta["index"]): r for r in outcome.results if r.expectation_config
-    }
-    checks = []
-    for index, expectation in enumerate(runnable):
-        result = results[index]
-        error = (
-            (result.exception_info or {}).get("exception_message")
-            if result.exception_info
-            else None
+
+RawResult = tuple[bool, dict[str, Any], str | None]  # GX's success, result and error message
+
+
+class SuiteRunner:
+    """One GX context and suite, run on as many frames (whole tables or batches) as given."""
+
+    def __init__(self, expectations: list[dict[str, Any]]) -> None:
+        import great_expectations as gx  # slow import: only the validating stage pays for it
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        context = gx.get_context(mode="ephemeral")
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        batch = (
+            context.data_sources.add_pandas("table")
+            .add_dataframe_asset("table")
+            .add_batch_definition_whole_dataframe("whole")
         )
-        success = bool(result.success) and not error
-        check = {
-            "expectation": expectation["type"],
-            "column": expectation["kwargs"].get("column"),
-            "description": expectation["meta"].get("description"),
-            "success": success,
-            "observed": _json_safe(result.result.get("observed_value")),
-            "unexpected_count": result.result.get("unexpected_count"),
-            "unexpected_sample": _json_safe(
-                result.result.get("partial_unexpected_list", [])[:SAMPLE_VALUES]
-            ),
-        }
-        check["message"] = "" if success else _describe_failure(expectation, result.result, error)
-        checks.append(check)
-    skipped = len(expectations) - len(runnable)
-    return ValidationReport(
-        success=all(c["success"] for c in checks), checks=checks, skipped=skipped
-    )
+        # GX does not return results in suite order; an index in `meta` pairs them up again.
+        indexed = [
+            {**e, "meta": {**e.get("meta", {}), "index": i}} for i, e in enumerate(expectations)
+        ]
+        suite = context.suites.add(gx.ExpectationSuite(name="checks", expectations=indexed))
+        self.definition = context.validation_definitions.add(
+            gx.ValidationDefinition(name="run", data=batch, suite=suite)
+        )
+
+    def run(self, frame: pd.DataFrame) -> dict[int, RawResult]:
+        # GX 1.x cannot match pandas 3's `str` (or `category`) dtype in a type list; object it can.
+        frame = frame.astype(
+            {c: object for c in frame.columns if type_family(frame[c]) == "string"}
+        )
+        outcome = self.definition.run(
+            batch_parameters={"dataframe": frame}, result_format="SUMMARY"
+        )
+        raw = {}
+        for result in outcome.results:
+            if not result.expectation_config:
+                continue
+            error = (
+                (result.exception_info or {}).get("exception_message")
+                if result.exception_info
+                else None
+            )
+            raw[int(result.expectation_config.meta["index"])] = (
+                bool(result.success),
+                dict(result.result),
+                error,
+            )
+        return raw
+
+
+def make_check(
+    expectation: dict[str, Any], success: bool, result: dict[str, Any], error: str | None
+) -> dict[str, Any]:
+    """One entry of the report: the verdict, what was observed and, on failure, a message
+    naming the column with sample offending values."""
+    success = success and not error
+    check = {
+        "expectation": expectation["type"],
+        "column": expectation["kwargs"].get("column"),
+        "description": expectation["meta"].get("description"),
+        "success": success,
+        "observed": _json_safe(result.get("observed_value")),
+        "unexpected_count": result.get("unexpected_count"),
+        "unexpected_sample": _json_safe(result.get("partial_unexpected_list", [])[:SAMPLE_VALUES]),
+    }
+    check["message"] = "" if success else _describe_failure(expectation, result, error)
+    return check

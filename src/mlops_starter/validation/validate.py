@@ -16,6 +16,11 @@ from mlops_starter.validation.suite import config_expectations
 
 def validate_table(frame: pd.DataFrame, cfg: Config) -> ValidationReport:
     """Every expectation for `frame`: those from params.yaml, then the suite file's, if any."""
+    return run_suite(frame, table_expectations(cfg))
+
+
+def table_expectations(cfg: Config) -> list[dict]:
+    """The checks params.yaml implies, then the suite file's, if any."""
     checks = cfg.validate_
     expectations = config_expectations(
         cfg.data.target,
@@ -38,4 +43,4 @@ def validate_table(frame: pd.DataFrame, cfg: Config) -> ValidationReport:
         logging.getLogger("validate").warning(
             "validate.suite is null: only the checks from params.yaml run"
         )
-    return run_suite(frame, expectations)
+    return expectations
