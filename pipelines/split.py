@@ -9,11 +9,15 @@ from mlops_starter.errors import LeakageError
 from mlops_starter.runner import stage
 from mlops_starter.storage import write_json, write_parquet
 from mlops_starter.training.split import split_table
+from mlops_starter.training.split_streaming import split_streaming
 
 
 @stage("split")
 def main() -> None:
     cfg = Config.from_yaml()
+    if cfg.scale.mode != "in_memory":
+        split_streaming(cfg)
+        return
     outcome = split_table(pd.read_parquet(cfg.paths.raw), cfg)
     write_json(Path(cfg.paths.reports) / "leakage.json", outcome.report)
     if outcome.failed:

@@ -43,6 +43,60 @@ def single_feature_auc(feature: pd.Series, y: pd.Series) -> float:
     return max(auc, 1.0 - auc)
 
 
+def id_overlap_check(shared: int, examples: list[Any]) -> AuditCheck:
+    return AuditCheck(
+        "id_overlap",
+        not shared,
+        f"{shared} ids in both train and test" + (f", e.g. {examples[:5]}" if examples else ""),
+        shared,
+    )
+
+
+def shared_rows_check(shared_rows: int, max_shared_feature_rows: int, strategy: str) -> AuditCheck:
+    detail = (
+        f"{shared_rows} test rows have a feature row identical to a train row "
+        f"(allowed: {max_shared_feature_rows}, leakage.max_shared_feature_rows)"
+    )
+    if shared_rows > max_shared_feature_rows and strategy != "stratified":
+        detail += (
+            f"; split.strategy '{strategy}' cannot keep identical rows on one side as "
+            "'stratified' does: raise leakage.max_shared_feature_rows if they are distinct cases"
+        )
+    return AuditCheck(
+        "shared_feature_rows", shared_rows <= max_shared_feature_rows, detail, shared_rows
+    )
+
+
+def time_order_check(latest_train: Any, earliest_test: Any) -> AuditCheck:
+    return AuditCheck(
+        "time_order",
+        bool(latest_train < earliest_test),
+        f"latest train time {latest_train}, earliest test time {earliest_test}",
+        str(earliest_test - latest_train),
+    )
+
+
+def target_leak_check(
+    train: pd.DataFrame,
+    y_train: pd.Series,
+    features: list[str],
+    max_single_feature_auc: float,
+    allowed_features: list[str],
+) -> AuditCheck:
+    aucs = {column: round(single_feature_auc(train[column], y_train), 4) for column in features}
+    suspects = {
+        c: a for c, a in aucs.items() if a > max_single_feature_auc and c not in allowed_features
+    }
+    waived = {c: a for c, a in aucs.items() if a > max_single_feature_auc and c in allowed_features}
+    detail = (
+        f"features whose own ROC-AUC on train exceeds {max_single_feature_auc} "
+        f"(leakage.max_single_feature_auc): {suspects or 'none'}"
+    )
+    if waived:
+        detail += f"; allowed by leakage.allowed_features: {waived}"
+    return AuditCheck("target_leak_suspects", not suspects, detail, aucs)
+
+
 def audit_leakage(
     train: pd.DataFrame,
     test: pd.DataFrame,
@@ -59,52 +113,14 @@ def audit_leakage(
     checks = []
     if id_column:
         shared = sorted(set(train[id_column]) & set(test[id_column]))
-        checks.append(
-            AuditCheck(
-                "id_overlap",
-                not shared,
-                f"{len(shared)} ids in both train and test"
-                + (f", e.g. {shared[:5]}" if shared else ""),
-                len(shared),
-            )
-        )
+        checks.append(id_overlap_check(len(shared), shared))
     train_rows = pd.util.hash_pandas_object(train[features], index=False)
     test_rows = pd.util.hash_pandas_object(test[features], index=False)
     shared_rows = int(test_rows.isin(set(train_rows)).sum())
-    detail = (
-        f"{shared_rows} test rows have a feature row identical to a train row "
-        f"(allowed: {max_shared_feature_rows}, leakage.max_shared_feature_rows)"
-    )
-    if shared_rows > max_shared_feature_rows and strategy != "stratified":
-        detail += (
-            f"; split.strategy '{strategy}' cannot keep identical rows on one side as "
-            "'stratified' does: raise leakage.max_shared_feature_rows if they are distinct cases"
-        )
-    checks.append(
-        AuditCheck(
-            "shared_feature_rows", shared_rows <= max_shared_feature_rows, detail, shared_rows
-        )
-    )
+    checks.append(shared_rows_check(shared_rows, max_shared_feature_rows, strategy))
     if strategy == "time" and time_column:
-        latest_train, earliest_test = train[time_column].max(), test[time_column].min()
-        checks.append(
-            AuditCheck(
-                "time_order",
-                bool(latest_train < earliest_test),
-                f"latest train time {latest_train}, earliest test time {earliest_test}",
-                str(earliest_test - latest_train),
-            )
-        )
-    aucs = {column: round(single_feature_auc(train[column], y_train), 4) for column in features}
-    suspects = {
-        c: a for c, a in aucs.items() if a > max_single_feature_auc and c not in allowed_features
-    }
-    waived = {c: a for c, a in aucs.items() if a > max_single_feature_auc and c in allowed_features}
-    detail = (
-        f"features whose own ROC-AUC on train exceeds {max_single_feature_auc} "
-        f"(leakage.max_single_feature_auc): {suspects or 'none'}"
+        checks.append(time_order_check(train[time_column].max(), test[time_column].min()))
+    checks.append(
+        target_leak_check(train, y_train, features, max_single_feature_auc, allowed_features)
     )
-    if waived:
-        detail += f"; allowed by leakage.allowed_features: {waived}"
-    checks.append(AuditCheck("target_leak_suspects", not suspects, detail, aucs))
     return checks
