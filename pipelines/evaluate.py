@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from mlops_starter.config import Config
-from mlops_starter.evaluation.evaluate import evaluate
+from mlops_starter.evaluation.evaluate import evaluate, evaluate_streaming
 from mlops_starter.lineage import training_run
 from mlops_starter.runner import stage
 from mlops_starter.storage import load_model, read_json, write_csv, write_json, write_parquet
@@ -19,8 +19,11 @@ def main() -> None:
     model_dir = Path(cfg.paths.model_dir)
     run = training_run(model_dir / "model.skops", cfg.mlflow.experiment)
     model = load_model(model_dir / "model.skops")
-    test = pd.read_parquet(cfg.paths.test)
-    result = evaluate(model, read_json(model_dir / "model.json"), test, cfg, run.info.run_id)
+    info = read_json(model_dir / "model.json")
+    if cfg.scale.mode == "in_memory":
+        result = evaluate(model, info, pd.read_parquet(cfg.paths.test), cfg, run.info.run_id)
+    else:
+        result = evaluate_streaming(model, info, cfg, run.info.run_id)
     write_json(Path(cfg.paths.metrics) / "test.json", result.metrics)
     for name, table in result.tables.items():
         write_csv(Path(cfg.paths.plots) / f"{name}.csv", table)

@@ -4,8 +4,6 @@ fail the stage: `mlops gate` does."""
 
 from pathlib import Path
 
-import pandas as pd
-
 from mlops_starter.config import Config
 from mlops_starter.lineage import stamp, training_run
 from mlops_starter.registry.model_card import CardInputs
@@ -19,8 +17,7 @@ def main() -> None:
     cfg = Config.from_yaml()
     model_dir, reports = Path(cfg.paths.model_dir), Path(cfg.paths.reports)
     run = training_run(model_dir / "model.skops", cfg.mlflow.experiment)
-    test = pd.read_parquet(cfg.paths.test)
-    report, markdown, card = register(run, CardInputs.read(cfg), test, cfg)
+    report, markdown, card = register(run, CardInputs.read(cfg), cfg)
     write_json(reports / "gate.json", report)
     write_text(reports / "gate.md", markdown)
     write_text(reports / "model_card.md", card)

@@ -13,7 +13,16 @@ from mlops_starter.training.train import train
 @stage("train")
 def main() -> None:
     cfg = Config.from_yaml()
-    outcome = train(pd.read_parquet(cfg.paths.train), cfg)
+    if cfg.scale.mode == "streaming":
+        from mlops_starter.training.train_streaming import train_streaming
+
+        outcome = train_streaming(cfg)
+    elif cfg.scale.mode == "dask":
+        from mlops_starter.training.train_dask import train_dask
+
+        outcome = train_dask(cfg)
+    else:
+        outcome = train(pd.read_parquet(cfg.paths.train), cfg)
     model_dir = Path(cfg.paths.model_dir)
     write_bytes(model_dir / "model.skops", outcome.model_file)
     write_json(model_dir / "model.json", outcome.model_info)

@@ -11,11 +11,19 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 
 from mlops_starter.config import Config
+from mlops_starter.data.batches import (
+    SAMPLE_SALT,
+    BottomSample,
+    iter_parquet,
+    stable_hash,
+    unit_interval,
+)
 from mlops_starter.data.profile import score_profile
-from mlops_starter.data.schema import FeatureSchema, target_of
+from mlops_starter.data.schema import FeatureSchema, batch_target, target_of
 from mlops_starter.evaluation.metrics import (
     calibration_metrics,
     classification_metrics,
@@ -46,26 +54,80 @@ def evaluate(
     schema = FeatureSchema(**model_info["feature_schema"])
     X = test[schema.columns]
     proba = model.predict_proba(X)[:, 1]
+    ids = test[cfg.data.id_column].to_numpy() if cfg.data.id_column else None
+    return report_evaluation(model, model_info, cfg, run_id, TestScores(y, proba, ids), X)
+
+
+@dataclass(frozen=True)
+class TestScores:
+    y: np.ndarray
+    proba: np.ndarray
+    ids: np.ndarray | None
+
+
+def evaluate_streaming(
+    model: Any, model_info: dict[str, Any], cfg: Config, run_id: str
+) -> Evaluation:
+    """`evaluate` for tables past memory: the test set is scored batch by batch (the
+    metrics and curves use every row); importance and slices, which reshuffle and
+    regroup rows, use a deterministic sample of `scale.sample_rows` of them."""
+    schema = FeatureSchema(**model_info["feature_schema"])
+    ys, probas, ids = [], [], []
+    sample = BottomSample(cfg.scale.sample_rows)
+    position = 0
+    for frame in iter_parquet(cfg.paths.test, cfg.scale.batch_rows):
+        X = frame[schema.columns]
+        ys.append(batch_target(frame, cfg.data))
+        probas.append(model.predict_proba(X)[:, 1])
+        if cfg.data.id_column:
+            ids.append(frame[cfg.data.id_column].to_numpy())
+        keys = unit_interval(stable_hash(X, cfg.train.seed, SAMPLE_SALT))
+        sample.add(
+            X.assign(_y=ys[-1], _proba=probas[-1]), keys, np.arange(position, position + len(X))
+        )
+        position += len(X)
+    rows = sample.frame()
+    scores = TestScores(
+        np.concatenate(ys).astype(int), np.concatenate(probas), np.concatenate(ids) if ids else None
+    )
+    sampled = TestScores(rows.pop("_y").to_numpy(int), rows.pop("_proba").to_numpy(), None)
+    return report_evaluation(model, model_info, cfg, run_id, scores, rows, sampled)
+
+
+def report_evaluation(
+    model: Any,
+    model_info: dict[str, Any],
+    cfg: Config,
+    run_id: str,
+    test: TestScores,
+    X: pd.DataFrame,
+    sampled: TestScores | None = None,
+) -> Evaluation:
+    """Metrics and curves from every test row's score; importance and slices from the
+    rows in `X` (all of them, or the `sampled` ones with their own scores)."""
+    schema = FeatureSchema(**model_info["feature_schema"])
+    y, proba = test.y, test.proba
     scores = pd.DataFrame({"actual": y, "probability": proba})
-    if cfg.data.id_column:
-        scores.insert(0, cfg.data.id_column, test[cfg.data.id_column].to_numpy())
+    if test.ids is not None:
+        scores.insert(0, cfg.data.id_column, test.ids)
+    on_rows = test if sampled is None else sampled
     threshold = model_info["threshold"]
     metrics = {
         "model": model_info["winner"],
-        "rows": len(test),
+        "rows": len(y),
         "positive_rate": float(y.mean()),
         **classification_metrics(y, proba, threshold),
         **calibration_metrics(y, proba, model_info["train_positive_rate"]),
     }
     settings = cfg.evaluate
     importance = feature_importance(
-        model, X, y, cfg.train.primary_metric, settings.importance_repeats, cfg.train.seed
+        model, X, on_rows.y, cfg.train.primary_metric, settings.importance_repeats, cfg.train.seed
     )
     top_numeric = [f for f in importance["feature"] if f in schema.numeric]
     slices = slice_metrics(
         X,
-        y,
-        proba,
+        on_rows.y,
+        on_rows.proba,
         threshold,
         schema.categorical,
         top_numeric[: settings.slices.numeric_features],
@@ -82,6 +144,8 @@ def evaluate(
             slices["overall"][metric],
             weak["rows"],
         )
+    if sampled is not None:
+        slices["sampled_rows"] = len(X)
     if slices["worst"] is not None:
         metrics[f"worst_slice_{settings.slices.metric}"] = slices["worst"][settings.slices.metric]
     tables = curve_tables(y, proba, threshold) | {

@@ -15,12 +15,11 @@ from typing import Any
 
 import mlflow
 import numpy as np
-import pandas as pd
 from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
 
 from mlops_starter.config import Config
-from mlops_starter.data.schema import target_of
+from mlops_starter.data.batches import iter_parquet, parquet_columns
 from mlops_starter.lineage import MODEL_URI_TAG
 from mlops_starter.registry.gate import (
     GateCheck,
@@ -39,13 +38,14 @@ def compare_with_champion(
     cfg: Config,
     registry: Registry,
     champion: ModelVersion,
-    test: pd.DataFrame,
+    y: np.ndarray,
     challenger_proba: np.ndarray,
 ) -> GateCheck:
-    """Score the champion on the same test rows and bootstrap the difference."""
+    """Score the champion on the same test rows, read in batches of `scale.batch_rows`
+    (only the columns it needs), and bootstrap the difference."""
     model = mlflow.pyfunc.load_model(f"models:/{registry.name}/{champion.version}")
     columns = model.metadata.get_input_schema().input_names()
-    if missing := sorted(set(columns) - set(test.columns)):
+    if missing := sorted(set(columns) - set(parquet_columns(cfg.paths.test))):
         return GateCheck(
             f"not_worse_than_champion_{cfg.gate.compare_metric}",
             None,
@@ -53,8 +53,12 @@ def compare_with_champion(
             False,
             f"champion version {champion.version} needs columns missing from the test set: {missing}",
         )
-    champion_proba = model.predict(test[columns])[:, 1]
-    y = target_of(test, cfg.data).to_numpy()
+    champion_proba = np.concatenate(
+        [
+            model.predict(batch)[:, 1]
+            for batch in iter_parquet(cfg.paths.test, cfg.scale.batch_rows, columns)
+        ]
+    )
     result = paired_bootstrap(
         y,
         challenger_proba,
@@ -67,9 +71,7 @@ def compare_with_champion(
     return champion_check(result, cfg.gate.max_regression)
 
 
-def register(
-    run: Run, inputs: CardInputs, test: pd.DataFrame, cfg: Config
-) -> tuple[dict[str, Any], str, str]:
+def register(run: Run, inputs: CardInputs, cfg: Config) -> tuple[dict[str, Any], str, str]:
     """Gate the model that training `run` logged, register it with its model card and
     (first time) promote it; return the gate report, its Markdown and the card. All three
     name this machine's registry version."""
@@ -82,7 +84,9 @@ def register(
         checks.append(worst_slice_check(inputs.slices, cfg.gate.min_worst_slice))
     champion = registry.champion()
     if champion is not None:
-        checks.append(compare_with_champion(cfg, registry, champion, test, inputs.proba_test))
+        checks.append(
+            compare_with_champion(cfg, registry, champion, inputs.y_test, inputs.proba_test)
+        )
     passed = all(c.passed for c in checks)
 
     run_id = run.info.run_id

@@ -21,6 +21,7 @@ from packaging.utils import canonicalize_name
 from ruamel.yaml import YAML
 
 from mlops_starter.config import Config, ServeConfig
+from mlops_starter.data.batches import iter_parquet
 from mlops_starter.errors import PipelineError
 from mlops_starter.registry.model_registry import GATE_TAG, REGISTRATION_TAG, Registry
 from mlops_starter.serving.scorer import build_scorer
@@ -149,7 +150,9 @@ def package_gated_version(run_id: str, cfg: Config) -> dict[str, Any]:
         failed = version.tags.get("gate.failed_checks", "unknown").split(",")
         log.warning("version %s failed the gate (%s): no bento built", version.version, failed)
         return {"built": False, "version": str(version.version), "failed_checks": failed}
-    model_tag = import_version(registry, version, pd.read_parquet(cfg.paths.test))
+    # The scorer's check: the test set, or its first scale.sample_rows rows when it is large.
+    check_rows = next(iter_parquet(cfg.paths.test, cfg.scale.sample_rows))
+    model_tag = import_version(registry, version, check_rows)
     bento = build_bento(model_tag, cfg.serve)
     log.info("built bento %s of %s version %s", bento.tag, registry.name, version.version)
     return {

@@ -111,19 +111,42 @@ def cross_validate(
         oof[valid_rows] = model.predict_proba(X.iloc[valid_rows])[:, 1]
         on_fold()
     elapsed = time.perf_counter() - started
+    return summarize_oof(
+        name,
+        params,
+        oof,
+        y_array,
+        [valid for _, valid in folds],
+        fbeta,
+        calibration,
+        elapsed,
+        searches,
+    )
+
+
+def summarize_oof(
+    name: str,
+    params: dict[str, Any],
+    oof: np.ndarray,
+    y: np.ndarray,
+    valid_rows: list[np.ndarray],
+    fbeta: float,
+    calibration: str,
+    elapsed: float,
+    searches: list[SearchResult] | None = None,
+) -> CandidateResult:
+    """Calibrate the out-of-fold probabilities `oof` (NaN where no fold scored a row), tune
+    the threshold on them and score each fold's `valid_rows` at that shared threshold."""
     scored = ~np.isnan(oof)  # time-series folds never score the earliest block
     proba = oof.copy()
     mapping = None
     if calibration != "none":
-        mapping = CalibrationMap.fit(oof[scored], y_array[scored], calibration)
+        mapping = CalibrationMap.fit(oof[scored], y[scored], calibration)
         proba[scored] = mapping.apply(oof[scored])
-    threshold, best_fbeta = tune_threshold(y_array[scored], proba[scored], fbeta)
-    fold_metrics = [
-        classification_metrics(y_array[valid_rows], proba[valid_rows], threshold)
-        for _, valid_rows in folds
-    ]
+    threshold, best_fbeta = tune_threshold(y[scored], proba[scored], fbeta)
+    fold_metrics = [classification_metrics(y[rows], proba[rows], threshold) for rows in valid_rows]
     return CandidateResult(
-        name, params, fold_metrics, oof, threshold, best_fbeta, elapsed, mapping, searches
+        name, params, fold_metrics, oof, threshold, best_fbeta, elapsed, mapping, searches or []
     )
 
 

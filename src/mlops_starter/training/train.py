@@ -158,13 +158,7 @@ def train(frame: pd.DataFrame, cfg: Config) -> TrainOutcome:
     )
     folds = cv_folds(y, settings.cv_folds, settings.seed, cfg.split.strategy, groups)
     candidates = build_candidates(cfg, schema)
-    lineage = {
-        **tracking.git_state(),
-        **tracking.library_versions(),
-        "data.train_md5": file_md5(cfg.paths.train),
-        "data.raw_md5": file_md5(cfg.paths.raw),
-        "data.source": cfg.data.source,
-    }
+    lineage = training_lineage(cfg)
     with tracking.start_run(cfg.mlflow.experiment, "train", lineage) as train_run:
         shared = {
             "cv_folds": settings.cv_folds,
@@ -203,39 +197,9 @@ def train(frame: pd.DataFrame, cfg: Config) -> TrainOutcome:
             tracking.log_search(final_search, winner.name, train_run)
             mlflow.log_metric(f"search_best_{settings.primary_metric}", final_search.best_score)
         model = calibrated(clone(final_pipeline).fit(X, y), winner)
-        mlflow.set_tags({"winner": winner.name, "primary_metric": settings.primary_metric})
-        mlflow.log_params(
-            {**shared, "winner": winner.name, "threshold_fbeta": settings.threshold_fbeta}
-        )
-        mlflow.log_metrics(winner.tracked_metrics())
-        serving = {
-            "threshold": winner.threshold,
-            "positive_label": cfg.data.positive_label,
-            "id_column": cfg.data.id_column,
-            "feature_profile": feature_profile(X, schema),
-            "data_train_md5": lineage["data.train_md5"],
-        }
-        model_uri = tracking.log_model(model, most_complete_rows(X), SKOPS_TRUSTED_TYPES, serving)
-        model_file = model_bytes(model)
-        mlflow.set_tags(
-            {
-                MODEL_MD5_TAG: hashlib.md5(model_file, usedforsecurity=False).hexdigest(),
-                MODEL_URI_TAG: model_uri,
-            }
-        )
+        model_file = track_winner(cfg, shared, winner, model, X, schema, lineage)
 
-    model_info = {
-        "winner": winner.name,
-        "params": final_params,
-        "threshold": winner.threshold,
-        "feature_schema": schema.to_dict(),
-        "columns": schema.treatment(frame, settings.max_categories),
-        "calibration": settings.calibration,
-        "train_positive_rate": float(y.mean()),
-        "train_rows": len(frame),
-        "time_span": time_span(frame, cfg.data.time_column),
-        "data_train_md5": lineage["data.train_md5"],
-    }
+    model_info = winner_info(cfg, winner, final_params, schema, frame, y, lineage)
     return TrainOutcome(
         model,
         model_file,
@@ -243,3 +207,76 @@ def train(frame: pd.DataFrame, cfg: Config) -> TrainOutcome:
         cv_summary(winner, results, settings.primary_metric, final_search),
         {r.name: round(r.fit_seconds, 2) for r in results},
     )
+
+
+def track_winner(
+    cfg: Config,
+    shared: dict[str, Any],
+    winner: CandidateResult,
+    model: Any,
+    X: pd.DataFrame,
+    schema: FeatureSchema,
+    lineage: dict[str, str],
+) -> bytes:
+    """Log the refit winner to the active MLflow run, with the serving metadata (threshold,
+    feature profile of `X`) it carries into the registry; return its model file's bytes."""
+    settings = cfg.train
+    mlflow.set_tags({"winner": winner.name, "primary_metric": settings.primary_metric})
+    mlflow.log_params(
+        {**shared, "winner": winner.name, "threshold_fbeta": settings.threshold_fbeta}
+    )
+    mlflow.log_metrics(winner.tracked_metrics())
+    serving = {
+        "threshold": winner.threshold,
+        "positive_label": cfg.data.positive_label,
+        "id_column": cfg.data.id_column,
+        "feature_profile": feature_profile(X, schema),
+        "data_train_md5": lineage["data.train_md5"],
+    }
+    model_uri = tracking.log_model(model, most_complete_rows(X), SKOPS_TRUSTED_TYPES, serving)
+    model_file = model_bytes(model)
+    mlflow.set_tags(
+        {
+            MODEL_MD5_TAG: hashlib.md5(model_file, usedforsecurity=False).hexdigest(),
+            MODEL_URI_TAG: model_uri,
+        }
+    )
+    return model_file
+
+
+def training_lineage(cfg: Config) -> dict[str, str]:
+    """What the training run records about code and data, for tracing a model back."""
+    return {
+        **tracking.git_state(),
+        **tracking.library_versions(),
+        "data.train_md5": file_md5(cfg.paths.train),
+        "data.raw_md5": file_md5(cfg.paths.raw),
+        "data.source": cfg.data.source,
+    }
+
+
+def winner_info(
+    cfg: Config,
+    winner: CandidateResult,
+    params: dict[str, Any],
+    schema: FeatureSchema,
+    frame: pd.DataFrame,
+    y: pd.Series,
+    lineage: dict[str, str],
+    rows: int | None = None,
+    span: list[str] | None = None,
+) -> dict[str, Any]:
+    """models/model.json. `frame` is the training set, or a sample of it when it was
+    streamed: then `rows` and `span` give the whole set's size and time span."""
+    return {
+        "winner": winner.name,
+        "params": params,
+        "threshold": winner.threshold,
+        "feature_schema": schema.to_dict(),
+        "columns": schema.treatment(frame, cfg.train.max_categories),
+        "calibration": cfg.train.calibration,
+        "train_positive_rate": float(y.mean()),
+        "train_rows": len(frame) if rows is None else rows,
+        "time_span": time_span(frame, cfg.data.time_column) if rows is None else span,
+        "data_train_md5": lineage["data.train_md5"],
+    }

@@ -1,0 +1,137 @@
+"""Streaming split and train on small tables in tiny batches (several per stage), with the
+in-memory mode as the oracle where both exist."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from mlops_starter.config import Config
+from mlops_starter.data.batches import BottomSample, stable_hash, unit_interval
+from mlops_starter.data.demo import generate_demo_table
+from mlops_starter.data.schema import FeatureSchema, target_of
+from mlops_starter.errors import LeakageError
+from mlops_starter.training.split_streaming import split_streaming
+from mlops_starter.training.train_streaming import train_streaming, xgboost_pipeline
+
+BATCH = 700
+
+
+def streaming_config(tmp_path, **changes) -> Config:
+    """params.yaml's settings with paths under tmp_path, streaming in batches of BATCH."""
+    raw = Config.from_yaml().model_dump(by_alias=True)
+    raw["paths"] = {k: str(tmp_path / v) for k, v in raw["paths"].items()}
+    raw["scale"] |= {"mode": "streaming", "batch_rows": BATCH}
+    raw["train"] |= {"cv_folds": 3}
+    raw["train"]["candidates"]["xgboost"] |= {"n_estimators": 60}
+    raw["validate"]["suite"] = None
+    for section, values in changes.items():
+        raw[section] |= values
+    return Config.from_dict(raw)
+
+
+def write_raw(cfg: Config, table: pd.DataFrame) -> None:
+    Path(cfg.paths.raw).parent.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(cfg.paths.raw, index=False)
+
+
+@pytest.fixture
+def mlflow_here(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+
+
+def test_bottom_sample_does_not_depend_on_batches(demo_frame):
+    keys = unit_interval(stable_hash(demo_frame, 0, 3))
+
+    def sample(batch: int) -> pd.DataFrame:
+        kept = BottomSample(500)
+        for start in range(0, len(demo_frame), batch):
+            rows = slice(start, start + batch)
+            kept.add(demo_frame.iloc[rows], keys[rows], np.arange(len(demo_frame))[rows])
+        return kept.frame()
+
+    whole = sample(len(demo_frame))
+    pd.testing.assert_frame_equal(sample(97), whole)
+    assert len(whole) == 500
+    # the union of two halves' samples is the sample of the whole
+    half = len(demo_frame) // 2
+    first, second = BottomSample(500), BottomSample(500)
+    first.add(demo_frame.iloc[:half], keys[:half], np.arange(half))
+    second.add(demo_frame.iloc[half:], keys[half:], np.arange(half, len(demo_frame)))
+    pd.testing.assert_frame_equal(first.merged_with([second]).frame(), whole)
+
+
+def test_streaming_split_keeps_duplicates_together_in_row_groups(tmp_path):
+    cfg = streaming_config(tmp_path)
+    table = generate_demo_table(4000, seed=3)
+    copies = table.iloc[:300].copy()
+    copies["customer_id"] = [f"copy-{i}" for i in range(300)]  # same features, other ids
+    write_raw(cfg, pd.concat([table, copies], ignore_index=True))
+    split_streaming(cfg)
+    train, test = pd.read_parquet(cfg.paths.train), pd.read_parquet(cfg.paths.test)
+    assert len(train) + len(test) == 4300
+    assert pq.ParquetFile(cfg.paths.train).num_row_groups > 3  # written batch by batch
+    features = [c for c in table.columns if c not in cfg.non_feature_columns]
+    shared = set(pd.util.hash_pandas_object(train[features], index=False)) & set(
+        pd.util.hash_pandas_object(test[features], index=False)
+    )
+    assert not shared
+    report = json.loads((tmp_path / "reports" / "leakage.json").read_text())
+    assert report["passed"] and report["duplicates"]["duplicate_groups"] == 300
+    # stratified in expectation: each class goes to test at about test_size
+    assert abs(len(test) / 4300 - cfg.split.test_size) < 0.03
+
+
+def test_streaming_split_writes_nothing_when_the_audit_fails(tmp_path):
+    cfg = streaming_config(tmp_path)
+    table = generate_demo_table(3000, seed=4)
+    table["closure_code"] = np.where(table["churned"] == "yes", "C-17", "none")
+    write_raw(cfg, table)
+    with pytest.raises(LeakageError, match="closure_code"):
+        split_streaming(cfg)
+    assert not (tmp_path / cfg.paths.train).exists()
+    report = json.loads((tmp_path / "reports" / "leakage.json").read_text())
+    assert not report["passed"]
+
+
+def test_streaming_time_split_puts_test_strictly_later(tmp_path):
+    cfg = streaming_config(tmp_path, split={"strategy": "time"})
+    write_raw(cfg, generate_demo_table(3000, seed=5))
+    split_streaming(cfg)
+    train, test = pd.read_parquet(cfg.paths.train), pd.read_parquet(cfg.paths.test)
+    assert train["signup_date"].max() < test["signup_date"].min()
+
+
+def test_streaming_train_matches_in_memory_pipeline(tmp_path, mlflow_here):
+    cfg = streaming_config(tmp_path)
+    write_raw(cfg, generate_demo_table(5000, seed=6))
+    split_streaming(cfg)
+    outcome = train_streaming(cfg)
+    test = pd.read_parquet(cfg.paths.test)
+    y = target_of(test, cfg.data)
+    streamed = roc_auc_score(y, outcome.model.predict_proba(test)[:, 1])
+    # the oracle: the same pipeline fitted in memory on the same training rows
+    train = pd.read_parquet(cfg.paths.train)
+    schema = FeatureSchema(**outcome.model_info["feature_schema"])
+    oracle = xgboost_pipeline(cfg, schema).fit(train[schema.columns], target_of(train, cfg.data))
+    in_memory = roc_auc_score(y, oracle.predict_proba(test)[:, 1])
+    assert abs(streamed - in_memory) < 0.01
+    assert outcome.model_info["scale"]["mode"] == "streaming"
+    assert set(outcome.cv_metrics["skipped"]) == {"logistic_regression", "random_forest"}
+    assert outcome.cv_metrics["cv_roc_auc"] > 0.7
+
+
+def test_streaming_cv_scores_shuffled_labels_at_chance(tmp_path, mlflow_here):
+    """The leak-free guarantee: with per-fold statistics and hash folds, labels that carry
+    no signal score at chance out of fold."""
+    cfg = streaming_config(tmp_path, train={"calibration": "none"})
+    table = generate_demo_table(5000, seed=8)
+    table["churned"] = np.random.default_rng(0).permutation(table["churned"].to_numpy())
+    write_raw(cfg, table)
+    split_streaming(cfg)
+    outcome = train_streaming(cfg)
+    assert abs(outcome.cv_metrics["cv_roc_auc"] - 0.5) < 0.05
