@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import deep_update
 
 from mlops_starter.config import Config
 from mlops_starter.errors import ConfigError
@@ -76,3 +77,20 @@ def test_unquoted_yes_label_stays_a_string_as_dvc_writes_it(tmp_path):
     assert "positive_label: yes" in text
     (tmp_path / "params.yaml").write_text(text)
     assert Config.from_yaml(tmp_path / "params.yaml").data.positive_label == "yes"
+
+
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        ({"train": {"tuning": {"enabled": True}}}, "train.tuning"),
+        ({"train": {"resampling": "smote"}}, "train.resampling"),
+        ({"train": {"candidates": {"xgboost": {"enabled": False}}}}, "xgboost"),
+    ],
+)
+def test_streaming_refuses_what_needs_every_row_by_name(change, named):
+    raw = Config.from_yaml().model_dump(by_alias=True)
+    raw["scale"]["mode"] = "streaming"
+    for section, values in change.items():
+        deep_update(raw[section], values)
+    with pytest.raises(ConfigError, match=named):
+        Config.from_dict(raw)

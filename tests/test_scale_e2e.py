@@ -35,7 +35,7 @@ def test_every_stage_runs_in_batches_to_a_gated_bento(streamed):
 
 
 def test_dask_mode_trains_on_a_local_cluster(streamed):
-    streamed.set_params({"scale": {"mode": "dask"}})
+    streamed.set_params({"scale": {"mode": "dask"}, "train": {"cv_folds": 2}})
     done = streamed.run("dvc", "repro", "train", timeout=900)
     assert "LocalCluster" in done.stderr + done.stdout
     info = streamed.read_json("models/model.json")

@@ -129,7 +129,7 @@ def test_streaming_cv_scores_shuffled_labels_at_chance(tmp_path, mlflow_here):
     """The leak-free guarantee: with per-fold statistics and hash folds, labels that carry
     no signal score at chance out of fold."""
     cfg = streaming_config(tmp_path, train={"calibration": "none"})
-    table = generate_demo_table(5000, seed=8)
+    table = generate_demo_table(3000, seed=8)
     table["churned"] = np.random.default_rng(0).permutation(table["churned"].to_numpy())
     write_raw(cfg, table)
     split_streaming(cfg)
