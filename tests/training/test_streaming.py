@@ -26,8 +26,8 @@ def streaming_config(tmp_path, **changes) -> Config:
     raw = Config.from_yaml().model_dump(by_alias=True)
     raw["paths"] = {k: str(tmp_path / v) for k, v in raw["paths"].items()}
     raw["scale"] |= {"mode": "streaming", "batch_rows": BATCH}
-    raw["train"] |= {"cv_folds": 3}
-    raw["train"]["candidates"]["xgboost"] |= {"n_estimators": 60}
+    raw["train"] |= {"cv_folds": 2}
+    raw["train"]["candidates"]["xgboost"] |= {"n_estimators": 40}
     raw["validate"]["suite"] = None
     for section, values in changes.items():
         raw[section] |= values

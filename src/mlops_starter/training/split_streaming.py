@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -75,7 +76,7 @@ def split_streaming(cfg: Config) -> None:
     row_hashes: list[list[np.ndarray]] = [[], []]
     id_hashes: list[list[np.ndarray]] = [[], []]
     labels: list[list[np.ndarray]] = [[], []]
-    time_range: list[list[object]] = [[], []]
+    time_range: list[list[Any]] = [[], []]
     train_sample = BottomSample(cfg.scale.sample_rows)
     position = 0
     arrow_schema = pq.ParquetFile(cfg.paths.raw).schema_arrow
@@ -117,7 +118,8 @@ def split_streaming(cfg: Config) -> None:
         hashes = [np.concatenate(side) for side in row_hashes]
         checks = []
         if data.id_column:
-            shared_ids = np.intersect1d(*(np.concatenate(side) for side in id_hashes))
+            train_ids, test_ids = (np.concatenate(side) for side in id_hashes)
+            shared_ids = np.intersect1d(train_ids, test_ids)
             checks.append(id_overlap_check(len(shared_ids), []))
         shared_rows = int(np.isin(hashes[1], hashes[0]).sum())
         checks.append(shared_rows_check(shared_rows, cfg.leakage.max_shared_feature_rows, strategy))

@@ -88,7 +88,10 @@ def train_dask(cfg: Config) -> TrainOutcome:
             width = len(preprocessor.get_feature_names_out())
             table = dd.read_parquet(cfg.paths.train)
             meta = pd.DataFrame(
-                {**{f"f{i}": np.float32([]) for i in range(width)}, "label": np.int8([])}
+                {
+                    **{f"f{i}": np.array([], np.float32) for i in range(width)},
+                    "label": np.array([], np.int8),
+                }
             )
             prepared = table.map_partitions(
                 _fold_partition, cfg, blocks, chosen, preprocessor, width, meta=meta

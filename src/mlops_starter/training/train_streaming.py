@@ -19,7 +19,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -56,10 +56,10 @@ CANNOT_STREAM = "cannot train from batches (needs every training row in memory):
 
 @dataclass
 class Fold:
-    """Training blocks and the block it validates (None: the final refit, on all blocks)."""
+    """Training blocks and the block they are validated on."""
 
     train_blocks: list[int]
-    valid_block: int | None
+    valid_block: int
 
 
 @dataclass
@@ -70,9 +70,7 @@ class TrainingScan:
     y: np.ndarray
     block: np.ndarray
     samples: list[BottomSample]
-    time_edges: np.ndarray | None = None  # block boundaries of a time split
     time_span: list[str] | None = None
-    columns: list[str] = field(default_factory=list)
 
     def sample(self, blocks: list[int]) -> pd.DataFrame:
         first, *rest = (self.samples[b] for b in blocks)
@@ -111,8 +109,9 @@ def time_block_edges(cfg: Config) -> np.ndarray | None:
     if cfg.split.strategy != "time":
         return None
     column = cfg.data.time_column
-    times = pd.concat(
-        frame[column] for frame in iter_parquet(cfg.paths.train, cfg.scale.batch_rows, [column])
+    assert column  # the config requires it for a time split
+    times: pd.Series = pd.concat(
+        [frame[column] for frame in iter_parquet(cfg.paths.train, cfg.scale.batch_rows, [column])]
     )
     quantiles = np.linspace(0, 1, cfg.train.cv_folds + 2)[1:-1]
     return np.asarray(times.quantile(quantiles).to_numpy(), dtype=times.to_numpy().dtype)
@@ -139,14 +138,7 @@ def scan_training_rows(cfg: Config, blocks: RowBlocks) -> TrainingScan:
             low.append(frame[cfg.data.time_column].min())
             high.append(frame[cfg.data.time_column].max())
     span = [str(min(low)), str(max(high))] if low else None
-    return TrainingScan(
-        np.concatenate(labels),
-        np.concatenate(block_ids),
-        samples,
-        blocks.time_edges,
-        span,
-        parquet_columns(cfg.paths.train),
-    )
+    return TrainingScan(np.concatenate(labels), np.concatenate(block_ids), samples, span)
 
 
 def xgboost_pipeline(cfg: Config, schema: FeatureSchema) -> Pipeline:
@@ -279,7 +271,6 @@ def train_streaming(cfg: Config, trainer: Trainer | None = None) -> TrainOutcome
     for number, fold in enumerate(folds, start=1):
         preprocessor, _ = fitted_preprocessor(fold.train_blocks)
         booster = trainer(blocks, fold.train_blocks, preprocessor, native, rounds)
-        assert fold.valid_block is not None
         predict_block(cfg, blocks, fold.valid_block, preprocessor, booster, oof)
         log.info("fold %d/%d done", number, len(folds))
     elapsed = time.perf_counter() - started
