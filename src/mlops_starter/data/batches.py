@@ -45,9 +45,23 @@ def parquet_columns(path: str | Path) -> list[str]:
 
 def stable_hash(frame: pd.DataFrame, seed: int, salt: int) -> np.ndarray:
     """A uint64 per row from the row's values alone: the same row gets the same hash in
-    any batch, on any machine, so identical rows always land on the same side."""
-    key = f"{salt:02d}{seed % 10**14:014d}"  # pandas wants a 16-character key
-    return pd.util.hash_pandas_object(frame, index=False, hash_key=key).to_numpy()
+    any batch, on any machine, so identical rows always land on the same side.
+
+    pandas ignores its hash key for numeric columns, so the seed and salt are mixed in
+    here: otherwise a table of numbers would get the same hash for its split and its CV
+    folds, and the first fold would hold no training row at all.
+    """
+    hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    return _mix(hashes ^ _mix(np.array([seed * 1_000_003 + salt], dtype=np.uint64))[0])
+
+
+def _mix(values: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser: every input bit moves about half the output bits."""
+    with np.errstate(over="ignore"):
+        z = values + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
 
 
 def unit_interval(hashes: np.ndarray) -> np.ndarray:
