@@ -67,6 +67,9 @@ def workdir_for(source: Path, mode: str, root: Path) -> Path:
     shutil.copytree(REPO / "expectations", work / "expectations")
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["data"]["source"] = str(source)
+    # The profiled suite's value ranges come from the 20,000-row demo; a million rows of the
+    # same generator reach past them in the tails. The checks from params.yaml still run.
+    params["validate"]["suite"] = None
     params["train"]["cv_folds"] = 2
     params["train"]["calibration"] = "none"
     for name in ("logistic_regression", "random_forest"):
@@ -196,10 +199,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 4_000_000, 16_000_000])
     parser.add_argument("--modes", nargs="+", default=["in_memory", "streaming", "dask"])
     parser.add_argument(
-        "--in-memory-max-rows",
-        type=int,
-        default=4_000_000,
-        help="larger tables skip in_memory (~1.1 GB per million rows)",
+        "--largest",
+        nargs="*",
+        default=["in_memory=4000000", "dask=4000000"],
+        help="MODE=ROWS: larger tables skip that mode (in memory: ~1.1 GB per million rows)",
     )
     parser.add_argument(
         "--cap-gb", type=float, default=1.0, help="the memory cap of the capped run"
@@ -207,6 +210,7 @@ def main() -> None:
     parser.add_argument("--scratch", default=None, help="where tables go (default: a temp dir)")
     args = parser.parse_args()
 
+    largest = {mode: int(rows) for mode, rows in (item.split("=") for item in args.largest)}
     root = Path(args.scratch or tempfile.mkdtemp(prefix="scale-bench-"))
     root.mkdir(parents=True, exist_ok=True)
     results: dict = {
@@ -221,11 +225,8 @@ def main() -> None:
             f"{rows:,} rows: {source.stat().st_size / 1e6:.0f} MB of Parquet, {gb:.2f} GB in pandas"
         )
         for mode in args.modes:
-            if mode == "in_memory" and rows > args.in_memory_max_rows:
-                results["modes"][mode][str(rows)] = {
-                    "finished": False,
-                    "skipped": "past --in-memory-max-rows",
-                }
+            if rows > largest.get(mode, rows):
+                results["modes"][mode][str(rows)] = {"finished": False, "skipped": "past --largest"}
                 continue
             results["modes"][mode][str(rows)] = run_mode(source, mode, root)
         source.unlink()

@@ -123,7 +123,7 @@ def test_streaming_time_split_puts_test_strictly_later(tmp_path):
 
 def test_streaming_train_matches_in_memory_pipeline(tmp_path, mlflow_here):
     cfg = streaming_config(tmp_path)
-    write_raw(cfg, generate_demo_table(5000, seed=6))
+    write_raw(cfg, generate_demo_table(3000, seed=6))
     split_streaming(cfg)
     outcome = train_streaming(cfg)
     test = pd.read_parquet(cfg.paths.test)
