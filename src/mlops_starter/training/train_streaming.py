@@ -14,6 +14,7 @@ reason in metrics/cv.json and the log.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
@@ -235,9 +236,7 @@ def train_streaming(cfg: Config, trainer: Trainer | None = None) -> TrainOutcome
     """Cross-validate and refit the xgboost candidate from batches; `trainer` fits one
     booster (the external-memory one, or the Dask one for scale.mode dask)."""
     if trainer is None:
-        trainer = lambda blocks, chosen, pre, params, rounds: train_booster_streaming(  # noqa: E731
-            cfg, blocks, chosen, pre, params, rounds
-        )
+        trainer = functools.partial(train_booster_streaming, cfg)
     log = logging.getLogger("train")
     settings = cfg.train
     blocks = RowBlocks(cfg, parquet_columns(cfg.paths.train), time_block_edges(cfg))
