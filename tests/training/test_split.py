@@ -10,6 +10,7 @@ from mlops_starter.training.leakage import audit_leakage, single_feature_auc
 from mlops_starter.training.split import (
     duplicate_groups,
     duplicate_summary,
+    labelled_keys,
     split_holdout,
     split_table,
 )
@@ -125,9 +126,27 @@ def test_identical_feature_rows_stay_on_one_side_and_are_counted():
     groups = duplicate_groups(frame)
     train, test = split_holdout(frame, y, "stratified", 0.2, seed=0, duplicates=groups)
     assert not set(map(tuple, train.to_numpy())) & set(map(tuple, test.to_numpy()))
-    summary = duplicate_summary(groups, y)
+    summary = duplicate_summary(labelled_keys(groups, y.to_numpy()))
     assert summary["duplicate_groups"] == 9 and summary["rows_in_duplicate_groups"] == 2000
     assert summary["groups_with_conflicting_labels"] == 9
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 7, 1000])
+def test_duplicate_counts_over_sorted_keys_match_a_groupby_at_any_chunk_size(chunk_rows):
+    rng = np.random.default_rng(3)
+    groups = rng.integers(0, 300, size=500)  # singletons, pairs and larger groups
+    groups[:50] = rng.integers(2**40, 2**62, size=50)  # hash-sized group keys
+    y = (rng.random(500) < 0.3).astype(np.int8)
+    per_group = pd.DataFrame({"group": groups, "y": y}).groupby("group")["y"]
+    sizes, label_counts = per_group.size(), per_group.nunique()
+    expected = {
+        "rows_in_duplicate_groups": int(sizes[sizes > 1].sum()),
+        "duplicate_groups": int((sizes > 1).sum()),
+        "groups_with_conflicting_labels": int((label_counts > 1).sum()),
+        "rows_in_conflicting_groups": int(sizes[label_counts > 1].sum()),
+    }
+    assert expected["groups_with_conflicting_labels"] > 10
+    assert duplicate_summary(labelled_keys(groups, y), chunk_rows) == expected
 
 
 def test_a_time_split_that_shares_rows_fails_naming_the_deciding_setting(labelled):

@@ -21,6 +21,7 @@ from mlops_starter.data.batches import (
 from mlops_starter.data.demo import generate_demo_table
 from mlops_starter.data.schema import FeatureSchema, target_of
 from mlops_starter.errors import LeakageError
+from mlops_starter.training.split import split_table
 from mlops_starter.training.split_streaming import split_streaming
 from mlops_starter.training.train_streaming import train_streaming, xgboost_pipeline
 
@@ -119,6 +120,31 @@ def test_streaming_time_split_puts_test_strictly_later(tmp_path):
     split_streaming(cfg)
     train, test = pd.read_parquet(cfg.paths.train), pd.read_parquet(cfg.paths.test)
     assert train["signup_date"].max() < test["signup_date"].min()
+
+
+def test_streaming_audit_counts_shared_ids_rows_and_duplicates_as_in_memory(tmp_path):
+    cfg = streaming_config(tmp_path, split={"strategy": "time"})
+    table = generate_demo_table(3000, seed=6)
+    copies = table.sort_values("signup_date").head(30).copy()  # early rows again, late
+    copies["signup_date"] = table["signup_date"].max() + pd.Timedelta(days=1)
+    copies["customer_id"] = [f"new-{i}" for i in range(20)] + list(copies["customer_id"][20:])
+    twice = copies.tail(1).copy()
+    twice["churned"] = np.where(twice["churned"] == "yes", "no", "yes")  # a label conflict too
+    write_raw(cfg, pd.concat([table, copies, twice], ignore_index=True))
+    in_memory = split_table(pd.read_parquet(cfg.paths.raw), cfg).report
+    with pytest.raises(LeakageError, match="shared_feature_rows"):
+        split_streaming(cfg)
+    streamed = json.loads((tmp_path / "reports" / "leakage.json").read_text())
+
+    def values(report):
+        return {
+            c["check"]: c["value"] for c in report["checks"] if c["check"] != "target_leak_suspects"
+        }
+
+    assert values(streamed) == values(in_memory)
+    assert values(streamed)["id_overlap"] == 10 and values(streamed)["shared_feature_rows"] == 31
+    assert streamed["duplicates"] == in_memory["duplicates"]
+    assert streamed["duplicates"]["groups_with_conflicting_labels"] >= 1
 
 
 def test_streaming_train_matches_in_memory_pipeline(tmp_path, mlflow_here):
