@@ -31,7 +31,14 @@ def iter_parquet(
 def iter_record_batches(
     path: str | Path, batch_rows: int, columns: list[str] | None = None
 ) -> Iterator[pa.RecordBatch]:
-    yield from pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns)
+    yield from open_parquet(path).iter_batches(batch_size=batch_rows, columns=columns)
+
+
+def open_parquet(path: str | Path) -> pq.ParquetFile:
+    """A Parquet file to read batch by batch. Arrow's pre-buffering is off: with it, the
+    reader fetches row groups ahead, and 5M rows of 120 numeric columns in 500k-row groups
+    peaked at 0.95 GB read 25,000 rows at a time, against 0.29 GB without."""
+    return pq.ParquetFile(path, pre_buffer=False)
 
 
 def parquet_rows(path: str | Path) -> int:

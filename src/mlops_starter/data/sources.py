@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlops_starter.config import DataConfig
+from mlops_starter.data.batches import open_parquet
 from mlops_starter.data.demo import generate_demo_table
 from mlops_starter.errors import DataError
 from mlops_starter.storage import atomic_path
@@ -31,7 +32,7 @@ def iter_table_batches(path: str | Path, chunk_rows: int) -> Iterator[pd.DataFra
             raise DataError(f"{path}: not a readable CSV ({exc})") from None
     elif suffix in {".parquet", ".pq"}:
         try:
-            parquet = pq.ParquetFile(path)
+            parquet = open_parquet(path)
         except pa.ArrowInvalid as exc:
             raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
         for batch in parquet.iter_batches(batch_size=chunk_rows):

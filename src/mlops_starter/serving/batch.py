@@ -29,6 +29,7 @@ import pyarrow.csv
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from mlops_starter.data.batches import iter_parquet
 from mlops_starter.errors import DataError
 from mlops_starter.registry.model_registry import Registry
 from mlops_starter.serving.schema import FLOAT32_MAX, issue_masks
@@ -56,8 +57,7 @@ def _chunks(path: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.Data
 
 
 def _parquet_chunks(path: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=columns):
-        yield batch.to_pandas()
+    yield from iter_parquet(path, chunk_rows, columns)
 
 
 def _header(path: Path) -> list[str]:
