@@ -46,7 +46,7 @@ def _chunks(path: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.Data
     chunks = (
         _csv_chunks(path, columns, chunk_rows)
         if path.suffix.lower() == ".csv"
-        else _parquet_chunks(path, columns, chunk_rows)
+        else iter_parquet(path, chunk_rows, columns)
     )
     try:
         for chunk in chunks:
@@ -54,10 +54,6 @@ def _chunks(path: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.Data
             yield chunk
     except (pa.ArrowException, OSError) as error:
         raise DataError(f"{path} could not be read past row {read}: {error}") from None
-
-
-def _parquet_chunks(path: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
-    yield from iter_parquet(path, chunk_rows, columns)
 
 
 def _header(path: Path) -> list[str]:
