@@ -15,6 +15,8 @@ import numpy as np
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
+from mlops_starter.evaluation.rounding import round_sig
+
 _EDGE = 1e-6
 
 
@@ -26,7 +28,9 @@ def _logit(p: np.ndarray) -> np.ndarray:
 class CalibrationMap:
     """A monotone map from raw to calibrated probability, stored as plain numbers
     (isotonic: knots for linear interpolation; sigmoid: slope and intercept on the
-    logit), so a model holding it stays safe to load with skops and cheap to apply."""
+    logit), so a model holding it stays safe to load with skops and cheap to apply. The
+    numbers are rounded (evaluation/rounding.py): the Platt fit's last bits are the BLAS
+    kernel's, and the model file must not be."""
 
     def __init__(self, method: str, knots: np.ndarray) -> None:
         self.method = method
@@ -39,9 +43,9 @@ class CalibrationMap:
             raise ValueError(f"calibration method must be isotonic or sigmoid, got {method!r}")
         if method == "isotonic":
             iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(oof_proba, y)
-            return cls(method, np.vstack([iso.X_thresholds_, iso.y_thresholds_]))
+            return cls(method, round_sig(np.vstack([iso.X_thresholds_, iso.y_thresholds_])))
         platt = LogisticRegression(C=1e6).fit(_logit(oof_proba)[:, None], y)
-        return cls(method, np.array([platt.coef_[0, 0], platt.intercept_[0]]))
+        return cls(method, round_sig(np.array([platt.coef_[0, 0], platt.intercept_[0]])))
 
     def apply(self, proba: np.ndarray) -> np.ndarray:
         if self.method == "isotonic":

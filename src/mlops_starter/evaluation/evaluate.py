@@ -30,6 +30,7 @@ from mlops_starter.evaluation.metrics import (
     curve_tables,
     reliability_table,
 )
+from mlops_starter.evaluation.rounding import round_sig, rounded_figures
 from mlops_starter.evaluation.slices import feature_importance, slice_metrics
 from mlops_starter.storage import file_md5
 
@@ -53,7 +54,7 @@ def evaluate(
     y = target_of(test, cfg.data).to_numpy()
     schema = FeatureSchema(**model_info["feature_schema"])
     X = test[schema.columns]
-    proba = model.predict_proba(X)[:, 1]
+    proba = round_sig(model.predict_proba(X)[:, 1])
     ids = test[cfg.data.id_column].to_numpy() if cfg.data.id_column else None
     return report_evaluation(model, model_info, cfg, run_id, TestScores(y, proba, ids), X)
 
@@ -78,7 +79,7 @@ def evaluate_streaming(
     for frame in iter_parquet(cfg.paths.test, cfg.scale.batch_rows):
         X = frame[schema.columns]
         ys.append(batch_target(frame, cfg.data))
-        probas.append(model.predict_proba(X)[:, 1])
+        probas.append(round_sig(model.predict_proba(X)[:, 1]))
         if cfg.data.id_column:
             ids.append(frame[cfg.data.id_column].to_numpy())
         keys = unit_interval(stable_hash(X, cfg.train.seed, SAMPLE_SALT))
@@ -104,7 +105,8 @@ def report_evaluation(
     sampled: TestScores | None = None,
 ) -> Evaluation:
     """Metrics and curves from every test row's score; importance and slices from the
-    rows in `X` (all of them, or the `sampled` ones with their own scores)."""
+    rows in `X` (all of them, or the `sampled` ones with their own scores). Every figure
+    is rounded (evaluation/rounding.py), as the scores in `test` already are."""
     schema = FeatureSchema(**model_info["feature_schema"])
     y, proba = test.y, test.proba
     scores = pd.DataFrame({"actual": y, "probability": proba})
@@ -112,26 +114,30 @@ def report_evaluation(
         scores.insert(0, cfg.data.id_column, test.ids)
     on_rows = test if sampled is None else sampled
     threshold = model_info["threshold"]
-    metrics = {
-        "model": model_info["winner"],
-        "rows": len(y),
-        "positive_rate": float(y.mean()),
-        **classification_metrics(y, proba, threshold),
-        **calibration_metrics(y, proba, model_info["train_positive_rate"]),
-    }
+    metrics = rounded_figures(
+        {
+            "model": model_info["winner"],
+            "rows": len(y),
+            "positive_rate": float(y.mean()),
+            **classification_metrics(y, proba, threshold),
+            **calibration_metrics(y, proba, model_info["train_positive_rate"]),
+        }
+    )
     settings = cfg.evaluate
     importance = feature_importance(
         model, X, on_rows.y, cfg.train.primary_metric, settings.importance_repeats, cfg.train.seed
     )
     top_numeric = [f for f in importance["feature"] if f in schema.numeric]
-    slices = slice_metrics(
-        X,
-        on_rows.y,
-        on_rows.proba,
-        threshold,
-        schema.categorical,
-        top_numeric[: settings.slices.numeric_features],
-        settings.slices,
+    slices = rounded_figures(
+        slice_metrics(
+            X,
+            on_rows.y,
+            on_rows.proba,
+            threshold,
+            schema.categorical,
+            top_numeric[: settings.slices.numeric_features],
+            settings.slices,
+        )
     )
     for weak in slices["flagged"]:
         metric = settings.slices.metric
@@ -148,10 +154,10 @@ def report_evaluation(
         slices["sampled_rows"] = len(X)
     if slices["worst"] is not None:
         metrics[f"worst_slice_{settings.slices.metric}"] = slices["worst"][settings.slices.metric]
-    tables = curve_tables(y, proba, threshold) | {
-        "calibration": reliability_table(y, proba),
-        "importance": importance,
-    }
+    tables = rounded_figures(
+        curve_tables(y, proba, threshold)
+        | {"calibration": reliability_table(y, proba), "importance": importance}
+    )
     with mlflow.start_run(run_id=run_id):
         mlflow.set_tag("data.test_md5", file_md5(cfg.paths.test))
         mlflow.log_metrics(

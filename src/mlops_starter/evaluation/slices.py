@@ -16,6 +16,7 @@ import pandas as pd
 
 from mlops_starter.config import SliceConfig
 from mlops_starter.evaluation.metrics import RANKING_SCORERS
+from mlops_starter.evaluation.rounding import round_sig
 
 MISSING = "(missing)"
 
@@ -26,22 +27,20 @@ def feature_importance(
     """Mean (and spread) drop in `metric` when one feature's values are shuffled, most
     important first. (sklearn's permutation_importance wants a fittable estimator; the
     calibrated model only predicts, and this loop is all it would do.)"""
-    score = RANKING_SCORERS[metric]
     rng = np.random.default_rng(seed)
-    baseline = score(y, model.predict_proba(X)[:, 1])
+
+    def score(rows: pd.DataFrame) -> float:
+        # Rounded scores, as evaluate records them, so a tie is a tie on every machine.
+        return float(RANKING_SCORERS[metric](y, round_sig(model.predict_proba(rows)[:, 1])))
+
+    baseline = score(X)
     drops = {}
     for column in X.columns:
-        shuffled = X.copy()
-        drops[column] = [
-            baseline
-            - score(
-                y,
-                model.predict_proba(
-                    shuffled.assign(**{column: rng.permutation(X[column].to_numpy())})
-                )[:, 1],
-            )
-            for _ in range(repeats)
-        ]
+        drops[column] = []
+        for _ in range(repeats):
+            shuffled = X.copy()
+            shuffled[column] = rng.permutation(X[column].to_numpy())
+            drops[column].append(baseline - score(shuffled))
     table = pd.DataFrame(
         {
             "feature": list(drops),

@@ -20,6 +20,7 @@ from mlflow.entities.model_registry import ModelVersion
 
 from mlops_starter.config import Config
 from mlops_starter.data.batches import iter_parquet, parquet_columns
+from mlops_starter.evaluation.rounding import round_sig
 from mlops_starter.lineage import MODEL_URI_TAG
 from mlops_starter.registry.gate import (
     GateCheck,
@@ -42,7 +43,8 @@ def compare_with_champion(
     challenger_proba: np.ndarray,
 ) -> GateCheck:
     """Score the champion on the same test rows, read in batches of `scale.batch_rows`
-    (only the columns it needs), and bootstrap the difference."""
+    (only the columns it needs), rounded as evaluate rounds the challenger's, and
+    bootstrap the difference."""
     model = mlflow.pyfunc.load_model(f"models:/{registry.name}/{champion.version}")
     columns = model.metadata.get_input_schema().input_names()
     if missing := sorted(set(columns) - set(parquet_columns(cfg.paths.test))):
@@ -53,11 +55,13 @@ def compare_with_champion(
             False,
             f"champion version {champion.version} needs columns missing from the test set: {missing}",
         )
-    champion_proba = np.concatenate(
-        [
-            model.predict(batch)[:, 1]
-            for batch in iter_parquet(cfg.paths.test, cfg.scale.batch_rows, columns)
-        ]
+    champion_proba = round_sig(
+        np.concatenate(
+            [
+                model.predict(batch)[:, 1]
+                for batch in iter_parquet(cfg.paths.test, cfg.scale.batch_rows, columns)
+            ]
+        )
     )
     result = paired_bootstrap(
         y,

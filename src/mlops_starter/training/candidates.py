@@ -21,6 +21,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from xgboost import XGBClassifier
 
 from mlops_starter.data.schema import FeatureSchema
+from mlops_starter.evaluation.rounding import round_sig
 
 
 def _preprocessor(schema: FeatureSchema, scale: bool, max_categories: int) -> ColumnTransformer:
@@ -87,3 +88,23 @@ def build_pipeline(
     steps.append(("model", _estimator(name, params, seed, n_jobs)))
     # imbalanced-learn's Pipeline applies the sampler during fit only, never at predict.
     return ResamplingPipeline(steps) if resampling != "none" else Pipeline(steps)
+
+
+def portable(fitted: Any) -> Any:
+    """`fitted` (a pipeline from `build_pipeline`) as any machine would have fitted it.
+
+    The thread count that trained it is cleared: XGBoost stores it in the model file, and
+    a random forest with several jobs sums its trees' votes in the order the threads
+    finish. A linear model's coefficients are rounded (evaluation/rounding.py): lbfgs
+    leaves the BLAS kernel's last bits in them. Returns `fitted`, changed in place.
+    """
+    estimator = fitted[-1]
+    if isinstance(estimator, XGBClassifier):
+        estimator.set_params(n_jobs=None)
+        estimator.get_booster().set_param({"nthread": 0})
+    elif isinstance(estimator, RandomForestClassifier):
+        estimator.set_params(n_jobs=None)
+    elif isinstance(estimator, LogisticRegression):
+        estimator.coef_ = round_sig(estimator.coef_)
+        estimator.intercept_ = round_sig(estimator.intercept_)
+    return fitted

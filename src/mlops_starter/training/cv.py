@@ -16,6 +16,8 @@ from tqdm.auto import tqdm
 
 from mlops_starter.evaluation.calibration import CalibratedClassifier, CalibrationMap
 from mlops_starter.evaluation.metrics import classification_metrics, tune_threshold
+from mlops_starter.evaluation.rounding import round_sig
+from mlops_starter.training.candidates import portable
 from mlops_starter.training.tuning import SearchResult, Tuner
 
 Folds = list[tuple[np.ndarray, np.ndarray]]
@@ -61,11 +63,11 @@ class CandidateResult:
     def summary(self) -> dict[str, float]:
         """Mean (and spread, for the ranking metrics) over folds, plus the threshold."""
         out = {
-            f"cv_{m}": round(self.mean(m), 5)
+            f"cv_{m}": round_sig(self.mean(m))
             for m in ("roc_auc", "pr_auc", "brier", "precision", "recall", "f1")
         }
-        out |= {f"cv_{m}_std": round(self.std(m), 5) for m in ("roc_auc", "pr_auc")}
-        return out | {"threshold": round(self.threshold, 5)}
+        out |= {f"cv_{m}_std": round_sig(self.std(m)) for m in ("roc_auc", "pr_auc")}
+        return out | {"threshold": self.threshold}
 
     def tracked_metrics(self) -> dict[str, float]:
         """What MLflow gets: the summary plus the fit time, which differs from machine to
@@ -107,7 +109,7 @@ def cross_validate(
             )
             searches.append(found)
             pipeline = tuner.build(found.best_params)
-        model = clone(pipeline).fit(X.iloc[train_rows], y_array[train_rows])
+        model = portable(clone(pipeline).fit(X.iloc[train_rows], y_array[train_rows]))
         oof[valid_rows] = model.predict_proba(X.iloc[valid_rows])[:, 1]
         on_fold()
     elapsed = time.perf_counter() - started
@@ -136,13 +138,16 @@ def summarize_oof(
     searches: list[SearchResult] | None = None,
 ) -> CandidateResult:
     """Calibrate the out-of-fold probabilities `oof` (NaN where no fold scored a row), tune
-    the threshold on them and score each fold's `valid_rows` at that shared threshold."""
+    the threshold on them and score each fold's `valid_rows` at that shared threshold.
+    Probabilities are rounded before and after calibration (evaluation/rounding.py), so
+    the threshold, one of them, is the same short decimal on every machine."""
     scored = ~np.isnan(oof)  # time-series folds never score the earliest block
+    oof = round_sig(oof)
     proba = oof.copy()
     mapping = None
     if calibration != "none":
         mapping = CalibrationMap.fit(oof[scored], y[scored], calibration)
-        proba[scored] = mapping.apply(oof[scored])
+        proba[scored] = round_sig(mapping.apply(oof[scored]))
     threshold, best_fbeta = tune_threshold(y[scored], proba[scored], fbeta)
     fold_metrics = [classification_metrics(y[rows], proba[rows], threshold) for rows in valid_rows]
     return CandidateResult(

@@ -17,10 +17,11 @@ from sklearn.base import clone
 from mlops_starter.config import Config
 from mlops_starter.data.profile import feature_profile
 from mlops_starter.data.schema import FeatureSchema, target_of
+from mlops_starter.evaluation.rounding import round_sig
 from mlops_starter.lineage import MODEL_MD5_TAG, MODEL_URI_TAG
 from mlops_starter.storage import SKOPS_TRUSTED_TYPES, file_md5, model_bytes
 from mlops_starter.training import tracking
-from mlops_starter.training.candidates import build_pipeline
+from mlops_starter.training.candidates import build_pipeline, portable
 from mlops_starter.training.cv import (
     CandidateResult,
     calibrated,
@@ -128,12 +129,12 @@ def cv_summary(
         **winner.summary(),
         "candidates": {
             r.name: {
-                "cv_roc_auc": r.mean("roc_auc"),
-                "cv_pr_auc": r.mean("pr_auc"),
-                "cv_brier": r.mean("brier"),
+                "cv_roc_auc": round_sig(r.mean("roc_auc")),
+                "cv_pr_auc": round_sig(r.mean("pr_auc")),
+                "cv_brier": round_sig(r.mean("brier")),
             }
             | (
-                {f"search_best_{primary}": float(np.mean([s.best_score for s in r.searches]))}
+                {f"search_best_{primary}": round_sig(np.mean([s.best_score for s in r.searches]))}
                 if r.searches
                 else {}
             )
@@ -141,7 +142,7 @@ def cv_summary(
         },
     }
     if final_search is not None:
-        summary[f"search_best_{primary}"] = round(final_search.best_score, 5)
+        summary[f"search_best_{primary}"] = round_sig(final_search.best_score)
         summary["trials"] = len(final_search.trials)
     return summary
 
@@ -196,7 +197,7 @@ def train(frame: pd.DataFrame, cfg: Config) -> TrainOutcome:
             final_pipeline = tuners[winner.name].build(final_params)
             tracking.log_search(final_search, winner.name, train_run)
             mlflow.log_metric(f"search_best_{settings.primary_metric}", final_search.best_score)
-        model = calibrated(clone(final_pipeline).fit(X, y), winner)
+        model = calibrated(portable(clone(final_pipeline).fit(X, y)), winner)
         model_file = track_winner(cfg, shared, winner, model, X, schema, lineage)
 
     model_info = winner_info(cfg, winner, final_params, schema, frame, y, lineage)

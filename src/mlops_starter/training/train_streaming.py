@@ -41,7 +41,7 @@ from mlops_starter.data.batches import (
 )
 from mlops_starter.data.schema import FeatureSchema, batch_target
 from mlops_starter.training import tracking
-from mlops_starter.training.candidates import build_pipeline
+from mlops_starter.training.candidates import build_pipeline, portable
 from mlops_starter.training.cv import calibrated, summarize_oof
 from mlops_starter.training.split_streaming import placement_columns
 from mlops_starter.training.train import (
@@ -312,4 +312,4 @@ def refit_pipeline(template: Pipeline, preprocessor: Any, booster: xgb.Booster) 
     XGBClassifier holding `booster`."""
     model = clone(template.named_steps["model"])
     model.load_model(bytearray(booster.save_raw("ubj")))
-    return Pipeline([("preprocess", preprocessor), ("model", model)])
+    return portable(Pipeline([("preprocess", preprocessor), ("model", model)]))

@@ -27,6 +27,8 @@ from sklearn.base import clone
 
 from mlops_starter.config import SearchRange, TuningConfig
 from mlops_starter.evaluation.metrics import RANKING_SCORERS
+from mlops_starter.evaluation.rounding import round_sig
+from mlops_starter.training.candidates import portable
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar shows the trials
 
@@ -107,11 +109,12 @@ class Tuner:
             pipeline = self.build(params)
             fold_scores = []
             for train_rows, valid_rows in folds:
-                model = clone(pipeline).fit(X.iloc[train_rows], y[train_rows])
-                proba = model.predict_proba(X.iloc[valid_rows])[:, 1]
-                fold_scores.append(float(score(y[valid_rows], proba)))
+                model = portable(clone(pipeline).fit(X.iloc[train_rows], y[train_rows]))
+                proba = round_sig(model.predict_proba(X.iloc[valid_rows])[:, 1])
+                fold_scores.append(round_sig(score(y[valid_rows], proba)))
             trial.set_user_attr("fold_scores", fold_scores)
-            return float(np.mean(fold_scores))
+            # The sampler steers by these: a last-bit difference would change its path.
+            return round_sig(np.mean(fold_scores))
 
         study = optuna.create_study(
             study_name=self.study_name(X, y, label),
