@@ -47,9 +47,10 @@ push: env
 pull: env
 	$(BIN)/dvc pull
 
-## clean-tree: fail if anything committed changed (after `make run` in a fresh clone, nothing may)
-clean-tree:
-	@git diff --exit-code --stat || { echo "committed files changed: outputs are not reproducible (see README: what git keeps)"; exit 1; }
+## clean-tree: fail if anything committed changed (after `make run` in a fresh clone, nothing may),
+## naming each changed file and by how much
+clean-tree: env
+	@$(BIN)/mlops clean-tree
 
 ## test: the full test suite, end-to-end tests included
 test: env browser postgres

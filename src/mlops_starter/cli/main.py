@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mlops_starter.cli import data, monitoring, registry, serving
+from mlops_starter.cli import data, monitoring, registry, serving, tree
 from mlops_starter.config import DEFAULT_PARAMS
 from mlops_starter.errors import PipelineError
 from mlops_starter.runner import EXPECTED_FAILURE_EXIT_CODE
@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="mlops", description=__doc__)
     parser.add_argument("--params", default=str(DEFAULT_PARAMS), help="path to params.yaml")
     commands = parser.add_subparsers(dest="command", required=True)
-    for group in (data, registry, serving, monitoring):
+    for group in (data, registry, serving, monitoring, tree):
         group.add_commands(commands)
     args = parser.parse_args(argv)
     try:
