@@ -98,6 +98,11 @@ def move_champion_in_the_ui(url: str, version: str, screenshot) -> None:
 def test_champion_moved_in_the_ui_is_what_history_and_the_bento_follow(
     two_versions, mlflow_ui, tmp_path
 ):
+    # Only the CLI (register's first promotion) has moved the alias so far: no note.
+    before = two_versions.run("mlops", "history").stdout
+    assert "champion: version 1" in before
+    assert "moved outside this CLI" not in before
+
     screenshot = tmp_path / "mlflow-ui-promotion.png"
     move_champion_in_the_ui(mlflow_ui, "2", str(screenshot))
     assert screenshot.stat().st_size > 10_000

@@ -11,7 +11,7 @@ from typing import Any
 from mlops_starter.cli.common import actor, append_to_github_file, registry_from
 from mlops_starter.config import Config
 from mlops_starter.errors import PipelineError
-from mlops_starter.registry.model_registry import CHAMPION, AliasMove
+from mlops_starter.registry.model_registry import CHAMPION, AliasMove, moved_outside_cli
 from mlops_starter.storage import read_json
 
 GATE_FAILED_EXIT_CODE = 1
@@ -76,7 +76,7 @@ def history(args: argparse.Namespace) -> None:
         print(describe(move))
     champion = registry.champion()
     print(f"{CHAMPION}: version {champion.version if champion else '-'}")
-    if moves and champion and champion.version != moves[-1].to_version:
+    if moved_outside_cli(moves, champion.version if champion else None):
         print(
             f"note: champion was moved outside this CLI (e.g. in the MLflow UI) after #{moves[-1].seq}"
         )

@@ -18,7 +18,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlops_starter.cli.common import append_to_github_file, registry_from
 from mlops_starter.config import Config
 from mlops_starter.errors import PipelineError
-from mlops_starter.registry.model_registry import CHAMPION, Registry
+from mlops_starter.registry.model_registry import CHAMPION, Registry, same_version
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, object]]:
@@ -75,7 +75,7 @@ def _served_probabilities(
         env = {**os.environ, "MLOPS_PREDICTION_LOG_DIR": f"{scratch}/predictions"}
         with bentoml_server(str(bento.tag), free_port(), f"{scratch}/serve.log", env) as url:
             served_version = httpx.get(f"{url}/metadata").json()["version"]
-            if served_version != str(champion.version):
+            if not same_version(served_version, champion.version):
                 raise PipelineError(
                     f"bento serves version {served_version}, not {champion.version}"
                 )

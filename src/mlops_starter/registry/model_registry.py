@@ -32,6 +32,12 @@ CARD_TAG = "model_card"  # the card's artifact path in the version's training ru
 REGISTRATION_TAG = "registration"
 
 
+def same_version(a: object, b: object) -> bool:
+    """MLflow 3 gives a version number as an int, the CLI, tags and HTTP as a string:
+    compare them as one type, everywhere."""
+    return a is not None and b is not None and str(a) == str(b)
+
+
 class RegistryError(PipelineError):
     """A registry action that cannot be done as asked (unknown version, failed gate, ...)."""
 
@@ -48,6 +54,28 @@ class AliasMove:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, logged: dict[str, Any]) -> AliasMove:
+        """A logged move; earlier releases wrote `from_version` as MLflow's int."""
+        source = logged["from_version"]
+        return cls(
+            **logged
+            | {
+                "from_version": None if source is None else str(source),
+                "to_version": str(logged["to_version"]),
+            }
+        )
+
+
+def moved_outside_cli(moves: list[AliasMove], champion_version: object) -> bool:
+    """True when `champion` holds another version than the last logged move put there:
+    someone moved it in the MLflow UI or through the API."""
+    return (
+        bool(moves)
+        and champion_version is not None
+        and not same_version(champion_version, moves[-1].to_version)
+    )
 
 
 class Registry:
@@ -71,7 +99,9 @@ class Registry:
     def champion(self) -> ModelVersion | None:
         return self.version_by_alias(CHAMPION)
 
-    def version(self, version: str) -> ModelVersion:
+    def version(self, version: str | int) -> ModelVersion:
+        """A version by number (int or string) or by alias (champion, challenger)."""
+        version = str(version)
         if version in (CHAMPION, CHALLENGER):
             found = self.version_by_alias(version)
             if found is None:
@@ -148,14 +178,14 @@ class Registry:
     def history(self) -> list[AliasMove]:
         tags = self.client.get_registered_model(self.name).tags
         moves = [json.loads(v) for k, v in tags.items() if k.startswith(LOG_PREFIX)]
-        return [AliasMove(**m) for m in sorted(moves, key=lambda m: m["seq"])]
+        return [AliasMove.from_dict(m) for m in sorted(moves, key=lambda m: m["seq"])]
 
     def _move_champion(self, to_version: str, action: str, actor: str, reason: str) -> AliasMove:
         current = self.champion()
         move = AliasMove(
             seq=len(self.history()) + 1,
             action=action,
-            from_version=current.version if current else None,
+            from_version=str(current.version) if current else None,
             to_version=str(to_version),
             actor=actor,
             at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -171,7 +201,7 @@ class Registry:
 
     def promote(
         self,
-        version: str,
+        version: str | int,
         actor: str,
         reason: str = "",
         force: bool = False,
@@ -183,7 +213,7 @@ class Registry:
         """
         target = self.version(version)
         current = self.champion()
-        if current is not None and current.version == target.version:
+        if current is not None and same_version(current.version, target.version):
             return None
         if target.tags.get(REGISTRATION_TAG) != "complete":
             raise RegistryError(
@@ -213,7 +243,7 @@ class Registry:
         return move
 
     def rollback(
-        self, actor: str, to_version: str | None = None, reason: str = ""
+        self, actor: str, to_version: str | int | None = None, reason: str = ""
     ) -> AliasMove | None:
         """Undo the latest promotion (or move `champion` to `to_version`).
 
@@ -225,7 +255,7 @@ class Registry:
             if not promotions:
                 raise RegistryError(f"'{self.name}' has no earlier champion to roll back to")
             to_version = promotions[-1].from_version
-        target = self.version(str(to_version))
-        if current is not None and current.version == target.version:
+        target = self.version(to_version)
+        if current is not None and same_version(current.version, target.version):
             return None
         return self._move_champion(target.version, "rollback", actor, reason or "rollback")
