@@ -269,6 +269,13 @@ class GateConfig(_Section):
     bootstrap_rounds: int = Field(1000, ge=100)
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
     seed: int = 0
+    min_unseen_rows: int = Field(
+        200, ge=1, description="test rows the champion never trained on, to compare at all"
+    )
+    min_unseen_positives: int = Field(20, ge=1, description="positives among those rows")
+    too_few_unseen: Literal["warn", "fail"] = Field(
+        "warn", description="with fewer: pass with a warning, or fail the comparison"
+    )
     auto_promote_first: bool = True
     min_worst_slice: float | None = Field(
         None, description="the lowest slice's evaluate.slices.metric must reach this (None: off)"

@@ -7,16 +7,23 @@ run id from a file, so nothing committed to git names a run of one machine's sto
 
 from __future__ import annotations
 
+import json
+import tempfile
 from pathlib import Path
 
 import mlflow
+import numpy as np
 from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
 
 from mlops_starter.errors import PipelineError
 from mlops_starter.storage import file_md5
 
 MODEL_MD5_TAG = "mlops.model_md5"
 MODEL_URI_TAG = "mlops.model_uri"
+# The training run's record of which rows it trained on (data.batches.row_keys): the
+# keys as keys.npy and the columns they were computed from as columns.json.
+TRAINING_ROWS_ARTIFACT = "training_rows"
 
 
 def training_run(model_file: str | Path, experiment: str) -> Run:
@@ -51,3 +58,25 @@ def stamp(stage: str, registered_model: str, model_file: str | Path) -> dict[str
     (Naming the stage keeps the two stamps apart: DVC restores an output from its cache,
     instead of running the stage, when a file with the same hash is already there.)"""
     return {"stage": stage, "registered_model": registered_model, "model_md5": file_md5(model_file)}
+
+
+def log_training_rows(keys: np.ndarray, columns: list[str]) -> None:
+    """Record in the active run which rows it trained on: their keys, sorted and unique,
+    and the columns the keys were computed from. No data leaves the table."""
+    with tempfile.TemporaryDirectory() as folder:
+        np.save(Path(folder) / "keys.npy", np.unique(keys))
+        (Path(folder) / "columns.json").write_text(json.dumps(columns))
+        mlflow.log_artifacts(folder, TRAINING_ROWS_ARTIFACT)
+
+
+def trained_rows(run_id: str) -> tuple[list[str], np.ndarray] | None:
+    """The columns and sorted keys of the rows run `run_id` trained on, or None for a run
+    that recorded none (one logged before this record existed)."""
+    try:
+        folder = Path(
+            mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=TRAINING_ROWS_ARTIFACT)
+        )
+        columns = json.loads((folder / "columns.json").read_text())
+        return columns, np.load(folder / "keys.npy", allow_pickle=False)
+    except (MlflowException, OSError):
+        return None

@@ -2,10 +2,13 @@ import numpy as np
 import pytest
 
 from mlops_starter.registry.gate import (
+    ComparedRows,
     champion_check,
     markdown_summary,
     paired_bootstrap,
     threshold_checks,
+    unfair_comparison_check,
+    unseen_rows,
 )
 
 rng = np.random.default_rng(0)
@@ -76,3 +79,51 @@ def test_bootstrap_point_estimate_is_the_full_sample_difference(metric):
     result = paired_bootstrap(Y, noisy(1.0, 6), SIGNAL, metric, 100, 0.9, seed=0)
     expected = RANKING_SCORERS[metric](Y, noisy(1.0, 6)) - RANKING_SCORERS[metric](Y, SIGNAL)
     assert result.delta == pytest.approx(expected)
+
+
+def test_only_test_rows_the_champion_never_trained_on_are_compared():
+    trained = np.sort(np.array([5, 9, 11], dtype=np.uint64))
+    test = np.array([1, 9, 5, 7, 11, 11], dtype=np.uint64)
+    assert unseen_rows(test, trained).tolist() == [True, False, False, True, False, False]
+    rows = ComparedRows("3", test_rows=6, unseen_rows=2, unseen_positives=1, recorded=True)
+    assert rows.excluded_rows == 4
+    assert rows.note() == (
+        "compared on the 2 of 6 test rows that champion version 3 never trained on "
+        "(1 positives); the 4 rows it trained on were left out"
+    )
+    assert "kept no record of its training rows" in ComparedRows("1", 6, 6, 1, False).note()
+
+
+@pytest.mark.parametrize("policy", ["warn", "fail"])
+def test_too_few_unseen_rows_is_said_in_words_and_never_called_worse(policy):
+    rows = ComparedRows("1", test_rows=4000, unseen_rows=150, unseen_positives=7, recorded=True)
+    check = unfair_comparison_check("pr_auc", rows, 200, 20, policy)
+    assert not check.assessed and check.value is None and check.passed == (policy == "warn")
+    assert "worse" not in check.detail
+    for words in (
+        "only 150 of 4000 test rows",
+        "7 positives",
+        "the other 3850 were in its",
+        "gate.min_unseen_rows",
+        "split.seed",
+        f"gate.too_few_unseen is {policy}",
+    ):
+        assert words in check.detail, words
+    summary = markdown_summary([check], "m", "2")
+    assert summary.index("**Warning: not_worse_than_champion_pr_auc was not assessed.**") < (
+        summary.index("| check |")
+    )
+    assert ("not assessed (pass by policy)" if policy == "warn" else "**FAIL** (not assessed)") in (
+        summary
+    )
+
+
+def test_the_paired_bootstrap_gives_the_champions_own_interval_too():
+    rng = np.random.default_rng(1)
+    y = (rng.random(3000) < 0.1).astype(int)
+    champion = np.clip(y * 0.3 + rng.random(3000) * 0.6, 0, 1)
+    challenger = np.clip(y * 0.3 + rng.random(3000) * 0.6, 0, 1)
+    result = paired_bootstrap(y, challenger, champion, "pr_auc", 300, 0.95, seed=0)
+    assert result.champion_low < result.champion < result.champion_high
+    rows = ComparedRows("1", 3500, 3000, int(y.sum()), True)
+    assert champion_check(result, 0.02, rows).detail.startswith("compared on the 3000 of 3500")

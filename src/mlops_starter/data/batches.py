@@ -17,7 +17,8 @@ from mlops_starter.storage import atomic_path
 
 # Salts keep the hashes that pick the test set, the CV folds and the samples independent:
 # the sample must not be "the rows with the smallest split hash", which are all test rows.
-SPLIT_SALT, FOLD_SALT, SAMPLE_SALT = 1, 2, 3
+# Row keys (which rows a model trained on) must not depend on the split's seed at all.
+SPLIT_SALT, FOLD_SALT, SAMPLE_SALT, ROW_KEY_SALT = 1, 2, 3, 4
 
 
 def iter_parquet(
@@ -48,6 +49,16 @@ def parquet_rows(path: str | Path) -> int:
 
 def parquet_columns(path: str | Path) -> list[str]:
     return list(pq.ParquetFile(path).schema_arrow.names)
+
+
+def row_keys(path: str | Path, columns: list[str], batch_rows: int) -> np.ndarray:
+    """A uint64 per row of the Parquet file at `path`, in file order, from its values in
+    `columns` alone. A registry version keeps those of the rows it trained on (8 bytes a
+    row, no data), so a later comparison can leave those rows out."""
+    keys = [
+        stable_hash(frame, 0, ROW_KEY_SALT) for frame in iter_parquet(path, batch_rows, columns)
+    ]
+    return np.concatenate(keys) if keys else np.empty(0, dtype=np.uint64)
 
 
 def stable_hash(frame: pd.DataFrame, seed: int, salt: int) -> np.ndarray:

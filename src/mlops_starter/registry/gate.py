@@ -1,5 +1,6 @@
 """The validation gate: absolute bars on the test metrics, and a paired bootstrap
-against the current champion scored on the same test rows.
+against the current champion scored on the same test rows, leaving out the rows the
+champion trained on (another split puts them in the test set, where they flatter it).
 
 A paired bootstrap resamples test rows once per round and scores both models on
 the same rows, so the noise shared by the two cancels and the interval is about
@@ -26,6 +27,7 @@ class GateCheck:
     bar: str
     passed: bool
     detail: str = ""
+    assessed: bool = True  # False: the check could not be made fairly; `passed` is the policy
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,6 +90,44 @@ class BootstrapResult:
     high: float
     confidence: float
     rounds: int
+    champion_low: float  # the champion's own interval, from the same resamples
+    champion_high: float
+
+
+@dataclass(frozen=True)
+class ComparedRows:
+    """Which test rows the champion is judged on: those it never trained on."""
+
+    champion_version: str
+    test_rows: int
+    unseen_rows: int
+    unseen_positives: int
+    recorded: bool  # False: the champion's run kept no record of its training rows
+
+    @property
+    def excluded_rows(self) -> int:
+        return self.test_rows - self.unseen_rows
+
+    def note(self) -> str:
+        if not self.recorded:
+            return (
+                f"champion version {self.champion_version} kept no record of its training "
+                f"rows (registered before records were kept), so all {self.test_rows} test "
+                "rows were used; any it trained on flatter it"
+            )
+        return (
+            f"compared on the {self.unseen_rows} of {self.test_rows} test rows that champion "
+            f"version {self.champion_version} never trained on ({self.unseen_positives} "
+            f"positives); the {self.excluded_rows} rows it trained on were left out"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"excluded_rows": self.excluded_rows}
+
+
+def unseen_rows(test_keys: np.ndarray, trained_keys: np.ndarray) -> np.ndarray:
+    """True for each test row whose key is not among the sorted `trained_keys`."""
+    return ~np.isin(test_keys, trained_keys)
 
 
 def paired_bootstrap(
@@ -102,20 +142,33 @@ def paired_bootstrap(
     """Interval of (challenger - champion) for `metric`, resampling the same rows for both."""
     score: Callable[[np.ndarray, np.ndarray], float] = RANKING_SCORERS[metric]
     y = np.asarray(y)
-    deltas = np.concatenate(
-        [
-            weighted_scores(y, np.asarray(challenger, dtype=float), 0.5, draws)[metric]
-            - weighted_scores(y, np.asarray(champion, dtype=float), 0.5, draws)[metric]
-            for draws in bootstrap_draws(y, rounds, seed)
-        ]
-    )
+    deltas, champions = [], []
+    for draws in bootstrap_draws(y, rounds, seed):
+        champion_scores = weighted_scores(y, np.asarray(champion, dtype=float), 0.5, draws)[metric]
+        challenger_scores = weighted_scores(y, np.asarray(challenger, dtype=float), 0.5, draws)
+        deltas.append(challenger_scores[metric] - champion_scores)
+        champions.append(champion_scores)
     tail = (1 - confidence) / 2
-    low, high = np.quantile(deltas, [tail, 1 - tail])
+    low, high = np.quantile(np.concatenate(deltas), [tail, 1 - tail])
+    champion_low, champion_high = np.quantile(np.concatenate(champions), [tail, 1 - tail])
     a, b = float(score(y, challenger)), float(score(y, champion))
-    return BootstrapResult(metric, a, b, a - b, float(low), float(high), confidence, len(deltas))
+    return BootstrapResult(
+        metric,
+        a,
+        b,
+        a - b,
+        float(low),
+        float(high),
+        confidence,
+        sum(len(d) for d in deltas),
+        float(champion_low),
+        float(champion_high),
+    )
 
 
-def champion_check(result: BootstrapResult, max_regression: float) -> GateCheck:
+def champion_check(
+    result: BootstrapResult, max_regression: float, rows: ComparedRows | None = None
+) -> GateCheck:
     """Fail only when the challenger is worse beyond noise and beyond the allowed margin."""
     worse = result.high < -max_regression
     if worse:
@@ -129,6 +182,8 @@ def champion_check(result: BootstrapResult, max_regression: float) -> GateCheck:
         f"difference {result.delta:+.4f}, {result.confidence:.0%} interval "
         f"[{result.low:+.4f}, {result.high:+.4f}] over {result.rounds} paired resamples: {verdict}"
     )
+    if rows is not None:
+        detail = f"{rows.note()}. {detail}"
     return GateCheck(
         f"not_worse_than_champion_{result.metric}",
         round(result.delta, 4),
@@ -138,17 +193,53 @@ def champion_check(result: BootstrapResult, max_regression: float) -> GateCheck:
     )
 
 
+def unfair_comparison_check(
+    metric: str, rows: ComparedRows, min_rows: int, min_positives: int, policy: str
+) -> GateCheck:
+    """Too few test rows the champion never saw for a bootstrap to mean anything: say so,
+    never call the challenger worse, and pass or fail by `policy` (gate.too_few_unseen)."""
+    detail = (
+        f"Not compared fairly: only {rows.unseen_rows} of {rows.test_rows} test rows "
+        f"({rows.unseen_positives} positives) are rows champion version "
+        f"{rows.champion_version} never trained on; the other {rows.excluded_rows} were in its "
+        f"training set and would flatter it. A fair comparison needs {min_rows} rows and "
+        f"{min_positives} positives (gate.min_unseen_rows, gate.min_unseen_positives). "
+        "Keep the champion's split (split.seed, split.test_size, split.strategy, scale.mode "
+        "as when it was trained) or score both on fresh labelled data. "
+        + (
+            "gate.too_few_unseen is warn: this does not hold the challenger back."
+            if policy == "warn"
+            else "gate.too_few_unseen is fail: the challenger is held back until it can be compared."
+        )
+    )
+    return GateCheck(
+        f"not_worse_than_champion_{metric}",
+        None,
+        f"{min_rows} unseen rows, {min_positives} positives",
+        policy == "warn",
+        detail,
+        assessed=False,
+    )
+
+
 def markdown_summary(checks: list[GateCheck], model: str, version: str | None) -> str:
-    """A short table CI can post as a job summary or pull-request comment."""
+    """A short table CI can post as a job summary or pull-request comment; a check that
+    could not be made fairly is said so in words above the table."""
     passed = all(c.passed for c in checks)
     lines = [
         f"### Validation gate: {'PASSED' if passed else 'FAILED'} ({model} version {version or 'unregistered'})",
         "",
-        "| check | value | bar | result |",
-        "|---|---|---|---|",
     ]
     lines += [
-        f"| {c.name} | {c.value} | {c.bar} | {'pass' if c.passed else '**FAIL**'} |" for c in checks
+        f"> **Warning: {c.name} was not assessed.** {c.detail}\n" for c in checks if not c.assessed
     ]
-    lines += [f"\n{c.detail}" for c in checks if c.detail]
+    lines += ["| check | value | bar | result |", "|---|---|---|---|"]
+    lines += [f"| {c.name} | {c.value} | {c.bar} | {_result(c)} |" for c in checks]
+    lines += [f"\n{c.detail}" for c in checks if c.detail and c.assessed]
     return "\n".join(lines) + "\n"
+
+
+def _result(check: GateCheck) -> str:
+    if not check.assessed:
+        return "not assessed (pass by policy)" if check.passed else "**FAIL** (not assessed)"
+    return "pass" if check.passed else "**FAIL**"

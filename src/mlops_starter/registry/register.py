@@ -19,16 +19,19 @@ from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
 
 from mlops_starter.config import Config
-from mlops_starter.data.batches import iter_parquet, parquet_columns
+from mlops_starter.data.batches import iter_parquet, parquet_columns, row_keys
 from mlops_starter.evaluation.rounding import round_sig
-from mlops_starter.lineage import MODEL_URI_TAG
+from mlops_starter.lineage import MODEL_URI_TAG, trained_rows
 from mlops_starter.registry.gate import (
+    ComparedRows,
     GateCheck,
     brier_skill_check,
     champion_check,
     markdown_summary,
     paired_bootstrap,
     threshold_checks,
+    unfair_comparison_check,
+    unseen_rows,
     worst_slice_check,
 )
 from mlops_starter.registry.model_card import CardInputs, model_card
@@ -41,20 +44,22 @@ def compare_with_champion(
     champion: ModelVersion,
     y: np.ndarray,
     challenger_proba: np.ndarray,
-) -> GateCheck:
+) -> tuple[GateCheck, dict[str, Any] | None]:
     """Score the champion on the same test rows, read in batches of `scale.batch_rows`
     (only the columns it needs), rounded as evaluate rounds the challenger's, and
-    bootstrap the difference."""
+    bootstrap the difference on the rows the champion never trained on. Returns the check
+    and what the comparison rested on (None when the champion could not score at all)."""
     model = mlflow.pyfunc.load_model(f"models:/{registry.name}/{champion.version}")
     columns = model.metadata.get_input_schema().input_names()
-    if missing := sorted(set(columns) - set(parquet_columns(cfg.paths.test))):
+    test_columns = set(parquet_columns(cfg.paths.test))
+    if missing := sorted(set(columns) - test_columns):
         return GateCheck(
             f"not_worse_than_champion_{cfg.gate.compare_metric}",
             None,
             "champion can score the test set",
             False,
             f"champion version {champion.version} needs columns missing from the test set: {missing}",
-        )
+        ), None
     champion_proba = round_sig(
         np.concatenate(
             [
@@ -63,16 +68,56 @@ def compare_with_champion(
             ]
         )
     )
-    result = paired_bootstrap(
-        y,
-        challenger_proba,
-        champion_proba,
-        cfg.gate.compare_metric,
-        cfg.gate.bootstrap_rounds,
-        cfg.gate.confidence,
-        cfg.gate.seed,
+    recorded = trained_rows(str(champion.run_id))
+    if recorded is not None and set(recorded[0]) <= test_columns:
+        key_columns, trained_keys = recorded
+        unseen = unseen_rows(
+            row_keys(cfg.paths.test, key_columns, cfg.scale.batch_rows), trained_keys
+        )
+    else:
+        recorded, unseen = None, np.ones(len(y), dtype=bool)
+    rows = ComparedRows(
+        str(champion.version), len(y), int(unseen.sum()), int(y[unseen].sum()), recorded is not None
     )
-    return champion_check(result, cfg.gate.max_regression)
+    metric, settings = cfg.gate.compare_metric, cfg.gate
+    comparison: dict[str, Any] = rows.to_dict() | {
+        "metric": metric,
+        "champion_test_score": _float_tag(champion.tags.get(f"test.{metric}")),
+    }
+    negatives = rows.unseen_rows - rows.unseen_positives
+    if (
+        rows.unseen_rows < settings.min_unseen_rows
+        or rows.unseen_positives < settings.min_unseen_positives
+        or negatives == 0
+    ):
+        check = unfair_comparison_check(
+            metric,
+            rows,
+            settings.min_unseen_rows,
+            settings.min_unseen_positives,
+            settings.too_few_unseen,
+        )
+        return check, comparison | {"assessed": False}
+    result = paired_bootstrap(
+        y[unseen],
+        challenger_proba[unseen],
+        champion_proba[unseen],
+        metric,
+        settings.bootstrap_rounds,
+        settings.confidence,
+        settings.seed,
+    )
+    comparison |= {
+        "assessed": True,
+        "champion_unseen_score": result.champion,
+        "champion_unseen_interval": [result.champion_low, result.champion_high],
+        "challenger_unseen_score": result.challenger,
+    }
+    return champion_check(result, settings.max_regression, rows), comparison
+
+
+def _float_tag(value: str | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def register(run: Run, inputs: CardInputs, cfg: Config) -> tuple[dict[str, Any], str, str]:
@@ -87,10 +132,12 @@ def register(run: Run, inputs: CardInputs, cfg: Config) -> tuple[dict[str, Any],
     if cfg.gate.min_worst_slice is not None:
         checks.append(worst_slice_check(inputs.slices, cfg.gate.min_worst_slice))
     champion = registry.champion()
+    comparison = None
     if champion is not None:
-        checks.append(
-            compare_with_champion(cfg, registry, champion, inputs.y_test, inputs.proba_test)
+        check, comparison = compare_with_champion(
+            cfg, registry, champion, inputs.y_test, inputs.proba_test
         )
+        checks.append(check)
     passed = all(c.passed for c in checks)
 
     run_id = run.info.run_id
@@ -142,7 +189,8 @@ def register(run: Run, inputs: CardInputs, cfg: Config) -> tuple[dict[str, Any],
         "version": version.version,
         "run_id": run_id,
         "passed": passed,
-        "champion_before": champion.version if champion else None,
+        "champion_before": str(champion.version) if champion else None,
+        "champion_comparison": comparison,
         "checks": [c.to_dict() for c in checks],
     }
     return report, markdown_summary(checks, registry.name, version.version), card

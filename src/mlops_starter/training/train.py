@@ -15,10 +15,11 @@ import pandas as pd
 from sklearn.base import clone
 
 from mlops_starter.config import Config
+from mlops_starter.data.batches import row_keys
 from mlops_starter.data.profile import feature_profile
 from mlops_starter.data.schema import FeatureSchema, target_of
 from mlops_starter.evaluation.rounding import round_sig
-from mlops_starter.lineage import MODEL_MD5_TAG, MODEL_URI_TAG
+from mlops_starter.lineage import MODEL_MD5_TAG, MODEL_URI_TAG, log_training_rows
 from mlops_starter.storage import SKOPS_TRUSTED_TYPES, file_md5, model_bytes
 from mlops_starter.training import tracking
 from mlops_starter.training.candidates import build_pipeline, portable
@@ -220,7 +221,8 @@ def track_winner(
     lineage: dict[str, str],
 ) -> bytes:
     """Log the refit winner to the active MLflow run, with the serving metadata (threshold,
-    feature profile of `X`) it carries into the registry; return its model file's bytes."""
+    feature profile of `X`) it carries into the registry and the keys of the training rows;
+    return its model file's bytes."""
     settings = cfg.train
     mlflow.set_tags({"winner": winner.name, "primary_metric": settings.primary_metric})
     mlflow.log_params(
@@ -235,6 +237,9 @@ def track_winner(
         "data_train_md5": lineage["data.train_md5"],
     }
     model_uri = tracking.log_model(model, most_complete_rows(X), SKOPS_TRUSTED_TYPES, serving)
+    # Which rows it learnt from, so the gate never judges this version on them later.
+    trained_on = [*schema.columns, cfg.data.target]
+    log_training_rows(row_keys(cfg.paths.train, trained_on, cfg.scale.batch_rows), trained_on)
     model_file = model_bytes(model)
     mlflow.set_tags(
         {
