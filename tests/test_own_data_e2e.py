@@ -1,26 +1,31 @@
 """Bring your own table: only params.yaml changes, and failures stop the right stage
 with one line that names the problem."""
 
+import json
+
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
 
 from mlops_starter.data.demo import generate_demo_table
+from mlops_starter.serving.process import bentoml_server, free_port
 
 pytestmark = pytest.mark.e2e
 
 
 def customers_csv(root, rows=2500, **corruptions) -> str:
-    """A user's CSV: "Yes"/"No" labels in the second column, its own names, gaps in several columns."""
+    """A user's CSV: "Yes"/"No" labels in the second column, its own names (some that
+    Python, pydantic and pandas use themselves), gaps in several columns."""
     demo = generate_demo_table(rows, seed=5)
     table = pd.DataFrame(
         {
             "account": demo["customer_id"],
             "Churn": np.where(demo["churned"] == "yes", "Yes", "No"),
-            "months_active": demo["tenure_months"],
-            "bill": demo["monthly_charges"],
-            "tickets": demo["support_calls"],
-            "gigabytes": demo["data_usage_gb"],
+            "months active (ø)": demo["tenure_months"],
+            "model_config": demo["monthly_charges"],
+            "self": demo["support_calls"],
+            "_usage": demo["data_usage_gb"],
             "tier": demo["plan"].where(
                 np.arange(rows) % 37 != 0
             ),  # categorical with missing values
@@ -56,7 +61,7 @@ def own_data_copy(repo_copy, **corruptions):
     return copy
 
 
-def test_own_csv_runs_end_to_end_by_changing_params_alone(repo_copy):
+def test_own_csv_runs_end_to_end_by_changing_params_alone(repo_copy, tmp_path):
     copy = own_data_copy(repo_copy)
     copy.run("dvc", "repro")
     raw = pd.read_parquet(copy.root / "data/raw/table.parquet")
@@ -67,6 +72,22 @@ def test_own_csv_runs_end_to_end_by_changing_params_alone(repo_copy):
     )
     metrics = copy.read_json("metrics/test.json")
     assert metrics["rows"] == 500 and metrics["roc_auc"] > 0.65
+    slices = copy.read_json("reports/slices.json")
+    assert {"self", "_usage"} & {s["feature"] for s in slices["slices"]}
+
+    # The served bento takes every column by its own name, `self` and `_usage` included.
+    complete = raw.drop(columns=["Churn"]).dropna().head(1)
+    record = json.loads(complete.to_json(orient="records"))[0]
+    bento = copy.read_json("models/bento.json")["bento"]
+    env = copy.env | {"MLOPS_PREDICTION_LOG_DIR": str(tmp_path / "predictions")}
+    with bentoml_server(bento, free_port(), tmp_path / "serve.log", env) as url:
+        answer = httpx.post(f"{url}/predict", json={"records": [record]}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert 0 <= answer.json()[0]["probability"] <= 1
+        refused = httpx.post(f"{url}/predict", json={"records": [record | {"self": "x"}]})
+        assert refused.status_code == 400 and "self" in refused.text
+        served = set(httpx.get(f"{url}/metadata", timeout=30).json()["feature_schema"])
+        assert {"self", "_usage", "model_config", "months active (ø)"} <= served
 
 
 def test_null_target_stops_validate_with_one_clear_line(repo_copy):

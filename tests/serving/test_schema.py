@@ -3,6 +3,8 @@
 import numpy as np
 import pandas as pd
 import pytest
+from generated import distinct_column_names
+from hypothesis import given, settings
 from pydantic import TypeAdapter, ValidationError
 
 from mlops_starter.data.profile import feature_profile
@@ -70,7 +72,7 @@ def test_required_fields_follow_training_missingness(profile, record):
     assert {e["loc"][0] for e in errors} == required
     assert all(error_kind(e) == "missing_field" for e in errors)
     accepted = model.model_validate({k: v for k, v in record.items() if k not in nullable})
-    assert all(getattr(accepted, n) is None for n in nullable)
+    assert all(accepted.value(n) is None for n in nullable)
 
 
 def test_strict_types_and_unknown_fields_are_refused_with_their_kind(profile, record):
@@ -229,3 +231,28 @@ def test_a_nullable_column_may_be_left_out(record, profile):
     columns = {k: v for k, v in _columns([record]).items() if k != nullable}
     found, _ = validate_columns(columns, profile, None, "accept", "accept", 5)
     assert columns_to_frame(found, profile)[nullable].isna().all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(names=distinct_column_names())
+def test_any_column_name_is_a_field_on_the_wire(names):
+    """`self`, `_id`, `model_config`, spaces, quotes, unicode, 200 characters, names that
+    differ only in case: each is accepted, refused and documented by its own name."""
+    id_name, features = names[0], names[1:]
+    profile = {
+        name: {"kind": "number", "min": 0.0, "max": 1.0, "nullable": i % 2 == 0}
+        if i % 3
+        else {"kind": "category", "categories": ["a", "b"], "nullable": False}
+        for i, name in enumerate(features)
+    }
+    model = record_model(profile, id_name, "accept", "accept")
+    records = TypeAdapter(records_type(model, 5))
+    record = {name: (0.5 if spec["kind"] == "number" else "a") for name, spec in profile.items()}
+    (accepted,) = records.validate_python([record | {id_name: "C-1"}])
+    assert accepted.value(id_name) == "C-1"
+    assert all(accepted.value(name) == value for name, value in record.items())
+    assert set(model.model_json_schema(by_alias=True)["properties"]) == set(names)
+    for name, spec in profile.items():
+        with pytest.raises(ValidationError) as refused:
+            records.validate_python([record | {name: [] if spec["kind"] == "number" else 3}])
+        assert [error["loc"][1] for error in refused.value.errors()] == [name]

@@ -67,10 +67,16 @@ class RecordBase(BaseModel):
     _request_id: str = PrivateAttr(default="")
     # Set by the server: called with (field, kind) for every refused value.
     on_rejected: ClassVar[Callable[[str, str], None] | None] = None
+    # Column name -> the field that holds it (see record_model).
+    attribute_of: ClassVar[dict[str, str]] = {}
 
     @property
     def request_id(self) -> str:
         return str(self.__pydantic_private__["_request_id"])  # type: ignore[index]
+
+    def value(self, column: str) -> Any:
+        """This record's value of `column`, by the column's own name."""
+        return getattr(self, self.attribute_of[column])
 
 
 def _count_and_stamp(records: Any, handler: ValidatorFunctionWrapHandler) -> Any:
@@ -102,9 +108,12 @@ def records_type(record: type[RecordBase], max_records: int) -> Any:
     ]
 
 
-def _field(spec: dict[str, Any], unseen_category: Policy, out_of_range: Policy) -> tuple[Any, Any]:
-    """(type, FieldInfo) for one feature, following its profile and the policies."""
-    constraints: dict[str, Any] = {"description": _describe(spec)}
+def _field(
+    spec: dict[str, Any], unseen_category: Policy, out_of_range: Policy, column: str
+) -> tuple[Any, Any]:
+    """(type, FieldInfo) for one feature, following its profile and the policies; on the
+    wire the field is called `column`."""
+    constraints: dict[str, Any] = {"description": _describe(spec), "alias": column}
     if spec["kind"] == "category":
         if unseen_category == "reject":
             python_type: Any = Literal[tuple(spec["categories"])]
@@ -130,16 +139,30 @@ def record_model(
     out_of_range: Policy,
 ) -> type[RecordBase]:
     """A pydantic model with one field per feature (plus the optional id, which is
-    logged for joining labels later but never reaches the model)."""
+    logged for joining labels later but never reaches the model).
+
+    On the wire each field is named by its column, whatever the name (`self`, `_id`,
+    `model_config`, spaces, dots, unicode): the column is the field's alias, and the
+    field itself has a plain name of ours that no pydantic or Python name can clash with.
+    """
     fields: dict[str, Any] = {}
+    attribute_of: dict[str, str] = {}
     if id_field:
-        fields[id_field] = (
+        attribute_of[id_field] = "record_id"
+        fields["record_id"] = (
             str | int | None,
-            Field(None, description="passed through to the prediction log, not a feature"),
+            Field(
+                None,
+                alias=id_field,
+                description="passed through to the prediction log, not a feature",
+            ),
         )
-    for name, spec in profile.items():
-        fields[name] = _field(spec, unseen_category, out_of_range)
-    return create_model("FeatureRecord", __base__=RecordBase, **fields)
+    for position, (name, spec) in enumerate(profile.items()):
+        attribute_of[name] = f"feature_{position}"
+        fields[attribute_of[name]] = _field(spec, unseen_category, out_of_range, name)
+    model = create_model("FeatureRecord", __base__=RecordBase, **fields)
+    model.attribute_of = attribute_of
+    return model
 
 
 def _describe(spec: dict[str, Any]) -> str:
@@ -158,7 +181,7 @@ def records_to_columns(
     null), text as an object array (None for null)."""
     columns: dict[str, np.ndarray] = {}
     for column, spec in profile.items():
-        values = [getattr(record, column) for record in records]
+        values = [record.value(column) for record in records]
         columns[column] = (
             np.array(values, dtype=object)
             if spec["kind"] == "category"

@@ -344,7 +344,7 @@ class ClassifierService:
             found = explain(self.model, frame)
         except ExplainError as error:
             raise NotExplainable(f"no explanation for this model: {error}") from None
-        identities = [getattr(r, ID_FIELD) if ID_FIELD else None for r in records]
+        identities = [r.value(ID_FIELD) if ID_FIELD else None for r in records]
         return [
             Explanation(
                 id=identity,
@@ -371,7 +371,7 @@ class ClassifierService:
         probabilities, labels, masks = self._score_columns(records_to_columns(records, PROFILE))
         issues = issues_per_row(masks, len(records))
         now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-        identities = [getattr(r, ID_FIELD) if ID_FIELD else None for r in records]
+        identities = [r.value(ID_FIELD) if ID_FIELD else None for r in records]
         self.log.write(
             [
                 {
