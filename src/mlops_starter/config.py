@@ -45,6 +45,10 @@ class DataConfig(_Section):
         False, description="a target with more than two values: positive_label against all others"
     )
     read_chunk_rows: int = Field(100_000, ge=1)
+    na_values: list[str] = Field(
+        ["", "?", "NA", "N/A", "n/a", "na", "NaN", "nan", "null", "NULL", "None", "-", "."],
+        description="text that means missing, in any column",
+    )
 
     @property
     def is_demo(self) -> bool:

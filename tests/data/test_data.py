@@ -1,7 +1,10 @@
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from mlops_starter.config import DataConfig
 from mlops_starter.data.demo import generate_demo_table
 from mlops_starter.data.schema import FeatureSchema, encode_target
 from mlops_starter.data.sources import iter_table_batches, write_batches_to_parquet
@@ -175,3 +178,70 @@ def test_ingest_stores_booleans_as_numbers_and_listed_codes_as_text(tmp_path):
     assert raw["y"].dtype == bool  # the target keeps its labels
     assert raw["flag"].tolist()[::2] == [1.0, 0.0] and np.isnan(raw["flag"][1])
     assert raw["code"].tolist()[:1] == ["3"] and raw["code"].isna()[1]
+
+
+NA_VALUES = DataConfig(target="y", positive_label=1).na_values
+
+
+def ingested(tmp_path, frame, chunk_rows=None, **settings):
+    """`frame` through ingest's batch writer (in chunks, as a big file is read)."""
+    chunks = (
+        [frame]
+        if chunk_rows is None
+        else [frame.iloc[i : i + chunk_rows] for i in range(0, len(frame), chunk_rows)]
+    )
+    write_batches_to_parquet(
+        chunks, tmp_path / "raw.parquet", ["y"], na_values=NA_VALUES, **settings
+    )
+    return pd.read_parquet(tmp_path / "raw.parquet")
+
+
+def test_a_lab_column_with_question_marks_is_numeric_and_the_markers_are_missing(tmp_path, caplog):
+    rng = np.random.default_rng(0)
+    values = rng.normal(200, 40, 600).round(1).astype(str).astype(object)
+    values[::6] = "?"  # the UCI/Weka convention, one row in six
+    frame = pd.DataFrame({"y": rng.integers(0, 2, 600), "chol": values, "sex": "f"})
+    with caplog.at_level("INFO", logger="ingest"):
+        raw = ingested(tmp_path, frame, chunk_rows=250)
+    assert pd.api.types.is_float_dtype(raw["chol"]) and raw["chol"].isna().sum() == 100
+    assert "column 'chol' holds numbers with missing-value markers '?' x" in caplog.text
+    assert raw["sex"].tolist() == ["f"] * 600  # text stays text
+
+
+def test_one_bad_cell_among_numbers_stops_ingest_naming_it_its_count_and_row(tmp_path):
+    frame = pd.DataFrame({"y": [0, 1] * 500, "monthly_charges": [f"{v:.2f}" for v in range(1000)]})
+    frame.loc[733, "monthly_charges"] = "abc"
+    with pytest.raises(DataError) as stopped:
+        ingested(tmp_path, frame, chunk_rows=300)
+    message = str(stopped.value)
+    assert "column 'monthly_charges' holds numbers, but 1 of the 300 values in rows 601-900" in (
+        message
+    )
+    assert "'abc' x1 (first at row 734)" in message
+    assert "data.na_values" in message and "data.categorical_columns" in message
+    assert not (tmp_path / "raw.parquet").exists()
+
+
+def test_a_column_listed_as_categorical_keeps_its_numbers_as_text(tmp_path):
+    frame = pd.DataFrame({"y": [0, 1, 0, 1], "zip": ["02139", "abc", "?", "10001"]})
+    raw = ingested(tmp_path, frame, categorical=["zip"])
+    assert raw["zip"].isna().tolist() == [False, False, True, False]
+    assert raw["zip"].dropna().tolist() == ["02139", "abc", "10001"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    numbers=st.lists(
+        st.floats(allow_nan=False, allow_infinity=False, width=32), min_size=1, max_size=60
+    ),
+    markers=st.lists(st.sampled_from([*NA_VALUES, " ? ", None]), max_size=20),
+    data=st.data(),
+)
+def test_numbers_with_any_mix_of_markers_read_as_numbers(tmp_path_factory, numbers, markers, data):
+    cells = [repr(n) for n in numbers] + list(markers)
+    order = data.draw(st.permutations(range(len(cells))))
+    frame = pd.DataFrame({"y": 0, "reading": [cells[i] for i in order]}, dtype=object)
+    raw = ingested(tmp_path_factory.mktemp("markers"), frame)
+    assert pd.api.types.is_float_dtype(raw["reading"])
+    assert raw["reading"].isna().sum() == len(markers)
+    assert sorted(raw["reading"].dropna()) == sorted(float(repr(n)) for n in numbers)

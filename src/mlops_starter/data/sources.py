@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -48,18 +49,72 @@ def _as_category_text(column: pd.Series) -> pd.Series:
     return column.astype("string").astype(object).where(column.notna(), None)
 
 
+# A text column counts as numbers with a few bad cells (and stops ingest) when at least
+# this share of its non-missing values are numbers; below it, it is text.
+NEARLY_ALL_NUMBERS = 0.9
+
+
+def _markers_as_missing(
+    column: pd.Series, name: str, na_values: list[str], first_row: int, as_text: bool
+) -> pd.Series:
+    """A text column with `na_values` as missing. If every other value is a number, the
+    column is numeric (the markers and their counts are logged). If nearly every one is,
+    the others are bad cells: stop, naming them, their counts and their first rows."""
+    if column.dtype != object and not pd.api.types.is_string_dtype(column):
+        return column
+    text = column.astype("string").str.strip()
+    marker = text.isin(na_values)
+    column = column.where(~marker, None)
+    present = text.notna() & ~marker
+    if as_text or not present.any():
+        return column
+    numbers = pd.to_numeric(text.where(present), errors="coerce")
+    bad = present & numbers.isna()
+    if not bad.any():
+        if counts := text[marker].value_counts().to_dict():
+            logging.getLogger("ingest").info(
+                "column '%s' holds numbers with missing-value markers %s: read as numeric, "
+                "the markers as missing (data.na_values)",
+                name,
+                ", ".join(f"{m!r} x{n}" for m, n in counts.items()),
+            )
+        return numbers.astype("float64")
+    if bad.sum() <= (1 - NEARLY_ALL_NUMBERS) * present.sum():
+        rows = np.flatnonzero(bad.to_numpy()) + first_row + 1
+        found = text[bad].value_counts()
+        listed = ", ".join(
+            f"{value!r} x{count} (first at row {rows[text[bad].to_numpy() == value][0]})"
+            for value, count in found.head(5).items()
+        )
+        raise DataError(
+            f"column '{name}' holds numbers, but {int(bad.sum())} of the {int(present.sum())} "
+            f"values in rows {first_row + 1}-{first_row + len(column)} are not: {listed}"
+            f"{' ...' if len(found) > 5 else ''} (rows count data rows from 1). Add those "
+            "that mean missing to data.na_values, correct the others, or list the column in "
+            "data.categorical_columns to treat it as text"
+        )
+    return column
+
+
 def _prepare_batch(
     batch: pd.DataFrame,
     required: list[str],
     drop: list[str],
     time_column: str | None,
     categorical: list[str] = (),  # type: ignore[assignment]
+    na_values: list[str] = (),  # type: ignore[assignment]
+    first_row: int = 0,
 ) -> pd.DataFrame:
     if missing := [c for c in required if c not in batch.columns]:
         raise DataError(
             f"column(s) {missing} named in params.yaml are not in the table; it has {list(batch.columns)}"
         )
     batch = batch.drop(columns=[c for c in drop if c in batch.columns])
+    for column in batch.columns:
+        if column not in required:
+            batch[column] = _markers_as_missing(
+                batch[column], column, list(na_values), first_row, as_text=column in categorical
+            )
     for column in categorical:
         if column in batch.columns:
             batch[column] = _as_category_text(batch[column])
@@ -96,6 +151,7 @@ def write_batches_to_parquet(
     drop: list[str] = (),  # type: ignore[assignment]
     time_column: str | None = None,
     categorical: list[str] = (),  # type: ignore[assignment]
+    na_values: list[str] = (),  # type: ignore[assignment]
 ) -> int:
     """Stream batches into one Parquet file (atomically); return the row count.
 
@@ -107,7 +163,9 @@ def write_batches_to_parquet(
         writer: pq.ParquetWriter | None = None
         try:
             for batch in batches:
-                batch = _prepare_batch(batch, required, list(drop), time_column, list(categorical))
+                batch = _prepare_batch(
+                    batch, required, list(drop), time_column, list(categorical), na_values, rows
+                )
                 table = pa.Table.from_pandas(batch, preserve_index=False)
                 if writer is None:
                     writer = pq.ParquetWriter(tmp, table.schema)
@@ -152,5 +210,11 @@ def ingest(data: DataConfig, target: str | Path) -> int:
         batches = iter_table_batches(data.source, data.read_chunk_rows)
     required = [c for c in (data.target, data.id_column, data.time_column) if c]
     return write_batches_to_parquet(
-        batches, target, required, data.drop_columns, data.time_column, data.categorical_columns
+        batches,
+        target,
+        required,
+        data.drop_columns,
+        data.time_column,
+        data.categorical_columns,
+        data.na_values,
     )
