@@ -95,7 +95,9 @@ def test_null_target_stops_validate_with_one_clear_line(repo_copy):
     failed = copy.run("dvc", "repro", check=False)
     assert failed.returncode != 0
     assert "stage 'validate' failed" in failed.stderr
-    assert "target 'Churn' is never null; 2 offending rows" in failed.stderr
+    assert "target 'Churn' is never null (set by data.target in params.yaml); 2 offending rows" in (
+        failed.stderr
+    )
     assert "Traceback" not in failed.stderr + failed.stdout
     assert not (copy.root / "data/split/train.parquet").exists()
     assert copy.read_json("reports/validation.json")["success"] is False

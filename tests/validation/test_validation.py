@@ -36,8 +36,8 @@ def test_fresh_data_from_the_same_process_passes(expectations):
 def test_missing_column_is_named(demo_frame, expectations):
     message = failures_for(demo_frame.drop(columns=["contract"]), expectations)
     assert (
-        "column 'contract': expected column 'contract' is present; the table has no such column"
-        in message
+        "column 'contract': expected column 'contract' is present (from the suite file in "
+        "validate.suite; `make suite` rebuilds it); the table has no such column" in message
     )
     assert len(message.splitlines()) == 1  # the other checks on it are skipped, not piled on
 
@@ -66,7 +66,22 @@ def test_unknown_category_is_named(demo_frame, expectations):
 def test_null_target_is_named(demo_frame, expectations):
     frame = demo_frame.copy()
     frame.loc[[1, 2], "churned"] = None
-    assert "target 'churned' is never null; 2 offending rows" in failures_for(frame, expectations)
+    assert "target 'churned' is never null (set by data.target in params.yaml); 2 offending" in (
+        failures_for(frame, expectations)
+    )
+
+
+def test_a_check_from_params_names_its_setting_and_a_suite_check_names_the_suite(
+    demo_frame, expectations
+):
+    frame = demo_frame.copy()
+    frame["churned"] = "yes"  # every row positive: far above the rate band
+    frame.loc[17, "tenure_months"] = 9999
+    message = failures_for(frame, expectations)
+    assert "positive rate of 'churned' is at most 0.2 (set by validate.positive_rate_max" in (
+        message
+    )
+    assert "(from the suite file in validate.suite; `make suite` rebuilds it)" in message
 
 
 def test_duplicate_ids_are_named_with_the_ids(demo_frame, expectations):

@@ -60,7 +60,13 @@ def _describe_failure(
         detail = f"{result['unexpected_count']} offending rows{share_text}, e.g. {samples}"
     else:
         detail = f"observed {_json_safe(result.get('observed_value'))}"
-    return f"{expectation['type']} failed on {where}: expected {described}; {detail}"
+    setting = expectation["meta"].get("setting")
+    source = (
+        f"set by {setting} in params.yaml"
+        if setting
+        else "from the suite file in validate.suite; `make suite` rebuilds it"
+    )
+    return f"{expectation['type']} failed on {where}: expected {described} ({source}); {detail}"
 
 
 def run_suite(frame: pd.DataFrame, expectations: list[dict[str, Any]]) -> ValidationReport:

@@ -51,8 +51,12 @@ def type_family(series: pd.Series) -> str:
     return "string"
 
 
-def _expectation(kind: str, description: str, **kwargs: Any) -> dict[str, Any]:
-    return {"type": kind, "kwargs": kwargs, "meta": {"description": description}}
+def _expectation(
+    kind: str, description: str, setting: str | None = None, **kwargs: Any
+) -> dict[str, Any]:
+    """A GX expectation in JSON form; `setting` names the params.yaml key it comes from."""
+    meta = {"description": description} | ({"setting": setting} if setting else {})
+    return {"type": kind, "kwargs": kwargs, "meta": meta}
 
 
 def profile_suite(frame: pd.DataFrame, name: str, skip: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
@@ -131,18 +135,28 @@ def config_expectations(
     """Checks that follow from params.yaml alone, so they hold for any user's table."""
     checks = [
         _expectation(
-            "expect_table_row_count_to_be_between", f"at least {min_rows} rows", min_value=min_rows
+            "expect_table_row_count_to_be_between",
+            f"at least {min_rows} rows",
+            "validate.min_rows",
+            min_value=min_rows,
         ),
         _expectation(
-            "expect_column_to_exist", f"target column '{target}' is present", column=target
+            "expect_column_to_exist",
+            f"target column '{target}' is present",
+            "data.target",
+            column=target,
         ),
         _expectation(
-            "expect_column_values_to_not_be_null", f"target '{target}' is never null", column=target
+            "expect_column_values_to_not_be_null",
+            f"target '{target}' is never null",
+            "data.target",
+            column=target,
         ),
         _expectation(
             "expect_column_unique_value_count_to_be_between",
             f"target '{target}' has "
             + ("two or more classes" if positive_vs_rest else "exactly two classes"),
+            "data.positive_vs_rest",
             column=target,
             min_value=2,
             max_value=None if positive_vs_rest else 2,
@@ -151,6 +165,7 @@ def config_expectations(
         _expectation(
             "expect_column_values_to_be_in_set",
             f"positive rate of '{target}' is at least {positive_rate_min:g}",
+            "validate.positive_rate_min",
             column=target,
             value_set=[positive_label],
             mostly=positive_rate_min,
@@ -158,6 +173,7 @@ def config_expectations(
         _expectation(
             "expect_column_values_to_not_be_in_set",
             f"positive rate of '{target}' is at most {positive_rate_max:g}",
+            "validate.positive_rate_max",
             column=target,
             value_set=[positive_label],
             mostly=round(1 - positive_rate_max, 6),
@@ -166,15 +182,22 @@ def config_expectations(
     if id_column:
         checks += [
             _expectation(
-                "expect_column_to_exist", f"id column '{id_column}' is present", column=id_column
+                "expect_column_to_exist",
+                f"id column '{id_column}' is present",
+                "data.id_column",
+                column=id_column,
             ),
             _expectation(
                 "expect_column_values_to_not_be_null",
                 f"id '{id_column}' is never null",
+                "data.id_column",
                 column=id_column,
             ),
             _expectation(
-                "expect_column_values_to_be_unique", f"id '{id_column}' is unique", column=id_column
+                "expect_column_values_to_be_unique",
+                f"id '{id_column}' is unique",
+                "data.id_column",
+                column=id_column,
             ),
         ]
     if time_column:
@@ -182,11 +205,13 @@ def config_expectations(
             _expectation(
                 "expect_column_to_exist",
                 f"time column '{time_column}' is present",
+                "data.time_column",
                 column=time_column,
             ),
             _expectation(
                 "expect_column_values_to_not_be_null",
                 f"time '{time_column}' is never null",
+                "data.time_column",
                 column=time_column,
             ),
         ]
