@@ -30,6 +30,14 @@ class DemoData(_Section):
     positive_rate: float = Field(0.05, gt=0.0, lt=0.5)
 
 
+class CsvConfig(_Section):
+    """How a CSV source is read. Each null setting is sniffed from the file's start."""
+
+    sep: str | None = Field(None, min_length=1, description="field separator, e.g. ';' or a tab")
+    decimal: Literal[".", ","] | None = None
+    encoding: str | None = Field(None, description="e.g. utf-8, utf-8-sig, cp1252, latin-1")
+
+
 class DataConfig(_Section):
     source: str = "demo"
     demo: DemoData = DemoData()
@@ -45,6 +53,7 @@ class DataConfig(_Section):
         False, description="a target with more than two values: positive_label against all others"
     )
     read_chunk_rows: int = Field(100_000, ge=1)
+    csv: CsvConfig = CsvConfig()
     na_values: list[str] = Field(
         ["", "?", "NA", "N/A", "n/a", "na", "NaN", "nan", "null", "NULL", "None", "-", "."],
         description="text that means missing, in any column",

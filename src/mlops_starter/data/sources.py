@@ -11,26 +11,44 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlops_starter.config import DataConfig
+from mlops_starter.config import CsvConfig, DataConfig
 from mlops_starter.data.batches import open_parquet
+from mlops_starter.data.csv_format import SEPARATORS, sniff_csv
 from mlops_starter.data.demo import generate_demo_table
 from mlops_starter.errors import DataError
 from mlops_starter.storage import atomic_path
 
 
-def iter_table_batches(path: str | Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """Yield the table at `path` in batches of at most `chunk_rows`, never all of it at once."""
+def iter_table_batches(
+    path: str | Path, chunk_rows: int, csv_settings: CsvConfig | None = None
+) -> Iterator[pd.DataFrame]:
+    """Yield the table at `path` in batches of at most `chunk_rows`, never all of it at
+    once; a CSV is read with the separator, decimal mark and encoding `csv_settings`
+    gives or, where it gives none, sniffed from the file."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data.source: file not found: {path}")
     suffix = path.suffix.lower()
     if suffix == ".csv":
+        found = sniff_csv(path, csv_settings or CsvConfig())
+        logging.getLogger("ingest").info("reading %s: %s", path, found.describe())
         try:
-            yield from pd.read_csv(path, chunksize=chunk_rows)
+            yield from pd.read_csv(
+                path,
+                chunksize=chunk_rows,
+                sep=found.sep,
+                decimal=found.decimal,
+                encoding=found.encoding,
+            )
         except pd.errors.EmptyDataError:
             raise DataError(f"{path}: the file is empty (no header, no rows)") from None
         except pd.errors.ParserError as exc:
-            raise DataError(f"{path}: not a readable CSV ({exc})") from None
+            raise DataError(f"{path}: not a readable CSV with {found.describe()} ({exc})") from None
+        except UnicodeDecodeError as exc:
+            raise DataError(
+                f"{path}: byte {exc.start} is not {found.encoding} text; set data.csv.encoding "
+                "(for example cp1252 or latin-1 for a Windows export)"
+            ) from None
     elif suffix in {".parquet", ".pq"}:
         try:
             parquet = open_parquet(path)
@@ -106,8 +124,17 @@ def _prepare_batch(
     first_row: int = 0,
 ) -> pd.DataFrame:
     if missing := [c for c in required if c not in batch.columns]:
+        hint = ""
+        if len(batch.columns) == 1:
+            header = str(batch.columns[0])
+            if seps := [repr(s) for s in SEPARATORS if s in header]:
+                hint = (
+                    f". The header was read as one column; its fields look separated by "
+                    f"{' or '.join(seps)}: set data.csv.sep"
+                )
         raise DataError(
-            f"column(s) {missing} named in params.yaml are not in the table; it has {list(batch.columns)}"
+            f"column(s) {missing} named in params.yaml are not in the table; it has "
+            f"{list(batch.columns)}{hint}"
         )
     batch = batch.drop(columns=[c for c in drop if c in batch.columns])
     for column in batch.columns:
@@ -207,7 +234,7 @@ def ingest(data: DataConfig, target: str | Path) -> int:
             generate_demo_table(data.demo.n_rows, data.demo.seed, data.demo.positive_rate)
         ]
     else:
-        batches = iter_table_batches(data.source, data.read_chunk_rows)
+        batches = iter_table_batches(data.source, data.read_chunk_rows, data.csv)
     required = [c for c in (data.target, data.id_column, data.time_column) if c]
     return write_batches_to_parquet(
         batches,
