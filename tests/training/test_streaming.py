@@ -20,7 +20,7 @@ from mlops_starter.data.batches import (
 )
 from mlops_starter.data.demo import generate_demo_table
 from mlops_starter.data.schema import FeatureSchema, target_of
-from mlops_starter.errors import LeakageError
+from mlops_starter.errors import DataError, LeakageError
 from mlops_starter.training.split import split_table
 from mlops_starter.training.split_streaming import split_streaming
 from mlops_starter.training.train_streaming import train_streaming, xgboost_pipeline
@@ -176,3 +176,33 @@ def test_streaming_cv_scores_shuffled_labels_at_chance(tmp_path, mlflow_here):
     split_streaming(cfg)
     outcome = train_streaming(cfg)
     assert abs(outcome.cv_metrics["cv_roc_auc"] - 0.5) < 0.05
+
+
+@pytest.mark.parametrize(("years", "test_size"), [(7, 0.2), (5, 0.3)])
+def test_streaming_time_split_on_a_coarse_time_column_trains(
+    tmp_path, mlflow_here, years, test_size
+):
+    """A survey with a few distinct years: every time-ordered block holds rows, and with
+    fewer distinct times there are fewer folds, not an empty one."""
+    cfg = streaming_config(
+        tmp_path, split={"strategy": "time", "test_size": test_size}, train={"cv_folds": 5}
+    )
+    table = generate_demo_table(3000, seed=9)
+    table["signup_date"] = pd.to_datetime(
+        [f"{2000 + year}-01-01" for year in np.arange(3000) * years // 3000]
+    )
+    write_raw(cfg, table)
+    split_streaming(cfg)
+    outcome = train_streaming(cfg)
+    assert 0 < outcome.cv_metrics["cv_roc_auc"] < 1
+
+
+def test_streaming_time_split_with_one_time_value_names_the_setting(tmp_path, mlflow_here):
+    cfg = streaming_config(tmp_path, split={"strategy": "time"})
+    table = generate_demo_table(3000, seed=9)
+    write_raw(cfg, table)
+    split_streaming(cfg)
+    train = pd.read_parquet(cfg.paths.train).assign(signup_date=pd.Timestamp("2020-01-01"))
+    train.to_parquet(cfg.paths.train, index=False)
+    with pytest.raises(DataError, match=r"data\.time_column\) has a single value"):
+        train_streaming(cfg)

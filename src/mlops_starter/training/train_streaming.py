@@ -40,6 +40,7 @@ from mlops_starter.data.batches import (
     unit_interval,
 )
 from mlops_starter.data.schema import FeatureSchema, batch_target
+from mlops_starter.errors import DataError
 from mlops_starter.training import tracking
 from mlops_starter.training.candidates import build_pipeline, portable
 from mlops_starter.training.cv import calibrated, summarize_oof
@@ -86,7 +87,7 @@ class RowBlocks:
     def __init__(self, cfg: Config, columns: list[str], time_edges: np.ndarray | None) -> None:
         self.cfg, self.time_edges = cfg, time_edges
         self.placing = placement_columns(columns, cfg)
-        self.count = cfg.train.cv_folds + (1 if time_edges is not None else 0)
+        self.count = cfg.train.cv_folds if time_edges is None else len(time_edges) + 1
 
     def of(self, frame: pd.DataFrame) -> np.ndarray:
         if self.time_edges is not None:
@@ -105,17 +106,34 @@ class RowBlocks:
 
 
 def time_block_edges(cfg: Config) -> np.ndarray | None:
-    """Time quantiles that cut the training rows into cv_folds + 1 equal blocks (the time
-    column read alone)."""
+    """Time quantiles that cut the training rows into cv_folds + 1 blocks of about equal
+    size (the time column read alone). Each edge is a time the rows hold, and no block is
+    empty: a coarse time column (a year, say) gives fewer, larger blocks, and fewer folds."""
     if cfg.split.strategy != "time":
         return None
     column = cfg.data.time_column
     assert column  # the config requires it for a time split
     times: pd.Series = pd.concat(
         [frame[column] for frame in iter_parquet(cfg.paths.train, cfg.scale.batch_rows, [column])]
-    )
+    ).dropna()
     quantiles = np.linspace(0, 1, cfg.train.cv_folds + 2)[1:-1]
-    return np.asarray(times.quantile(quantiles).to_numpy(), dtype=times.to_numpy().dtype)
+    edges = times.quantile(quantiles, interpolation="lower")
+    edges = np.unique(np.asarray(edges[edges > times.min()].to_numpy(), dtype=times.dtype))
+    if len(edges) == 0:
+        raise DataError(
+            f"the time column '{column}' (data.time_column) has a single value in the "
+            "training rows, so time-ordered folds cannot be made: use a finer time column, "
+            "or split.strategy: stratified"
+        )
+    if len(edges) < cfg.train.cv_folds:
+        logging.getLogger("train").warning(
+            "the time column '%s' has few distinct values: %d time-ordered folds instead of "
+            "train.cv_folds=%d",
+            column,
+            len(edges),
+            cfg.train.cv_folds,
+        )
+    return edges
 
 
 def scan_training_rows(cfg: Config, blocks: RowBlocks) -> TrainingScan:
