@@ -10,6 +10,7 @@ import subprocess
 import sys
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from ruamel.yaml import YAML
 
@@ -73,14 +74,18 @@ def csv_difference(old: str, new: str) -> str:
     before, after = pd.read_csv(io.StringIO(old)), pd.read_csv(io.StringIO(new))
     if before.shape != after.shape or list(before.columns) != list(after.columns):
         return f"shape {before.shape} -> {after.shape}, columns {list(after.columns)}"
-    pairs = [
-        (f"row {row + 2} {column}", before.iat[row, c], after.iat[row, c])
-        for c, column in enumerate(before.columns)
-        for row in range(len(before))
-        if before.iat[row, c] != after.iat[row, c]
-        and not (pd.isna(before.iat[row, c]) and pd.isna(after.iat[row, c]))
-    ]
-    return largest_difference([(w, _plain(o), _plain(n)) for w, o, n in pairs])
+    old_values, new_values = before.to_numpy(dtype=object), after.to_numpy(dtype=object)
+    moved = (old_values != new_values) & ~(before.isna().to_numpy() & after.isna().to_numpy())
+    return largest_difference(
+        [
+            (
+                f"row {row + 2} {before.columns[c]}",
+                _plain(old_values[row, c]),
+                _plain(new_values[row, c]),
+            )
+            for row, c in zip(*np.nonzero(moved), strict=True)
+        ]
+    )
 
 
 def _plain(value: Any) -> Any:

@@ -34,7 +34,7 @@ def feature_importance(
         return float(RANKING_SCORERS[metric](y, round_sig(model.predict_proba(rows)[:, 1])))
 
     baseline = score(X)
-    drops = {}
+    drops: dict[str, list[float]] = {}
     for column in X.columns:
         drops[column] = []
         for _ in range(repeats):

@@ -254,7 +254,7 @@ class Registry:
             promotions = [m for m in self.history() if m.action != "rollback" and m.from_version]
             if not promotions:
                 raise RegistryError(f"'{self.name}' has no earlier champion to roll back to")
-            to_version = promotions[-1].from_version
+            to_version = str(promotions[-1].from_version)
         target = self.version(to_version)
         if current is not None and same_version(current.version, target.version):
             return None

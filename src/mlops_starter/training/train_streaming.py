@@ -117,8 +117,8 @@ def time_block_edges(cfg: Config) -> np.ndarray | None:
         [frame[column] for frame in iter_parquet(cfg.paths.train, cfg.scale.batch_rows, [column])]
     ).dropna()
     quantiles = np.linspace(0, 1, cfg.train.cv_folds + 2)[1:-1]
-    edges = times.quantile(quantiles, interpolation="lower")
-    edges = np.unique(np.asarray(edges[edges > times.min()].to_numpy(), dtype=times.dtype))
+    cuts = times.quantile(quantiles, interpolation="lower")
+    edges: np.ndarray = np.unique(cuts[cuts > times.min()].to_numpy())
     if len(edges) == 0:
         raise DataError(
             f"the time column '{column}' (data.time_column) has a single value in the "
