@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 import orjson
-from pydantic import BaseModel
+
+from mlops_starter.serving.schema import RecordBase
 
 SCHEMA_VERSION = 1
 
@@ -84,8 +85,10 @@ class RowsOfColumns:
             }
 
 
-def _fields(record: BaseModel) -> dict[str, Any]:
-    return record.__dict__  # a validated record's fields (pydantic keeps private state apart)
+def _fields(record: RecordBase) -> dict[str, Any]:
+    """A validated record's values by column name: its fields hold them under names of
+    our own (serving.schema.record_model), so any column name can be a field."""
+    return {column: getattr(record, field) for column, field in record.attribute_of.items()}
 
 
 class _JsonLinesFormatter(logging.Formatter):
