@@ -245,3 +245,15 @@ def test_numbers_with_any_mix_of_markers_read_as_numbers(tmp_path_factory, numbe
     assert pd.api.types.is_float_dtype(raw["reading"])
     assert raw["reading"].isna().sum() == len(markers)
     assert sorted(raw["reading"].dropna()) == sorted(float(repr(n)) for n in numbers)
+
+
+@pytest.mark.parametrize("extreme", [np.inf, -np.inf, 1e300, -3.5e38])
+def test_a_number_no_model_can_hold_stops_ingest_naming_it(tmp_path, extreme):
+    """Found by the generated tables: 1e300 overflowed scaling into NaN, deep in a fit."""
+    frame = pd.DataFrame({"y": [0, 1] * 50, "reading": np.linspace(0, 1, 100)})
+    frame.loc[41, "reading"] = extreme
+    with pytest.raises(DataError) as stopped:
+        ingested(tmp_path, frame, chunk_rows=30)
+    assert "column 'reading' holds 1 value(s) beyond ±3.4e+38" in str(stopped.value)
+    assert f"{extreme:g} at row 42" in str(stopped.value)
+    assert not (tmp_path / "raw.parquet").exists()

@@ -182,3 +182,18 @@ def test_audit_names_the_post_outcome_columns_of_real_tables(
     assert set(failed) == {"target_leak_suspects"}
     flagged = {k for k, v in failed["target_leak_suspects"].value.items() if v > 0.95}
     assert flagged == leaks
+
+
+def test_a_table_of_few_distinct_rows_stops_the_split_with_the_counts():
+    """A found case: one feature, 'common' in 59 rows and 'once' in one, so two distinct
+    feature rows; stratifying their groups made scikit-learn raise."""
+    frame = pd.DataFrame({"a": ["common"] * 59 + ["once"], "y": [1] * 10 + [0] * 50})
+    y = frame["y"]
+    with pytest.raises(DataError) as stopped:
+        split_holdout(
+            frame, y, "stratified", 0.2, seed=1, duplicates=duplicate_groups(frame[["a"]])
+        )
+    assert "60 rows hold only 2 distinct feature rows (1 with a positive, 1 without)" in str(
+        stopped.value
+    )
+    assert "split.test_size=0.2" in str(stopped.value)

@@ -67,6 +67,28 @@ def _as_category_text(column: pd.Series) -> pd.Series:
     return column.astype("string").astype(object).where(column.notna(), None)
 
 
+# The largest magnitude a model computes with (XGBoost and the service work in float32).
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _refuse_beyond_float32(column: pd.Series, name: str, first_row: int) -> None:
+    """Stop on numbers no model can hold (±inf included): they overflow scaling and
+    become infinities in XGBoost, far from the error that would name them."""
+    if not pd.api.types.is_float_dtype(column):
+        return
+    values = column.to_numpy(dtype=float, na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        beyond = np.abs(values) > FLOAT32_MAX
+    if beyond.any():
+        rows = np.flatnonzero(beyond)
+        shown = ", ".join(f"{values[r]:g} at row {r + first_row + 1}" for r in rows[:5])
+        raise DataError(
+            f"column '{name}' holds {len(rows)} value(s) beyond ±{FLOAT32_MAX:.3g}, the float32 "
+            f"range the models compute in: {shown}{' ...' if len(rows) > 5 else ''} (rows count "
+            "data rows from 1). Set them missing or rescale the column (e.g. a log)"
+        )
+
+
 # A text column counts as numbers with a few bad cells (and stops ingest) when at least
 # this share of its non-missing values are numbers; below it, it is text.
 NEARLY_ALL_NUMBERS = 0.9
@@ -142,6 +164,7 @@ def _prepare_batch(
             batch[column] = _markers_as_missing(
                 batch[column], column, list(na_values), first_row, as_text=column in categorical
             )
+            _refuse_beyond_float32(batch[column], column, first_row)
     for column in categorical:
         if column in batch.columns:
             batch[column] = _as_category_text(batch[column])

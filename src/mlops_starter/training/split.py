@@ -38,12 +38,22 @@ def split_holdout(
         if duplicates is None:
             duplicates = np.arange(len(frame))
         group_label = pd.Series(y.to_numpy()).groupby(duplicates).max()
-        _, test_groups = train_test_split(
-            group_label.index.to_numpy(),
-            test_size=test_size,
-            random_state=seed,
-            stratify=group_label.to_numpy(),
-        )
+        try:
+            _, test_groups = train_test_split(
+                group_label.index.to_numpy(),
+                test_size=test_size,
+                random_state=seed,
+                stratify=group_label.to_numpy(),
+            )
+        except ValueError:
+            positives = int(group_label.sum())
+            raise DataError(
+                f"the {len(frame)} rows hold only {len(group_label)} distinct feature rows "
+                f"({positives} with a positive, {len(group_label) - positives} without); rows "
+                "with identical features stay on one side, so a stratified split with "
+                f"split.test_size={test_size} cannot give both sides both classes. Add "
+                "features that tell rows apart, use more data, or change split.test_size"
+            ) from None
         test_mask = np.isin(duplicates, test_groups)
         train_idx, test_idx = np.flatnonzero(~test_mask), np.flatnonzero(test_mask)
     elif strategy == "time":
