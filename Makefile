@@ -14,7 +14,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: env run repro push pull clean-tree test browser postgres test-fast lint typecheck check lock suite ui gate promote rollback history smoke smoke-served serve bento containerize bench-serving fetch-monitoring-data monitor monitor-demo metrics-diff clean
+.PHONY: env run repro push pull clean-tree test browser postgres podman test-fast lint typecheck check lock suite ui gate promote rollback history smoke smoke-served serve bento containerize bench-serving bench-container fetch-monitoring-data monitor monitor-demo metrics-diff clean
 
 env: $(STAMP)
 
@@ -53,7 +53,7 @@ clean-tree: env
 	@$(BIN)/mlops clean-tree
 
 ## test: the full test suite, end-to-end tests included
-test: env browser postgres
+test: env browser postgres podman
 	$(BIN)/pytest
 
 ## browser: a Chromium for the MLflow UI test: Debian's package, installed if missing and
@@ -71,6 +71,15 @@ postgres:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; \
 	  else echo "no PostgreSQL: the team-server test will fail until one is installed (apt-get install postgresql)"; fi
+
+## podman: a container engine for the image test where no Docker engine runs: Debian's podman
+## (with runc, and debootstrap for a local base image), installed if missing and this user can
+## (root with apt-get); otherwise that one test fails and says what to install
+podman:
+	@docker info >/dev/null 2>&1 || { command -v podman >/dev/null && command -v debootstrap >/dev/null; } || \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman runc debootstrap uidmap >/dev/null; \
+	  else echo "no container engine: the image test will fail until one runs (apt-get install podman runc debootstrap uidmap)"; fi
 
 ## test-fast: unit tests only
 test-fast: env
@@ -125,9 +134,12 @@ serve: env
 bento: env
 	$(BIN)/mlops package $(if $(VERSION),--version "$(VERSION)")
 
-## containerize: OCI image of the newest bento (needs a Docker engine)
+## containerize [VERSION=champion] [LOCAL_BASE=1]: OCI image of this clone's bento (the one
+## models/bento.json names), or of a registry version's; with Docker, or podman where no Docker
+## engine runs (CONTAINER_ENGINE=docker|podman chooses). LOCAL_BASE=1: no registry reachable,
+## so build the base image from Debian's packages (root, debootstrap)
 containerize: env
-	$(BIN)/bentoml containerize "$$($(BIN)/bentoml list -o json | $(BIN)/python -c 'import json,sys; print(max(json.load(sys.stdin), key=lambda b: b["creation_time"])["tag"])')"
+	$(BIN)/mlops containerize $(if $(VERSION),--version "$(VERSION)") $(if $(LOCAL_BASE),--local-base)
 
 ## fetch-monitoring-data: run $PREDICTIONS_SYNC (and $LABELS_SYNC) to copy the log from your store
 fetch-monitoring-data:
@@ -147,6 +159,10 @@ monitor-demo: env
 ## bench-serving: this service vs `mlflow models serve` vs in-process (writes benchmarks/results/serving.json)
 bench-serving: env
 	$(BIN)/python benchmarks/serving.py
+
+## bench-container [LOCAL_BASE=1]: this clone's image: build time, size, cold start against bentoml serve (benchmarks/results/container.json)
+bench-container: env
+	$(BIN)/python benchmarks/container.py $(if $(LOCAL_BASE),--local-base)
 
 ## metrics-diff BASE=origin/main: test metrics against another revision, as Markdown
 metrics-diff: env

@@ -88,6 +88,30 @@ def _served_probabilities(
     return np.array([p["probability"] for p in answer.json()])
 
 
+def containerize(args: argparse.Namespace) -> None:
+    """This clone's bento as an image (or, with --version, a registry version's bento)."""
+    from mlops_starter.serving.container import clone_bento, find_engine
+    from mlops_starter.serving.container import containerize as build_image
+    from mlops_starter.serving.packaging import build_bento, import_version
+
+    if args.version:
+        registry = registry_from(args)
+        version = registry.version(args.version)
+        bento = str(
+            build_bento(import_version(registry, version), Config.from_yaml(args.params).serve).tag
+        )
+    else:
+        bento = clone_bento()
+    engine = find_engine()
+    image = build_image(bento, engine, build_base_locally=args.local_base)
+    append_to_github_file("GITHUB_OUTPUT", f"image={image}\n")
+    setting = "".join(f"{k}={v} " for k, v in engine.env.items())
+    print(
+        f"built image {image} with {engine.name}; run it: "
+        f"{setting}{engine.name} run --rm -p 3000:3000 {image}"
+    )
+
+
 def package(args: argparse.Namespace) -> None:
     """Import a registry version into the BentoML store and build its bento."""
     from mlops_starter.serving.packaging import build_bento, import_version
@@ -142,6 +166,20 @@ def add_commands(commands: Any) -> None:
     package_cmd = commands.add_parser("package", help="build a bento of a registry version")
     package_cmd.add_argument("--version", default=CHAMPION, help="number, champion or challenger")
     package_cmd.set_defaults(handler=package)
+
+    image_cmd = commands.add_parser(
+        "containerize",
+        help="build an image of this clone's bento (models/bento.json) with Docker or podman",
+    )
+    image_cmd.add_argument(
+        "--version", help="instead, a registry version's bento: number, champion or challenger"
+    )
+    image_cmd.add_argument(
+        "--local-base",
+        action="store_true",
+        help="if the base image cannot be pulled, build it from Debian's packages (root, debootstrap)",
+    )
+    image_cmd.set_defaults(handler=containerize)
 
     score_cmd = commands.add_parser(
         "score", help="batch-score a CSV or Parquet table into Parquet (id, probability, label)"
