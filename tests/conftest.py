@@ -184,6 +184,19 @@ def repo_copy(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., RepoCop
     return lambda changes=None: make_repo_copy(tmp_path_factory.mktemp("repo") / "repo", changes)
 
 
+@pytest.fixture(scope="session")
+def packaged(repo_copy):
+    """One `dvc repro` whose bento the serving tests serve and the image test builds."""
+    copy = repo_copy({"serve": {"max_records": 300}})
+    copy.run("dvc", "repro", timeout=900)
+    return copy
+
+
+def columns_of(records: list[dict]) -> dict[str, list]:
+    """Records as the column-wise request body."""
+    return {name: [r[name] for r in records] for name in records[0]}
+
+
 _MLFLOW_PROCESSES: dict[str, subprocess.Popen[bytes]] = {}
 
 

@@ -16,21 +16,15 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import VENV_BIN, dashboard_metric_names
+from conftest import VENV_BIN, columns_of, dashboard_metric_names
 
+from mlops_starter.serving.packaging import IMAGE_SETUP, NOT_SERVED
 from mlops_starter.serving.process import bentoml_server, free_port, wait_for_http
 from mlops_starter.serving.schema import FLOAT32_MAX, INT64_MAX, INT64_MIN
 from mlops_starter.serving.scorer import TOLERANCE
 from mlops_starter.storage import load_model
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def packaged(repo_copy):
-    copy = repo_copy({"serve": {"max_records": 300}})
-    copy.run("dvc", "repro", timeout=900)
-    return copy
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +66,13 @@ def test_the_bento_carries_model_labels_dockerfile_and_openapi(packaged):
     name, version = bento_info["bento"].split(":")
     root = Path(packaged.env["BENTOML_HOME"]) / "bentos" / name / version
     dockerfile = (root / "env/docker/Dockerfile").read_text()
-    assert "python:3.11" in dockerfile or "3.11" in dockerfile
+    assert "FROM python:3.11-slim" in dockerfile
+    assert f"RUN {IMAGE_SETUP}" in dockerfile and "build-essential" not in dockerfile
+    assert "ENV UV_NO_BUILD=$UV_NO_BUILD" in dockerfile  # wheels only: no compiler in the image
     requirements = (root / "env/python/requirements.txt").read_text()
     assert "scikit-learn==" in requirements and "pytest" not in requirements
+    # Training-only libraries stay out of the image.
+    assert not [p for p in NOT_SERVED if f"\n{p}==" in f"\n{requirements.lower()}"]
     assert (root / "apis/openapi.yaml").is_file()
     assert (root / "src/mlops_starter/serving/service.py").is_file()
 
@@ -283,10 +281,6 @@ def test_prediction_log_holds_inputs_outputs_version_and_request_id(server, refe
         assert entry["probability"] == pytest.approx(proba[10 + offset], abs=TOLERANCE)
         assert entry["features"]["tenure_months"] == record["tenure_months"]
         assert entry["model_version"] and entry["timestamp"].endswith("+00:00")
-
-
-def columns_of(records: list[dict]) -> dict[str, list]:
-    return {name: [r[name] for r in records] for name in records[0]}
 
 
 def test_columns_answer_as_records_do_equal_to_the_pipeline(server, reference, packaged):
