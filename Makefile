@@ -72,14 +72,16 @@ postgres:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; \
 	  else echo "no PostgreSQL: the team-server test will fail until one is installed (apt-get install postgresql)"; fi
 
-## podman: a container engine for the image test where no Docker engine runs: Debian's podman
-## (with runc, and debootstrap for a local base image), installed if missing and this user can
-## (root with apt-get); otherwise that one test fails and says what to install
+## podman: a container engine for the image and compose tests where no Docker engine runs:
+## Debian's podman (with runc, debootstrap for a local base image, and the dnsname plugin
+## by which compose services find each other), installed if missing and this user can
+## (root with apt-get); otherwise those tests fail and say what to install
 podman:
-	@docker info >/dev/null 2>&1 || { command -v podman >/dev/null && command -v debootstrap >/dev/null; } || \
+	@docker info >/dev/null 2>&1 || { command -v podman && command -v debootstrap && test -x /usr/lib/cni/dnsname; } >/dev/null || \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman runc debootstrap uidmap >/dev/null; \
-	  else echo "no container engine: the image test will fail until one runs (apt-get install podman runc debootstrap uidmap)"; fi
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(PODMAN_PACKAGES) >/dev/null; \
+	  else echo "no container engine: the image tests will fail until one runs (apt-get install $(PODMAN_PACKAGES))"; fi
+PODMAN_PACKAGES := podman runc debootstrap uidmap golang-github-containernetworking-plugin-dnsname
 
 ## test-fast: unit tests only
 test-fast: env

@@ -1,12 +1,16 @@
 """The image of this clone's bento, built by `mlops containerize` and run for real: Docker
 where an engine runs, else podman with a base image built from Debian's packages. It
 answers as the compiled scorer does in process, logs to a mounted volume as a non-root
-user, and holds nothing but the service, its libraries and the model."""
+user, and holds nothing but the service, its libraries and the model. Then compose brings
+it up with Prometheus, which must scrape it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import subprocess
 import time
 import uuid
 
@@ -14,7 +18,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import columns_of
+from conftest import REPO_ROOT, VENV_BIN, columns_of
 
 from mlops_starter.serving.container import Engine, find_engine
 from mlops_starter.serving.process import free_port
@@ -179,3 +183,60 @@ def test_image_holds_the_bento_and_libraries_only(image, engine):
     ]
     assert secrets == []
     print("beyond the bento:", sorted(outside))
+
+
+@pytest.fixture(scope="module")
+def compose_stack(image, engine, tmp_path_factory):
+    """deploy/compose.yaml's classifier and Prometheus: `docker compose` where a Docker
+    engine runs; elsewhere podman-compose, with the override that builds Prometheus from
+    Debian's package (no registry). Secrets are throw-away values for every variable."""
+    scratch = tmp_path_factory.mktemp("compose")
+    example = (REPO_ROOT / "deploy/.env.example").read_text()
+    names = re.findall(r"^([A-Z_]+)=", example, flags=re.MULTILINE)
+    values = {name: uuid.uuid4().hex for name in names} | {"BENTO_IMAGE": image}
+    env_file = scratch / "stack.env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    files = ["-f", str(REPO_ROOT / "deploy/compose.yaml")]
+    if engine.name == "docker":
+        compose = ["docker", "compose"]
+    else:
+        compose = [str(VENV_BIN / "podman-compose")]
+        files += ["-f", str(REPO_ROOT / "deploy/compose.no-registry.yaml")]
+    project = f"mlops-test-{uuid.uuid4().hex[:6]}"
+    command = [*compose, "-p", project, *files, "--env-file", str(env_file)]
+    environment = {**os.environ, **engine.env}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*command, *args], env=environment, capture_output=True, text=True, timeout=900
+        )
+
+    up = run("up", "-d", "classifier", "prometheus")
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        yield project
+    finally:
+        run("down", "-v")
+
+
+def test_compose_prometheus_scrapes_the_classifier(compose_stack, reference):
+    records, _ = reference
+    deadline = time.monotonic() + 180
+    answer = None
+    while time.monotonic() < deadline and answer is None:
+        try:
+            answer = httpx.post("http://127.0.0.1:3000/predict", json={"records": records[:5]})
+        except httpx.HTTPError:
+            time.sleep(1)
+    assert answer is not None and answer.status_code == 200
+    query = "http://127.0.0.1:9090/api/v1/query"
+    scraped: list = []
+    while time.monotonic() < deadline and not scraped:
+        time.sleep(2)
+        with contextlib.suppress(httpx.HTTPError):
+            found = httpx.get(query, params={"query": 'mlops_predictions_total{job="classifier"}'})
+            scraped = found.json()["data"]["result"]
+    assert scraped, "Prometheus never scraped the classifier's predictions"
+    assert sum(float(series["value"][1]) for series in scraped) >= 5
+    targets = httpx.get("http://127.0.0.1:9090/api/v1/targets").json()["data"]["activeTargets"]
+    assert [t["health"] for t in targets if t["labels"]["job"] == "classifier"] == ["up"]
