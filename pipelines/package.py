@@ -5,7 +5,7 @@ image). A failed gate builds nothing and says so in models/bento.json."""
 from pathlib import Path
 
 from mlops_starter.config import Config
-from mlops_starter.lineage import stamp, training_run
+from mlops_starter.lineage import stamp, training_runs
 from mlops_starter.runner import stage
 from mlops_starter.serving.packaging import package_gated_version
 from mlops_starter.storage import write_json
@@ -15,9 +15,10 @@ from mlops_starter.storage import write_json
 def main() -> None:
     cfg = Config.from_yaml()
     model_file = Path(cfg.paths.model_dir) / "model.skops"
-    run = training_run(model_file, cfg.mlflow.experiment)
+    runs = training_runs(model_file, cfg.mlflow.experiment)
     write_json(
-        Path(cfg.paths.model_dir) / "bento.json", package_gated_version(run.info.run_id, cfg)
+        Path(cfg.paths.model_dir) / "bento.json",
+        package_gated_version([run.info.run_id for run in runs], cfg),
     )
     write_json(
         Path(cfg.paths.model_dir) / "packaged.json",

@@ -179,6 +179,18 @@ def test_second_repro_reruns_nothing(reproduced):
     assert "Data and pipelines are up to date" in again.stdout
 
 
+def test_an_identical_retrain_still_packages_the_version_registered_from_that_model(reproduced):
+    """Training again gives the very same model file (results are reproducible), so DVC
+    skips evaluate and register; package must find the version an earlier run of that
+    file registered, not look for one from the newest run."""
+    before = reproduced.read_json("models/bento.json")["version"]
+    retrained = reproduced.run("dvc", "repro", "--force", "--single-item", "train")
+    assert "Running stage 'train'" in retrained.stdout
+    reproduced.run("dvc", "repro", "--force", "--single-item", "package")
+    assert reproduced.read_json("models/bento.json")["version"] == before
+    assert "Data and pipelines are up to date" in reproduced.run("dvc", "repro").stdout
+
+
 def test_experiment_with_a_train_param_reruns_only_what_depends_on_it(reproduced):
     reproduced.commit("baseline run")
     run = reproduced.run(

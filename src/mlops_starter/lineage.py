@@ -26,8 +26,10 @@ MODEL_URI_TAG = "mlops.model_uri"
 TRAINING_ROWS_ARTIFACT = "training_rows"
 
 
-def training_run(model_file: str | Path, experiment: str) -> Run:
-    """The newest run in `experiment` that logged this exact model file."""
+def training_runs(model_file: str | Path, experiment: str, newest: int = 1000) -> list[Run]:
+    """The runs in `experiment` that logged this exact model file, newest first. There are
+    several when training reran and produced the same file (results are reproducible):
+    DVC then skips the stages after it, so only older runs were evaluated and registered."""
     md5 = file_md5(model_file)
     found = mlflow.get_experiment_by_name(experiment)
     runs = (
@@ -35,7 +37,7 @@ def training_run(model_file: str | Path, experiment: str) -> Run:
             [found.experiment_id],
             filter_string=f"tags.`{MODEL_MD5_TAG}` = '{md5}'",
             order_by=["attributes.start_time DESC"],
-            max_results=1,
+            max_results=newest,
         )
         if found
         else []
@@ -46,7 +48,12 @@ def training_run(model_file: str | Path, experiment: str) -> Run:
             f"{model_file} (md5 {md5}): the store was changed or reset after training; "
             "retrain with `dvc repro --force train`"
         )
-    return runs[0]
+    return list(runs)
+
+
+def training_run(model_file: str | Path, experiment: str) -> Run:
+    """The newest run in `experiment` that logged this exact model file."""
+    return training_runs(model_file, experiment, newest=1)[0]
 
 
 def stamp(stage: str, registered_model: str, model_file: str | Path) -> dict[str, str]:

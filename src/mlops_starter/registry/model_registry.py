@@ -112,11 +112,16 @@ class Registry:
         except MlflowException:
             raise RegistryError(f"model '{self.name}' has no version {version}") from None
 
-    def latest_from_run(self, run_id: str) -> ModelVersion:
-        """The newest version registered from training run `run_id`."""
-        found = self.client.search_model_versions(f"name = '{self.name}' and run_id = '{run_id}'")
+    def latest_from_runs(self, run_ids: list[str]) -> ModelVersion:
+        """The newest version registered from any of `run_ids` (runs that logged the same
+        model file)."""
+        listed = ", ".join(f"'{run_id}'" for run_id in run_ids)
+        found = self.client.search_model_versions(f"name = '{self.name}' and run_id IN ({listed})")
         if not found:
-            raise RegistryError(f"no version of '{self.name}' was registered from run {run_id}")
+            raise RegistryError(
+                f"no version of '{self.name}' was registered from the runs that logged this "
+                f"model file ({', '.join(run_ids[:3])}{', ...' if len(run_ids) > 3 else ''})"
+            )
         return max(found, key=lambda v: int(v.version))
 
     def unfinished_from_run(self, run_id: str) -> list[ModelVersion]:

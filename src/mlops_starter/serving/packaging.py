@@ -171,15 +171,15 @@ def build_bento(
     return bento
 
 
-def package_gated_version(run_id: str, cfg: Config) -> dict[str, Any]:
-    """The package stage: a bento of the newest version registered from training run
-    `run_id`, only if it passed the gate (its tags in the registry say so).
+def package_gated_version(run_ids: list[str], cfg: Config) -> dict[str, Any]:
+    """The package stage: a bento of the newest version registered from the training runs
+    that logged the model file, only if it passed the gate (its tags in the registry say so).
 
     Returns models/bento.json: what was built, or which gate checks kept it from being built.
     """
     log = logging.getLogger("package")
     registry = Registry.connect(cfg.mlflow.registered_model)
-    version = registry.latest_from_run(run_id)
+    version = registry.latest_from_runs(run_ids)
     if version.tags.get(REGISTRATION_TAG) != "complete":
         raise PipelineError(
             f"version {version.version} of '{registry.name}' was left half-made by an interrupted "
