@@ -11,7 +11,7 @@ from mlops_starter.evaluation.metrics import ranking_metrics
 from mlops_starter.training.candidates import build_pipeline
 from mlops_starter.training.cv import calibrated, cross_validate, cv_folds, select_winner
 from mlops_starter.training.split import duplicate_groups, split_holdout
-from mlops_starter.training.train import most_complete_rows
+from mlops_starter.training.train import synthetic_example
 
 PARAMS = {name: p.model_dump() for name, p in Candidates().enabled().items()}
 PARAMS["random_forest"] |= {"n_estimators": 60}
@@ -107,7 +107,12 @@ def test_calibration_learnt_out_of_fold_undoes_class_weight_inflation(demo_frame
     np.testing.assert_allclose(model.predict_proba(X.head(20))[:, 1], expected)
 
 
-def test_input_example_prefers_complete_rows():
-    X = pd.DataFrame({"a": [np.nan] * 6 + [1.0, 2.0], "b": ["x"] * 8})
-    example = most_complete_rows(X, rows=2)
-    assert example["a"].notna().all() and list(example.index) == [6, 7]
+def test_input_example_is_no_training_row_and_keeps_every_column_typed(demo_frame):
+    X = demo_frame.drop(columns=["churned"]).copy()
+    X.loc[X.index[:-3], "age"] = np.nan  # a column almost always missing
+    example = synthetic_example(X, rows=5)
+    assert list(example.columns) == list(X.columns) and len(example) == 5
+    assert (example.dtypes == X.dtypes).all()
+    assert example.notna().all().all()  # even where the training rows are mostly null
+    rows = set(map(tuple, X.astype(str).itertuples(index=False)))
+    assert not rows & set(map(tuple, example.astype(str).itertuples(index=False)))

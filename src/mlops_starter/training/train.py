@@ -101,12 +101,24 @@ def build_tuners(
     }
 
 
-def most_complete_rows(X: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
-    """The model's input example: the rows with the fewest gaps, first ones first. A column
-    null in every example row would not survive MLflow's JSON round trip (no type is left
-    to cast it back to), and the logged example would fail MLflow's own serving check."""
-    order = X.notna().sum(axis=1).sort_values(ascending=False, kind="stable").index
-    return X.loc[order[:rows]]
+def synthetic_example(X: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
+    """The model's input example, made of no one's row: it ships inside the model and the
+    container image, so it holds, per column, values at the 10th to 90th percentiles
+    (numbers; lower interpolation keeps integers whole) or the most frequent categories
+    in turn. No column is null in every row: MLflow's JSON round trip would lose its type
+    and the logged example would fail MLflow's own serving check."""
+    example: dict[str, pd.Series] = {}
+    for column in X.columns:
+        values = X[column].dropna()
+        if values.empty:
+            example[column] = X[column].iloc[:rows].reset_index(drop=True)
+        elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            quantiles = values.quantile(np.linspace(0.1, 0.9, rows), interpolation="lower")
+            example[column] = quantiles.reset_index(drop=True)
+        else:
+            frequent = values.value_counts(sort=True).index.tolist()
+            example[column] = pd.Series([frequent[i % len(frequent)] for i in range(rows)])
+    return pd.DataFrame(example).astype(X.dtypes.to_dict())
 
 
 def time_span(frame: pd.DataFrame, column: str | None) -> list[str] | None:
@@ -236,7 +248,7 @@ def track_winner(
         "feature_profile": feature_profile(X, schema),
         "data_train_md5": lineage["data.train_md5"],
     }
-    model_uri = tracking.log_model(model, most_complete_rows(X), SKOPS_TRUSTED_TYPES, serving)
+    model_uri = tracking.log_model(model, synthetic_example(X), SKOPS_TRUSTED_TYPES, serving)
     # Which rows it learnt from, so the gate never judges this version on them later.
     trained_on = [*schema.columns, cfg.data.target]
     log_training_rows(row_keys(cfg.paths.train, trained_on, cfg.scale.batch_rows), trained_on)
