@@ -52,9 +52,11 @@ pull: env
 clean-tree: env
 	@$(BIN)/mlops clean-tree
 
-## test: the full test suite, end-to-end tests included
+## test [TEST_WORKERS=2]: the full test suite, end-to-end tests included, a test file per
+## worker (module fixtures such as one `dvc repro` stay shared within a file)
+TEST_WORKERS ?= 2
 test: env browser postgres podman
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## browser: a Chromium for the MLflow UI test: Debian's package, installed if missing and
 ## this user can (root with apt-get); otherwise that one test fails and says what to install
