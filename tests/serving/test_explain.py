@@ -46,3 +46,16 @@ def test_a_model_without_a_method_is_refused_by_name(hard_table):
     pipeline.steps[-1] = ("model", type("GradientBoostingClassifier", (), {})())
     with pytest.raises(ExplainError, match="GradientBoostingClassifier"):
         explain(pipeline, scoring)
+
+
+def test_a_booster_that_kept_its_matrices_feature_names_is_explained(hard_table):
+    """Found by the generated tables: XGBoost trained on Dask keeps its matrices' names
+    (f0, f1, ...), and an unnamed matrix was refused by the booster."""
+    schema, X, y, scoring = hard_table
+    pipeline = build_pipeline("xgboost", PARAMS["xgboost"], schema, seed=0).fit(X, y)
+    booster = pipeline.steps[-1][1].get_booster()
+    booster.feature_names = [f"f{i}" for i in range(booster.num_features())]
+    found = explain(pipeline, scoring)
+    np.testing.assert_allclose(
+        found.base_value + found.contributions.sum(axis=1), found.margin, atol=1e-4
+    )

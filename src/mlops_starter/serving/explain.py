@@ -114,8 +114,9 @@ def explain(model: Any, frame: pd.DataFrame) -> Explanations:
     to_feature = np.zeros((encoded.shape[1], len(features)))
     to_feature[np.arange(encoded.shape[1]), encoded_sources(preprocessor, features)] = 1.0
     if kind == "XGBClassifier":
-        matrix = xgboost.DMatrix(encoded)
         booster = estimator.get_booster()
+        # A booster trained on Dask keeps the names its matrices had (f0, f1, ...).
+        matrix = xgboost.DMatrix(encoded, feature_names=booster.feature_names)
         raw = booster.predict(matrix, pred_contribs=True)
         encoded_contributions, bias = raw[:, :-1], float(raw[0, -1])
         margin = booster.predict(matrix, output_margin=True)
