@@ -7,6 +7,7 @@ import pytest
 
 from mlops_starter.config import Candidates
 from mlops_starter.data.schema import FeatureSchema, encode_target
+from mlops_starter.errors import DataError
 from mlops_starter.evaluation.metrics import ranking_metrics
 from mlops_starter.training.candidates import build_pipeline
 from mlops_starter.training.cv import calibrated, cross_validate, cv_folds, select_winner
@@ -66,6 +67,19 @@ def test_grouped_folds_keep_groups_apart(demo_frame):
     groups = demo_frame["payment_method"].fillna("none")
     for train_rows, valid_rows in cv_folds(y, 3, seed=0, strategy="group", groups=groups):
         assert not set(groups.iloc[train_rows]) & set(groups.iloc[valid_rows])
+
+
+def test_a_time_fold_without_positives_stops_naming_the_fold_and_the_setting():
+    """Found by the generated tables: positives only late in time left the first time
+    fold's training rows one class, and the baseline's solver raised."""
+    y = pd.Series([0] * 50 + [1, 0] * 10)
+    with pytest.raises(
+        DataError,
+        match=r"fold 1 of 3 \(split.strategy 'time'\): its training rows \(19\) hold one class only, 0 positives, of 10.*Lower train.cv_folds, or split by another strategy",
+    ):
+        cv_folds(y, 3, seed=0, strategy="time")
+    with pytest.raises(DataError, match=r"Lower train.tuning.inner_folds"):
+        cv_folds(y, 3, 0, "time", setting="train.tuning.inner_folds")
 
 
 def test_winner_is_the_best_mean_primary_metric(demo_frame):

@@ -14,6 +14,7 @@ from sklearn.base import clone
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, TimeSeriesSplit
 from tqdm.auto import tqdm
 
+from mlops_starter.errors import DataError
 from mlops_starter.evaluation.calibration import CalibratedClassifier, CalibrationMap
 from mlops_starter.evaluation.metrics import classification_metrics, tune_threshold
 from mlops_starter.evaluation.rounding import round_sig
@@ -29,17 +30,34 @@ def cv_folds(
     seed: int,
     strategy: str,
     groups: np.ndarray | pd.Series | None = None,
+    setting: str = "train.cv_folds",
 ) -> Folds:
     """Folds that respect the holdout strategy: time-ordered folds for a time split
     (the caller sorts rows by time), else stratified folds that keep each of `groups`
-    (the group column, or rows with identical features) inside one fold."""
+    (the group column, or rows with identical features) inside one fold. A fold with one
+    class on either side (few positives, early in time or in few groups) stops training,
+    naming `setting`, the number of folds."""
     index = np.zeros(len(y))
     if strategy == "time":
-        return list(TimeSeriesSplit(n_splits=n_folds).split(index))
-    if groups is not None and len(np.unique(groups)) < len(groups):
+        folds = list(TimeSeriesSplit(n_splits=n_folds).split(index))
+    elif groups is not None and len(np.unique(groups)) < len(groups):
         splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-        return list(splitter.split(index, y, groups=groups))
-    return list(StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(index, y))
+        folds = list(splitter.split(index, y, groups=groups))
+    else:
+        splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+        folds = list(splitter.split(index, y))
+    labels = np.asarray(y)
+    for number, (fit_rows, check_rows) in enumerate(folds, start=1):
+        for part, rows in (("training", fit_rows), ("validation", check_rows)):
+            if len(np.unique(labels[rows])) < 2:
+                raise DataError(
+                    f"cross-validation fold {number} of {n_folds} (split.strategy "
+                    f"'{strategy}'): its {part} rows ({len(rows)}) hold one class only, "
+                    f"{int(labels[rows].sum())} positives, of {int(labels.sum())} in the "
+                    f"training split. Lower {setting}"
+                    + (", or split by another strategy" if strategy != "stratified" else "")
+                )
+    return folds
 
 
 @dataclass

@@ -83,7 +83,14 @@ def build_tuners(
         return {}
 
     def inner_folds(y: pd.Series, groups: Any) -> list:
-        return cv_folds(y, tuning.inner_folds, settings.seed, cfg.split.strategy, groups)
+        return cv_folds(
+            y,
+            tuning.inner_folds,
+            settings.seed,
+            cfg.split.strategy,
+            groups,
+            "train.tuning.inner_folds",
+        )
 
     return {
         name: Tuner(
