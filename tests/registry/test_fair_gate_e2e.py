@@ -15,11 +15,13 @@ pytestmark = pytest.mark.e2e
 
 BASE = {
     "data": {"demo": {"n_rows": 8000, "positive_rate": 0.12}},
+    # One candidate, two folds: the gate's comparison is under test here, not the search.
     "train": {
+        "cv_folds": 2,
         "candidates": {
             "logistic_regression": {"enabled": False},
             "random_forest": {"enabled": False},
-        }
+        },
     },
     "evaluate": {"importance_repeats": 1},
     # ROC-AUC varies less than PR-AUC on a few hundred unseen rows: a model at chance is
