@@ -110,6 +110,12 @@ def tables(draw) -> pd.DataFrame:
     labels = np.array(["yes"] * positives + ["no"] * (rows - positives))
     rng.shuffle(labels)
     columns = {name: draw(feature_column(rows)) for name in names}
+    if draw(st.integers(0, 19)) == 19:  # now and then a wide table: 300 feature columns
+        for i in range(300 - len(columns)):
+            numeric = rng.random() < 0.5
+            columns[f"wide {i}"] = (
+                rng.normal(0, 1, rows) if numeric else rng.choice(["p", "q"], rows)
+            )
     columns[ID] = [f"R-{i}" for i in range(rows)]
     days = draw(st.sampled_from([7, 60, 900]))  # coarse or fine time values
     columns[TIME] = (
