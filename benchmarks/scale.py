@@ -50,7 +50,10 @@ CHUNK = 500_000
 RECORDER = REPO / "benchmarks" / "stage_peak.py"
 CGROUP = Path("/sys/fs/cgroup/memory/mlops-scale-bench")
 COMMIT = subprocess.run(
-    ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 (a tool found on PATH by design)
+    cwd=REPO,
+    capture_output=True,
+    text=True,
 ).stdout.strip()
 
 
@@ -75,7 +78,8 @@ def write_table(path: Path, rows: int, extra_columns: int = 0) -> float:
         table = pa.Table.from_pandas(chunk, preserve_index=False)
         writer = writer or pq.ParquetWriter(path, table.schema)
         writer.write_table(table.cast(writer.schema))
-    assert writer is not None
+    if writer is None:
+        raise SystemExit(f"{path}: no rows were written")
     writer.close()
     return in_memory / 1e9
 
@@ -135,7 +139,7 @@ def run_stage(work: Path, stage: str, limit_bytes: int | None = None) -> dict:
     peak_file.unlink(missing_ok=True)
     started = time.perf_counter()
     with open(work / f"{stage}.log", "w") as log:
-        process = subprocess.run(
+        process = subprocess.run(  # noqa: S603 (argument list, no shell)
             [sys.executable, str(RECORDER), f"pipelines/{stage}.py", str(peak_file)],
             cwd=work,
             env=env,

@@ -169,7 +169,7 @@ def served_figures(
         sampler = None
         if server_pid is not None:
             profile.parent.mkdir(parents=True, exist_ok=True)
-            sampler = subprocess.Popen(
+            sampler = subprocess.Popen(  # noqa: S603 (argument list, no shell)
                 [
                     str(Path(sys.executable).parent / "py-spy"),
                     "record",
@@ -303,7 +303,7 @@ def main() -> None:
         port = free_port()
         print(f"mlflow models serve: {uri} ({cfg.serve.workers} workers)", flush=True)
         with open(f"{scratch}/mlflow.log", "w") as log:
-            mlflow_server = subprocess.Popen(
+            mlflow_server = subprocess.Popen(  # noqa: S603 (argument list, no shell)
                 [
                     str(bin_dir / "mlflow"),
                     "models",

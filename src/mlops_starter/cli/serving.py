@@ -136,7 +136,7 @@ def serve(args: argparse.Namespace) -> None:
     port = str(args.port or cfg.serve.port)
     print(f"serving {registry.name} version {version.version} on http://127.0.0.1:{port}")
     bentoml = str(Path(sys.executable).parent / "bentoml")
-    os.execv(bentoml, [bentoml, "serve", SERVICE, "--port", port, "--arg-file", str(arguments)])
+    os.execv(bentoml, [bentoml, "serve", SERVICE, "--port", port, "--arg-file", str(arguments)])  # noqa: S606 (replaces this process with bentoml serve; argument list)
 
 
 def score(args: argparse.Namespace) -> None:

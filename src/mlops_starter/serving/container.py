@@ -43,7 +43,7 @@ class Engine:
     def run(
         self, *args: str, check: bool = True, timeout: float | None = None
     ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
+        result = subprocess.run(  # noqa: S603 (argument list, no shell)
             [self.name, *args],
             env={**os.environ, **self.env},
             capture_output=True,
@@ -95,7 +95,7 @@ def find_engine(config_folder: Path = Path("build/podman")) -> Engine:
         if shutil.which(name) is None:
             continue
         if name == "docker":
-            if subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
+            if subprocess.run(["docker", "info"], capture_output=True).returncode == 0:  # noqa: S607 (a tool found on PATH by design)
                 return Engine("docker")
             continue
         env = {}
@@ -150,8 +150,8 @@ def local_base_image(engine: Engine, image: str) -> None:
         )
     with tempfile.TemporaryDirectory(prefix="base-image-") as scratch:
         root = Path(scratch) / "rootfs"
-        subprocess.run(
-            [
+        subprocess.run(  # noqa: S603 (argument list, no shell)
+            [  # noqa: S607 (a tool found on PATH by design)
                 "debootstrap",
                 "--variant=minbase",
                 f"--include={','.join(BASE_PACKAGES)}",
@@ -176,8 +176,8 @@ def local_base_image(engine: Engine, image: str) -> None:
             changes += [
                 f"ENV {name}=/etc/ssl/host-ca-bundle.crt" for name in ("SSL_CERT_FILE", "PIP_CERT")
             ]
-        tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
-        imported = subprocess.run(
+        tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)  # noqa: S603, S607 (argument list, no shell; a tool found on PATH by design)
+        imported = subprocess.run(  # noqa: S603 (argument list, no shell)
             [engine.name, "import", *(f"--change={c}" for c in changes), "-", image],
             stdin=tar.stdout,
             env={**os.environ, **engine.env},
@@ -207,7 +207,7 @@ def ensure_base_image(engine: Engine, image: str, build_locally: bool) -> None:
 def containerize(bento_tag: str, engine: Engine, build_base_locally: bool = False) -> str:
     """Build the bento's image with `engine`; returns the image tag (the bento's tag)."""
     ensure_base_image(engine, base_image_of(bento_tag), build_base_locally)
-    built = subprocess.run(
+    built = subprocess.run(  # noqa: S603 (argument list, no shell)
         [
             str(Path(sys.executable).parent / "bentoml"),
             "containerize",

@@ -31,7 +31,7 @@ from mlops_starter.data.batches import (
     unit_interval,
 )
 from mlops_starter.data.schema import FeatureSchema, batch_target
-from mlops_starter.errors import DataError, LeakageError
+from mlops_starter.errors import ConfigError, DataError, LeakageError
 from mlops_starter.storage import write_json
 from mlops_starter.training.leakage import (
     id_overlap_check,
@@ -56,7 +56,8 @@ def time_cutoff(cfg: Config) -> object:
     """The time split's cut-off: the (1 - test_size) quantile of the time column, read
     alone (8 bytes a row); rows at the cut-off stay in train, so test is strictly later."""
     column = cfg.data.time_column
-    assert column
+    if not column:
+        raise ConfigError("split.strategy 'time' needs data.time_column")
     times = pd.concat(
         batch.to_pandas()[column]
         for batch in iter_record_batches(cfg.paths.raw, cfg.scale.batch_rows, [column])

@@ -40,8 +40,12 @@ def git_state(repo: str | Path = ".") -> dict[str, str]:
     """The commit the code was run from, and whether the work tree had uncommitted changes."""
 
     def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=repo, capture_output=True, text=True, check=True
+        return subprocess.run(  # noqa: S603 (argument list, no shell)
+            ["git", *args],  # noqa: S607 (a tool found on PATH by design)
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
 
     try:

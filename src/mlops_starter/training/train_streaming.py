@@ -40,7 +40,7 @@ from mlops_starter.data.batches import (
     unit_interval,
 )
 from mlops_starter.data.schema import FeatureSchema, batch_target
-from mlops_starter.errors import DataError
+from mlops_starter.errors import ConfigError, DataError
 from mlops_starter.training import tracking
 from mlops_starter.training.candidates import build_pipeline, portable
 from mlops_starter.training.cv import calibrated, summarize_oof
@@ -112,7 +112,8 @@ def time_block_edges(cfg: Config) -> np.ndarray | None:
     if cfg.split.strategy != "time":
         return None
     column = cfg.data.time_column
-    assert column  # the config requires it for a time split
+    if not column:
+        raise ConfigError("split.strategy 'time' needs data.time_column")
     times: pd.Series = pd.concat(
         [frame[column] for frame in iter_parquet(cfg.paths.train, cfg.scale.batch_rows, [column])]
     ).dropna()

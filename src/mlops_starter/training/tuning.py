@@ -92,9 +92,12 @@ class Tuner:
             "seed": self.seed,
             "inner_folds": self.settings.inner_folds,
             "rows": int(pd.util.hash_pandas_object(X, index=False).sum()),
-            "labels": hashlib.md5(np.ascontiguousarray(y).tobytes()).hexdigest(),
+            "labels": hashlib.md5(
+                np.ascontiguousarray(y).tobytes(), usedforsecurity=False
+            ).hexdigest(),
         }
-        digest = hashlib.md5(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()
+        shown = json.dumps(shape, sort_keys=True, default=str).encode()
+        digest = hashlib.md5(shown, usedforsecurity=False).hexdigest()  # a name, not a secret
         return f"{self.candidate}-{label}-{digest[:12]}"
 
     def search(
