@@ -46,7 +46,7 @@ from mlops_starter.registry.model_registry import Registry
 from mlops_starter.serving.packaging import build_bento, import_version
 from mlops_starter.serving.process import bentoml_server, free_port, wait_for_http
 from mlops_starter.serving.scorer import build_scorer, frame_to_columns
-from mlops_starter.storage import write_json
+from mlops_starter.storage import json_records, write_json
 
 BATCH_ROWS = 1000
 WARM_UP_SECONDS = 3.0
@@ -118,7 +118,7 @@ def post_bodies(frame: pd.DataFrame, wrap: str) -> tuple[list[bytes], list[bytes
             ).encode()
             for i in range(0, len(frame) - BATCH_ROWS + 1, BATCH_ROWS)
         ]
-    records = json.loads(frame.to_json(orient="records"))
+    records = json_records(frame)
     singles = [json.dumps({wrap: [r]}).encode() for r in records[:500]]
     batches = [
         json.dumps({wrap: records[i : i + BATCH_ROWS]}).encode()

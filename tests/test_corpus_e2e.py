@@ -14,7 +14,7 @@ from mlops_starter.data.corpus import CORPUS, corpus_params, load_corpus_table
 from mlops_starter.serving.explain import explain
 from mlops_starter.serving.process import bentoml_server, free_port
 from mlops_starter.serving.scorer import TOLERANCE
-from mlops_starter.storage import load_model
+from mlops_starter.storage import json_records, load_model
 
 pytestmark = pytest.mark.e2e
 
@@ -126,7 +126,7 @@ def test_real_records_are_served_over_http_as_the_trained_model_scores_them(
     rows = 200
     schema = copy.read_json("models/model.json")["feature_schema"]
     test = pd.read_parquet(copy.root / "data/split/test.parquet").head(rows)
-    records = json.loads(test[schema["numeric"] + schema["categorical"]].to_json(orient="records"))
+    records = json_records(test[schema["numeric"] + schema["categorical"]])
     env = {**copy.env, "MLOPS_PREDICTION_LOG_DIR": str(tmp_path / "predictions")}
     columns = {name: [r[name] for r in records] for name in records[0]}
     with bentoml_server(bento, free_port(), tmp_path / "serve.log", env, cwd=copy.root) as url:

@@ -35,7 +35,7 @@ from mlops_starter.serving.explain import ExplainError, explain
 from mlops_starter.serving.prediction_log import PredictionLog, RowsOfColumns
 from mlops_starter.serving.schema import ColumnsInvalid, record_model, validate_columns
 from mlops_starter.serving.scorer import build_scorer
-from mlops_starter.storage import load_model
+from mlops_starter.storage import json_records, load_model
 
 TABLES = int(os.environ.get("GENERATED_TABLES", "8"))
 TARGET, ID, TIME, GROUP = "outcome label", "record id", "when (date)", "household"
@@ -221,7 +221,7 @@ def serve_and_score(folder: Path, source: Path) -> None:
     model = load_model(folder / "models/model.skops")
     test = pd.read_parquet(folder / "data/split/test.parquet").head(50)
     scorer, _ = build_scorer(model, profile, test[list(profile)])
-    records = json.loads(test[[ID, *profile]].to_json(orient="records"))
+    records = json_records(test[[ID, *profile]])
     record = record_model(profile, ID, "warn", "warn")
     for sent in records:
         record.model_validate(sent)

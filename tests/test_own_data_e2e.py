@@ -1,8 +1,6 @@
 """Bring your own table: only params.yaml changes, and failures stop the right stage
 with one line that names the problem."""
 
-import json
-
 import httpx
 import numpy as np
 import pandas as pd
@@ -10,6 +8,7 @@ import pytest
 
 from mlops_starter.data.demo import generate_demo_table
 from mlops_starter.serving.process import bentoml_server, free_port
+from mlops_starter.storage import json_records
 
 pytestmark = pytest.mark.e2e
 
@@ -77,7 +76,7 @@ def test_own_csv_runs_end_to_end_by_changing_params_alone(repo_copy, tmp_path):
 
     # The served bento takes every column by its own name, `self` and `_usage` included.
     complete = raw.drop(columns=["Churn"]).dropna().head(1)
-    record = json.loads(complete.to_json(orient="records"))[0]
+    record = json_records(complete)[0]
     bento = copy.read_json("models/bento.json")["bento"]
     env = copy.env | {"MLOPS_PREDICTION_LOG_DIR": str(tmp_path / "predictions")}
     with bentoml_server(bento, free_port(), tmp_path / "serve.log", env) as url:

@@ -23,3 +23,7 @@ class DataValidationError(PipelineError):
 
 class LeakageError(PipelineError):
     """The leakage audit found train/test contamination or a target-leak suspect."""
+
+
+class ModelFileError(PipelineError):
+    """A model file that is refused: a type outside the allow-list, or not skops."""

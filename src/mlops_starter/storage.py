@@ -4,6 +4,7 @@ never half a file), and models in skops, the format that runs no code on load.""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from mlops_starter.errors import ModelFileError
 
 
 @contextlib.contextmanager
@@ -54,6 +57,20 @@ def write_parquet(path: str | Path, frame: pd.DataFrame) -> None:
 def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
+
+
+def json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON-ready records, missing values as None: what a client sends. Not
+    DataFrame.to_json, whose C encoder cuts a column name at a NUL character."""
+    import orjson
+
+    def plain(value: Any) -> Any:
+        if pd.isna(value):
+            return None
+        return value.item() if hasattr(value, "item") else str(value)
+
+    rows = frame.to_dict(orient="records")
+    return list(orjson.loads(orjson.dumps(rows, default=plain, option=orjson.OPT_SERIALIZE_NUMPY)))
 
 
 def file_md5(path: str | Path) -> str:
@@ -124,8 +141,56 @@ def write_bytes(path: str | Path, content: bytes) -> None:
 
 
 def load_model(path: str | Path) -> Any:
-    """Load a pipeline written from `model_bytes`, trusting only the types listed above.
-    skops, unlike pickle, runs no arbitrary code on load."""
-    import skops.io
+    """Load a pipeline written from `model_bytes`: the one way any model file is loaded.
 
-    return skops.io.load(path, trusted=SKOPS_TRUSTED_TYPES)
+    skops, unlike pickle, runs no code on load, but it rebuilds any type the file names
+    and the caller trusts. Only SKOPS_TRUSTED_TYPES (and skops's own safe set) are
+    trusted; a file naming anything else (`os.system`, `builtins.eval`, a class of
+    another package) is refused, naming those types."""
+    import skops.io
+    from skops.io.exceptions import UntrustedTypesFoundException
+
+    try:
+        return skops.io.load(path, trusted=SKOPS_TRUSTED_TYPES)
+    except UntrustedTypesFoundException:
+        named = sorted(set(skops.io.get_untrusted_types(file=path)) - set(SKOPS_TRUSTED_TYPES))
+        raise ModelFileError(
+            f"{path} names types outside the allow-list (storage.SKOPS_TRUSTED_TYPES), so it "
+            f"was not loaded: {', '.join(named)}"
+        ) from None
+    except (zipfile.BadZipFile, KeyError, ValueError) as unreadable:
+        raise ModelFileError(f"{path} is not a skops model file: {unreadable}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class LoggedModel:
+    """An MLflow model (a registry version or a folder, as in the bento), its pipeline
+    loaded by `load_model`: never by MLflow's loader, which trusts whatever types the
+    model's own MLmodel file lists, and unpickles models stored in other formats."""
+
+    pipeline: Any
+    info: Any  # mlflow.models.Model: signature, metadata, input example
+    folder: Path
+
+    @classmethod
+    def load(cls, uri_or_folder: str | Path) -> LoggedModel:
+        import mlflow
+
+        folder = Path(uri_or_folder)
+        if not folder.is_dir():
+            folder = Path(mlflow.artifacts.download_artifacts(str(uri_or_folder)))
+        info = mlflow.models.Model.load(str(folder / "MLmodel"))
+        flavor = info.flavors.get("sklearn", {})
+        stored = flavor.get("serialization_format", "no sklearn flavour")
+        if stored != "skops":
+            raise ModelFileError(
+                f"{uri_or_folder} is stored as {stored}, not skops: refused, since loading "
+                "a pickle runs whatever code it holds"
+            )
+        model_file = (folder / flavor["pickled_model"]).resolve()
+        if folder.resolve() not in model_file.parents:
+            raise ModelFileError(f"{uri_or_folder} points its model file outside its folder")
+        return cls(load_model(model_file), info, folder)
+
+    def input_example(self) -> pd.DataFrame:
+        return self.info.load_input_example(str(self.folder))

@@ -5,8 +5,6 @@ scored by it and written with the service's PredictionLog, then read back."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,6 +18,7 @@ from mlops_starter.monitoring.checks import run_checks, system_health
 from mlops_starter.monitoring.inputs import MonitorError, Reference, read_prediction_log
 from mlops_starter.monitoring.report import write_report
 from mlops_starter.serving.prediction_log import PredictionLog
+from mlops_starter.storage import json_records
 from mlops_starter.training.candidates import build_pipeline
 
 XGB = {
@@ -64,7 +63,7 @@ def served_log(tmp_path, model, schema, batch: pd.DataFrame) -> pd.DataFrame:
     """Score a batch and log it as the service does, then read it back."""
     proba = model.predict_proba(batch[schema.columns])[:, 1]
     log = PredictionLog(tmp_path).start()
-    features = json.loads(batch[schema.columns].to_json(orient="records"))
+    features = json_records(batch[schema.columns])
     log.write(
         [
             {

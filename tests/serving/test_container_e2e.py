@@ -23,7 +23,7 @@ from conftest import REPO_ROOT, VENV_BIN, columns_of
 from mlops_starter.serving.container import Engine, find_engine
 from mlops_starter.serving.process import free_port
 from mlops_starter.serving.scorer import TOLERANCE, compile_model, frame_to_columns
-from mlops_starter.storage import load_model
+from mlops_starter.storage import json_records, load_model
 
 pytestmark = pytest.mark.e2e
 
@@ -93,7 +93,7 @@ def reference(packaged):
     test = pd.read_parquet(packaged.root / "data/split/test.parquet").head(200)
     scorer = compile_model(load_model(packaged.root / "models/model.skops"))
     proba = scorer.predict_proba(frame_to_columns(test[features]))
-    records = json.loads(test[["customer_id", *features]].to_json(orient="records"))
+    records = json_records(test[["customer_id", *features]])
     return records, proba
 
 

@@ -22,7 +22,7 @@ from mlops_starter.serving.packaging import IMAGE_SETUP, NOT_SERVED
 from mlops_starter.serving.process import bentoml_server, free_port, wait_for_http
 from mlops_starter.serving.schema import FLOAT32_MAX, INT64_MAX, INT64_MIN
 from mlops_starter.serving.scorer import TOLERANCE
-from mlops_starter.storage import load_model
+from mlops_starter.storage import json_records, load_model
 
 pytestmark = pytest.mark.e2e
 
@@ -47,7 +47,7 @@ def reference(packaged):
     columns = info["feature_schema"]["numeric"] + info["feature_schema"]["categorical"]
     test = pd.read_parquet(packaged.root / "data/split/test.parquet").head(200)
     proba = load_model(packaged.root / "models/model.skops").predict_proba(test[columns])[:, 1]
-    records = json.loads(test[["customer_id", *columns]].to_json(orient="records"))
+    records = json_records(test[["customer_id", *columns]])
     return records, proba, info["threshold"]
 
 

@@ -19,11 +19,7 @@ from mlops_starter.cli.common import append_to_github_file, registry_from
 from mlops_starter.config import Config
 from mlops_starter.errors import PipelineError
 from mlops_starter.registry.model_registry import CHAMPION, Registry, same_version
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, object]]:
-    """DataFrame rows as JSON records, missing values as null."""
-    return json.loads(frame.to_json(orient="records"))
+from mlops_starter.storage import LoggedModel, json_records
 
 
 def _check_probabilities(proba: np.ndarray, rows: int, what: str) -> None:
@@ -34,17 +30,16 @@ def _check_probabilities(proba: np.ndarray, rows: int, what: str) -> None:
 def smoke(args: argparse.Namespace) -> None:
     """Score the champion's logged input example: loaded from the registry, or with
     --served, through a freshly built bento of it served over HTTP."""
-    import mlflow  # imported here: the other commands start faster without it
 
     registry = registry_from(args)
     champion = registry.champion()
     if champion is None:
         raise PipelineError(f"'{registry.name}' has no champion to test")
-    model = mlflow.pyfunc.load_model(f"models:/{registry.name}/{champion.version}")
-    example = model.input_example
+    model = LoggedModel.load(f"models:/{registry.name}/{champion.version}")
+    example = model.input_example()
     if example is None:
         raise PipelineError(f"version {champion.version} was logged without an input example")
-    expected = model.predict(example)[:, 1]
+    expected = model.pipeline.predict_proba(example)[:, 1]
     _check_probabilities(expected, len(example), f"champion version {champion.version}")
     if not args.served:
         print(f"smoke test passed: champion version {champion.version} scored {len(example)} rows")
@@ -79,7 +74,7 @@ def _served_probabilities(
                 raise PipelineError(
                     f"bento serves version {served_version}, not {champion.version}"
                 )
-            answer = httpx.post(f"{url}/predict", json={"records": _records(example)})
+            answer = httpx.post(f"{url}/predict", json={"records": json_records(example)})
             if answer.status_code != 200:
                 raise PipelineError(f"/predict answered {answer.status_code}: {answer.text}")
             if f'version="{champion.version}"' not in httpx.get(f"{url}/metrics").text:

@@ -7,7 +7,6 @@ them all and each report reads only its own entries from the shared log.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -23,14 +22,14 @@ from mlops_starter.monitoring.report import write_report
 from mlops_starter.registry.model_registry import Registry
 from mlops_starter.serving.packaging import build_bento, import_version
 from mlops_starter.serving.process import bentoml_server, free_port
-from mlops_starter.storage import write_csv
+from mlops_starter.storage import json_records, write_csv
 
 REQUEST_ROWS = 100
 
 
 def send_batch(url: str, batch: pd.DataFrame, columns: list[str], scenario: str) -> int:
     """POST the batch in requests of REQUEST_ROWS records; returns how many were refused."""
-    records = json.loads(batch[columns].to_json(orient="records"))
+    records = json_records(batch[columns])
     refused = 0
     with httpx.Client(base_url=url, timeout=60) as client:
         for start in range(0, len(records), REQUEST_ROWS):

@@ -13,7 +13,6 @@ import logging
 import os
 from typing import Any
 
-import mlflow
 import numpy as np
 from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
@@ -36,6 +35,7 @@ from mlops_starter.registry.gate import (
 )
 from mlops_starter.registry.model_card import CardInputs, model_card
 from mlops_starter.registry.model_registry import GATE_TAG, Registry
+from mlops_starter.storage import LoggedModel
 
 
 def compare_with_champion(
@@ -49,8 +49,8 @@ def compare_with_champion(
     (only the columns it needs), rounded as evaluate rounds the challenger's, and
     bootstrap the difference on the rows the champion never trained on. Returns the check
     and what the comparison rested on (None when the champion could not score at all)."""
-    model = mlflow.pyfunc.load_model(f"models:/{registry.name}/{champion.version}")
-    columns = model.metadata.get_input_schema().input_names()
+    model = LoggedModel.load(f"models:/{registry.name}/{champion.version}")
+    columns = model.info.get_input_schema().input_names()
     test_columns = set(parquet_columns(cfg.paths.test))
     if missing := sorted(set(columns) - test_columns):
         return GateCheck(
@@ -63,7 +63,7 @@ def compare_with_champion(
     champion_proba = round_sig(
         np.concatenate(
             [
-                model.predict(batch)[:, 1]
+                model.pipeline.predict_proba(batch)[:, 1]
                 for batch in iter_parquet(cfg.paths.test, cfg.scale.batch_rows, columns)
             ]
         )

@@ -34,6 +34,7 @@ from mlops_starter.errors import DataError
 from mlops_starter.registry.model_registry import Registry
 from mlops_starter.serving.schema import FLOAT32_MAX, issue_masks
 from mlops_starter.serving.scorer import build_scorer
+from mlops_starter.storage import LoggedModel
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ def score_file(
             f"{source} lacks required feature column(s) {missing} of {registry.name} "
             f"version {version.version}; it has {header}"
         )
-    scorer, check = build_scorer(mlflow.sklearn.load_model(uri), profile)
+    scorer, check = build_scorer(LoggedModel.load(uri).pipeline, profile)
     wanted = [c for c in [id_column, *profile] if c and c in header]
     issues: Counter[str] = Counter()
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,7 @@ from mlops_starter.data.batches import iter_parquet
 from mlops_starter.errors import PipelineError
 from mlops_starter.registry.model_registry import GATE_TAG, REGISTRATION_TAG, Registry
 from mlops_starter.serving.scorer import build_scorer
+from mlops_starter.storage import LoggedModel
 
 SERVICE = "mlops_starter.serving.service:ClassifierService"
 SERVING_METADATA_KEYS = ("threshold", "positive_label", "feature_profile")
@@ -69,7 +70,7 @@ def import_version(
     if check_rows is not None and not set(profile) <= set(check_rows.columns):
         check_rows = None  # a table of another shape: the generated cases still check it
     scorer, check = build_scorer(
-        mlflow.sklearn.load_model(uri),
+        LoggedModel.load(uri).pipeline,
         profile,
         None if check_rows is None else check_rows[list(profile)],
     )

@@ -38,9 +38,9 @@ from mlops_starter.serving.schema import (
     records_type,
     validate_columns,
 )
+from mlops_starter.storage import LoggedModel
 
 with bentoml.importing():
-    import mlflow
     import numpy as np
     import orjson
 
@@ -276,7 +276,8 @@ class ClassifierService:
     def __init__(self) -> None:
         self.ready = False
         self.version = LABELS.get("registered_version", "unknown")
-        self.model = mlflow.sklearn.load_model(MLFLOW_MODEL_PATH)
+        logged = LoggedModel.load(MLFLOW_MODEL_PATH)  # allow-listed types only
+        self.model = logged.pipeline
         RecordBase.on_rejected = count_rejection
         self.log = PredictionLog(PREDICTION_LOG_DIR, on_drop=LOG_DROPPED.inc).start()
         MODEL_INFO.labels(
@@ -286,8 +287,9 @@ class ClassifierService:
         ).set(1)
         # The compiled scorer, checked against the pipeline here as at packaging time.
         self.scorer, self.scorer_check = build_scorer(self.model, PROFILE)
-        example = mlflow.models.Model.load(MLFLOW_MODEL_PATH).load_input_example(MLFLOW_MODEL_PATH)
-        self.model.predict_proba(example)  # warm up; a model that cannot score never turns ready
+        self.model.predict_proba(
+            logged.input_example()
+        )  # warm up; a model that cannot score never turns ready
         self.ready = True
 
     @metadata_app.get("/metadata")

@@ -1,0 +1,78 @@
+"""A model file cannot run code: every load goes through storage.load_model's allow-list,
+and a file naming anything else, or a model stored as a pickle, is refused by name."""
+
+import os
+
+import mlflow
+import numpy as np
+import pytest
+import skops.io
+import yaml
+from sklearn.linear_model import LogisticRegression
+
+from mlops_starter.errors import ModelFileError
+from mlops_starter.storage import LoggedModel, load_model, model_bytes
+
+X = np.array([[0.0], [1.0], [2.0], [3.0]])
+y = np.array([0, 0, 1, 1])
+
+
+@pytest.mark.parametrize(
+    ("payload", "named"),
+    [
+        ({"run": os.system}, "system"),
+        ([eval], "builtins.eval"),
+        ({"pickle": __import__("pickle").loads}, "loads"),
+    ],
+)
+def test_a_skops_file_naming_a_callable_is_refused_by_name(tmp_path, payload, named):
+    crafted = tmp_path / "model.skops"
+    skops.io.dump(payload, crafted)
+    with pytest.raises(ModelFileError, match=rf"outside the allow-list.*{named}"):
+        load_model(crafted)
+
+
+def test_a_file_that_is_not_skops_is_refused(tmp_path):
+    crafted = tmp_path / "model.skops"
+    crafted.write_bytes(b"\x80\x04not a zip")
+    with pytest.raises(ModelFileError, match="is not a skops model file"):
+        load_model(crafted)
+
+
+def test_our_own_pipeline_loads(tmp_path):
+    saved = tmp_path / "model.skops"
+    saved.write_bytes(model_bytes(LogisticRegression().fit(X, y)))
+    assert load_model(saved).predict(X).tolist() == y.tolist()
+
+
+def logged(tmp_path, **options):
+    folder = tmp_path / "logged"
+    mlflow.sklearn.save_model(LogisticRegression().fit(X, y), folder, **options)
+    return folder
+
+
+def test_an_mlflow_model_stored_as_a_pickle_is_refused(tmp_path):
+    folder = logged(tmp_path, serialization_format="cloudpickle")
+    with pytest.raises(ModelFileError, match="stored as cloudpickle, not skops"):
+        LoggedModel.load(folder)
+
+
+def test_the_allow_list_is_ours_not_the_one_the_model_file_brings(tmp_path):
+    """MLflow's own loader trusts the types the model's MLmodel lists: a crafted model
+    that lists builtins.eval there is still refused here."""
+    folder = logged(tmp_path, serialization_format="skops", skops_trusted_types=[])
+    skops.io.dump([eval], folder / "model.skops")
+    described = yaml.safe_load((folder / "MLmodel").read_text())
+    described["flavors"]["sklearn"]["skops_trusted_types"] = ["builtins.eval"]
+    (folder / "MLmodel").write_text(yaml.safe_dump(described))
+    with pytest.raises(ModelFileError, match=r"builtins\.eval"):
+        LoggedModel.load(folder)
+
+
+def test_a_model_file_outside_its_folder_is_refused(tmp_path):
+    folder = logged(tmp_path, serialization_format="skops", skops_trusted_types=[])
+    described = yaml.safe_load((folder / "MLmodel").read_text())
+    described["flavors"]["sklearn"]["pickled_model"] = "../elsewhere.skops"
+    (folder / "MLmodel").write_text(yaml.safe_dump(described))
+    with pytest.raises(ModelFileError, match="outside its folder"):
+        LoggedModel.load(folder)
