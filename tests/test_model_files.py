@@ -23,9 +23,10 @@ y = np.array([0, 0, 1, 1])
         ({"run": os.system}, "system"),
         ([eval], "builtins.eval"),
         ({"pickle": __import__("pickle").loads}, "loads"),
+        ({"weight": __import__("fractions").Fraction(1, 3)}, "fractions.Fraction"),
     ],
 )
-def test_a_skops_file_naming_a_callable_is_refused_by_name(tmp_path, payload, named):
+def test_a_skops_file_naming_a_type_off_the_list_is_refused_by_name(tmp_path, payload, named):
     crafted = tmp_path / "model.skops"
     skops.io.dump(payload, crafted)
     with pytest.raises(ModelFileError, match=rf"outside the allow-list.*{named}"):

@@ -67,11 +67,3 @@ def test_resampling_happens_only_inside_fit(xy):
     )
     model.fit(X, y)
     assert model.predict_proba(X).shape[0] == len(X)
-
-
-def test_loading_refuses_an_untrusted_type(tmp_path):
-    from fractions import Fraction
-
-    skops.io.dump({"weight": Fraction(1, 3)}, tmp_path / "odd.skops")
-    with pytest.raises(skops.io.exceptions.UntrustedTypesFoundException):
-        load_model(tmp_path / "odd.skops")
