@@ -77,3 +77,19 @@ def test_a_model_file_outside_its_folder_is_refused(tmp_path):
     (folder / "MLmodel").write_text(yaml.safe_dump(described))
     with pytest.raises(ModelFileError, match="outside its folder"):
         LoggedModel.load(folder)
+
+
+def test_the_logged_model_requires_the_library_of_every_type_it_may_hold():
+    """A version served by `mlflow models serve` or another team's loader installs its
+    requirements.txt: a type on the allow-list whose library is missing there would load
+    here and fail there."""
+    from importlib.metadata import packages_distributions
+
+    from mlops_starter.storage import SKOPS_TRUSTED_TYPES
+    from mlops_starter.training.tracking import MODEL_LIBRARIES, model_requirements
+
+    owners = packages_distributions()
+    modules = {t.split(".")[0] for t in SKOPS_TRUSTED_TYPES} | {"mlflow", "skops", "sklearn"}
+    for module in modules:
+        assert set(owners[module]) & set(MODEL_LIBRARIES), module
+    assert all("==" in line and "pytest" not in line for line in model_requirements())

@@ -112,6 +112,28 @@ def log_search(search: SearchResult, candidate: str, parent: mlflow.ActiveRun) -
         client.set_terminated(run.info.run_id)
 
 
+# What loading a logged model imports: MLflow's sklearn flavour, skops, and the libraries
+# of every type its file may hold (storage.SKOPS_TRUSTED_TYPES). Named rather than left
+# to MLflow's inference, which reloads the model in a subprocess (4 s a training run) and
+# listed pytest (loaded in the test process) but not xgboost.
+MODEL_LIBRARIES = (
+    "mlflow",
+    "mlops-starter",
+    "skops",
+    "scikit-learn",
+    "xgboost-cpu",
+    "imbalanced-learn",
+    "numpy",
+    "pandas",
+    "scipy",
+)
+
+
+def model_requirements() -> list[str]:
+    """The logged model's requirements.txt: MODEL_LIBRARIES as installed here."""
+    return [f"{name}=={importlib.metadata.version(name)}" for name in MODEL_LIBRARIES]
+
+
 def log_model(
     pipeline: Any, example: pd.DataFrame, trusted_types: list[str], serving: dict[str, Any]
 ) -> str:
@@ -137,5 +159,6 @@ def log_model(
         skops_trusted_types=trusted_types,
         pyfunc_predict_fn="predict_proba",
         metadata=serving,
+        pip_requirements=model_requirements(),
     )
     return str(info.model_uri)
