@@ -541,3 +541,57 @@ def test_batch_scorer_keeps_ids_scores_as_the_pipeline_and_counts_issues(package
         "summary.json",
         "table.csv",
     ]
+
+
+def test_with_an_api_key_strangers_get_401_and_probes_stay_open(packaged, reference, tmp_path):
+    """The key from a secret file (as compose mounts it): /predict, /explain, /metadata
+    and the docs need it; the probes and /metrics do not; it is never logged."""
+    records, proba, _ = reference
+    key = "s3cret-key-for-the-test-only"
+    secret = tmp_path / "api_key"
+    secret.write_text(key + "\n")
+    env = packaged.env | {
+        "MLOPS_PREDICTION_LOG_DIR": str(tmp_path / "predictions"),
+        "MLOPS_API_KEY_FILE": str(secret),
+    }
+    bento = packaged.read_json("models/bento.json")["bento"]
+    with (
+        bentoml_server(bento, free_port(), tmp_path / "serve.log", env) as url,
+        httpx.Client(base_url=url, timeout=30) as client,
+    ):
+        body = {"records": records[:3]}
+        wrong_keys = [
+            {},
+            {"Authorization": "Bearer wrong-key-of-some-length"},
+            {"Authorization": key},
+        ]
+        refused = [client.post("/predict", json=body, headers=h) for h in wrong_keys]
+        refused += [
+            client.post("/explain", json=body),
+            client.get("/metadata"),
+            client.get("/docs.json"),
+            # Refused before the body is read: an oversized one gets 401, not 413.
+            client.post("/predict", content=b"x" * 3_000_000),
+        ]
+        for answer in refused:
+            assert answer.status_code == 401, answer.text
+            assert answer.headers["www-authenticate"] == "Bearer"
+            assert "Authorization: Bearer" in answer.json()["error"]
+
+        keyed = {"Authorization": f"Bearer {key}"}
+        answered = client.post("/predict", json=body, headers=keyed | {"X-Request-ID": "keyed"})
+        assert answered.status_code == 200, answered.text
+        got = [p["probability"] for p in answered.json()]
+        np.testing.assert_allclose(got, proba[:3], atol=TOLERANCE)
+        assert client.get("/metadata", headers=keyed).json()["policies"]["api_key"] is True
+
+        for probe in ("/healthz", "/livez", "/readyz"):
+            assert client.get(probe).status_code == 200
+        metrics = client.get("/metrics").text
+        counted = re.search(r"^mlops_unauthorized_requests_total (\S+)", metrics, re.M)
+        assert counted and float(counted[1]) == len(refused)
+        assert len(logged(tmp_path / "predictions", "keyed", 3)) == 3
+    written = (tmp_path / "serve.log").read_text() + "".join(
+        p.read_text() for p in (tmp_path / "predictions").glob("*")
+    )
+    assert key not in written

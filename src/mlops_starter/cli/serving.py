@@ -61,20 +61,24 @@ def _served_probabilities(
     """Build the champion's bento, serve it on a free port, check its endpoints."""
     import httpx
 
+    from mlops_starter.serving.auth import api_key, authorization
     from mlops_starter.serving.packaging import build_bento, import_version
     from mlops_starter.serving.process import bentoml_server, free_port
 
     cfg = Config.from_yaml(args.params)
     bento = build_bento(import_version(registry, champion), cfg.serve)
+    headers = authorization(api_key(cfg.serve.auth, os.environ))
     with tempfile.TemporaryDirectory() as scratch:
         env = {**os.environ, "MLOPS_PREDICTION_LOG_DIR": f"{scratch}/predictions"}
         with bentoml_server(str(bento.tag), free_port(), f"{scratch}/serve.log", env) as url:
-            served_version = httpx.get(f"{url}/metadata").json()["version"]
+            served_version = httpx.get(f"{url}/metadata", headers=headers).json()["version"]
             if not same_version(served_version, champion.version):
                 raise PipelineError(
                     f"bento serves version {served_version}, not {champion.version}"
                 )
-            answer = httpx.post(f"{url}/predict", json={"records": json_records(example)})
+            answer = httpx.post(
+                f"{url}/predict", json={"records": json_records(example)}, headers=headers
+            )
             if answer.status_code != 200:
                 raise PipelineError(f"/predict answered {answer.status_code}: {answer.text}")
             if f'version="{champion.version}"' not in httpx.get(f"{url}/metrics").text:
@@ -120,16 +124,21 @@ def package(args: argparse.Namespace) -> None:
 
 def serve(args: argparse.Namespace) -> None:
     """Serve a registry version (default: the champion) from this checkout's code."""
+    from mlops_starter.serving.auth import api_key
     from mlops_starter.serving.packaging import SERVICE, import_version, serve_arguments
     from mlops_starter.serving.process import write_arguments
 
     cfg = Config.from_yaml(args.params)
+    key = api_key(cfg.serve.auth, os.environ)  # a key that cannot work stops here, in one line
     registry = registry_from(args)
     version = registry.version(args.version)
     model_tag = import_version(registry, version)
     arguments = write_arguments(serve_arguments(model_tag, cfg.serve), "build/serve-args.json")
     port = str(args.port or cfg.serve.port)
-    print(f"serving {registry.name} version {version.version} on http://127.0.0.1:{port}")
+    print(
+        f"serving {registry.name} version {version.version} on http://127.0.0.1:{port}"
+        + (" (API key required)" if key else "")
+    )
     bentoml = str(Path(sys.executable).parent / "bentoml")
     os.execv(bentoml, [bentoml, "serve", SERVICE, "--port", port, "--arg-file", str(arguments)])  # noqa: S606 (replaces this process with bentoml serve; argument list)
 

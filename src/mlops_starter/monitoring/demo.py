@@ -20,6 +20,7 @@ from mlops_starter.monitoring.checks import run_checks
 from mlops_starter.monitoring.inputs import load_reference, read_prediction_log
 from mlops_starter.monitoring.report import write_report
 from mlops_starter.registry.model_registry import Registry
+from mlops_starter.serving.auth import api_key, authorization
 from mlops_starter.serving.packaging import build_bento, import_version
 from mlops_starter.serving.process import bentoml_server, free_port
 from mlops_starter.storage import json_records, write_csv
@@ -27,11 +28,13 @@ from mlops_starter.storage import json_records, write_csv
 REQUEST_ROWS = 100
 
 
-def send_batch(url: str, batch: pd.DataFrame, columns: list[str], scenario: str) -> int:
+def send_batch(
+    url: str, batch: pd.DataFrame, columns: list[str], scenario: str, headers: dict[str, str]
+) -> int:
     """POST the batch in requests of REQUEST_ROWS records; returns how many were refused."""
     records = json_records(batch[columns])
     refused = 0
-    with httpx.Client(base_url=url, timeout=60) as client:
+    with httpx.Client(base_url=url, timeout=60, headers=headers) as client:
         for start in range(0, len(records), REQUEST_ROWS):
             answer = client.post(
                 "/predict",
@@ -67,7 +70,8 @@ def run_demo(
         for index, scenario in enumerate(scenarios)
     }
     with bentoml_server(str(bento.tag), free_port(), out / "serve.log", env) as url:
-        refused = {s: send_batch(url, batch, columns, s) for s, batch in batches.items()}
+        headers = authorization(api_key(cfg.serve.auth, env))
+        refused = {s: send_batch(url, batch, columns, s, headers) for s, batch in batches.items()}
         metrics_text = httpx.get(f"{url}/metrics").text
     log = read_prediction_log([str(log_dir / "predictions-*.jsonl*")])
     reports = {}

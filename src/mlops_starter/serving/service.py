@@ -11,6 +11,8 @@ machine: MLOPS_PREDICTION_LOG_DIR overrides `serve.prediction_log_dir`.
     GET  /metadata   model name, version, run id, threshold, data hash, feature schema,
                      model card, and which scorer serves (compiled or the pipeline)
     GET  /healthz /livez /readyz /metrics    BentoML's own; readyz waits for the model
+
+With an API key on the machine (serving/auth.py), all but the last line need it.
 """
 
 import datetime as dt
@@ -27,6 +29,7 @@ from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlops_starter.config import ServeConfig
+from mlops_starter.serving.auth import ApiKeyMiddleware, api_key
 from mlops_starter.serving.schema import (
     REQUEST_ID,
     ColumnsInvalid,
@@ -70,6 +73,7 @@ PROFILE: dict[str, dict[str, Any]] = SERVING_INFO["feature_profile"]
 THRESHOLD = float(SERVING_INFO["threshold"])
 ID_FIELD: str | None = SERVING_INFO.get("id_column")
 PREDICTION_LOG_DIR = os.environ.get("MLOPS_PREDICTION_LOG_DIR", ARGS.prediction_log_dir)
+API_KEY = api_key(ARGS.auth, os.environ)
 
 FeatureRecord = record_model(PROFILE, ID_FIELD, ARGS.unseen_category, ARGS.out_of_range)
 Records = records_type(FeatureRecord, ARGS.max_records)
@@ -120,6 +124,10 @@ MODEL_INFO = bentoml.metrics.Gauge(
     documentation="The served model version (value is always 1)",
     labelnames=["model", "version", "run_id"],
     multiprocess_mode="max",
+)
+UNAUTHORIZED = bentoml.metrics.Counter(
+    name="mlops_unauthorized_requests",
+    documentation="Requests refused (401) for a missing or wrong API key",
 )
 LOG_DROPPED = bentoml.metrics.Counter(
     name="mlops_prediction_log_dropped",
@@ -307,6 +315,7 @@ class ClassifierService:
             "policies": {
                 "unseen_category": ARGS.unseen_category,
                 "out_of_range": ARGS.out_of_range,
+                "api_key": API_KEY is not None,
             },
             "limits": {"max_records": ARGS.max_records, "max_body_bytes": ARGS.max_body_bytes},
             "scorer": {
@@ -474,7 +483,12 @@ class ClassifierService:
         return probabilities, labels, masks
 
 
-ClassifierService.add_asgi_middleware(  # type: ignore[attr-defined]  # added by @bentoml.service
+# Outermost first: a stranger is refused before anything reads the body.
+if API_KEY is not None:
+    ClassifierService.add_asgi_middleware(  # type: ignore[attr-defined]  # added by @bentoml.service
+        ApiKeyMiddleware, key=API_KEY, on_refused=UNAUTHORIZED.inc
+    )
+ClassifierService.add_asgi_middleware(  # type: ignore[attr-defined]
     RequestGuardMiddleware, limit=ARGS.max_body_bytes
 )
 for _api in ClassifierService.apis.values():  # type: ignore[attr-defined]
