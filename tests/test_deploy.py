@@ -114,3 +114,40 @@ def test_grafana_loads_the_dashboard_from_the_provisioned_source():
         "bentoml_service_request_total",
         "mlops_input_quality_issues_total",
     } <= dashboard_metric_names()
+
+
+# Services that start as root, and why: checked so a new service must say so too.
+STARTS_AS_ROOT = {
+    "postgres": "its entrypoint owns the data directory, then runs the server as postgres",
+    "object-store": "MinIO's image has no user of its own",
+}
+
+
+def test_every_pulled_image_is_pinned_by_digest():
+    """A tag can be re-pushed; a digest names one image. The classifier is the image
+    `make containerize` built, named in deploy/.env."""
+    for name, service in compose()["services"].items():
+        if "build" in service:
+            dockerfile = (DEPLOY / service["build"]["context"] / "Dockerfile").read_text()
+            [base] = re.findall(r"^FROM (\S+)", dockerfile, re.M)
+            assert re.search(r"@sha256:[0-9a-f]{64}$", base), f"{name}: FROM {base}"
+        elif name != "classifier":
+            assert re.search(r":[\w.-]+@sha256:[0-9a-f]{64}$", service["image"]), name
+
+
+def test_services_run_as_unprivileged_users_where_their_images_allow():
+    for name, service in compose()["services"].items():
+        if name in STARTS_AS_ROOT or name == "classifier":  # BentoML's image: uid 1034, tested
+            continue
+        if "build" in service:
+            dockerfile = (DEPLOY / service["build"]["context"] / "Dockerfile").read_text()
+            users = re.findall(r"^USER (\S+)", dockerfile, re.M)
+            assert users and users[-1] not in ("root", "0"), f"{name} runs as root"
+        else:
+            assert str(service.get("user", "0")).split(":")[0] not in ("root", "0"), name
+
+
+def test_the_classifier_asks_for_a_key_from_the_env_file():
+    environment = compose()["services"]["classifier"]["environment"]
+    assert environment["MLOPS_API_KEY"] == "${CLASSIFIER_API_KEY:?set in deploy/.env}"
+    assert "CLASSIFIER_API_KEY=" in (DEPLOY / ".env.example").read_text()

@@ -55,7 +55,8 @@ def container(image, engine):
     started = time.monotonic()
     engine.run(
         *("run", "--detach", "--name", name, "--publish", f"127.0.0.1:{port}:3000"),
-        *("--env", "MLOPS_PREDICTION_LOG_DIR=/predictions", "--volume", f"{volume}:/predictions"),
+        *("--env", "MLOPS_PREDICTION_LOG_DIR=/predictions"),  # pragma: allowlist secret
+        *("--volume", f"{volume}:/predictions"),
         image,
     )
     url = f"http://127.0.0.1:{port}"
@@ -214,21 +215,24 @@ def compose_stack(image, engine, tmp_path_factory):
     up = run("up", "-d", "classifier", "prometheus")
     try:
         assert up.returncode == 0, up.stdout + up.stderr
-        yield project
+        yield values
     finally:
         run("down", "-v")
 
 
-def test_compose_prometheus_scrapes_the_classifier(compose_stack, reference):
+def test_compose_classifier_asks_for_its_key_and_prometheus_scrapes_it(compose_stack, reference):
     records, _ = reference
     deadline = time.monotonic() + 180
-    answer = None
-    while time.monotonic() < deadline and answer is None:
+    stranger = None
+    while time.monotonic() < deadline and stranger is None:
         try:
-            answer = httpx.post("http://127.0.0.1:3000/predict", json={"records": records[:5]})
+            stranger = httpx.post("http://127.0.0.1:3000/predict", json={"records": records[:5]})
         except httpx.HTTPError:
             time.sleep(1)
-    assert answer is not None and answer.status_code == 200
+    assert stranger is not None and stranger.status_code == 401, stranger
+    key = {"Authorization": f"Bearer {compose_stack['CLASSIFIER_API_KEY']}"}
+    answer = httpx.post("http://127.0.0.1:3000/predict", json={"records": records[:5]}, headers=key)
+    assert answer.status_code == 200, answer.text
     query = "http://127.0.0.1:9090/api/v1/query"
     scraped: list = []
     while time.monotonic() < deadline and not scraped:
