@@ -14,7 +14,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: env run repro push pull clean-tree test browser postgres podman test-fast lint typecheck check lock suite ui gate promote rollback history smoke smoke-served serve bento containerize bench-serving bench-container fetch-monitoring-data monitor monitor-demo metrics-diff clean
+.PHONY: env run repro push pull clean-tree test browser postgres podman test-fast lint typecheck check audit audit-deps lock suite ui gate promote rollback history smoke smoke-served serve bento containerize bench-serving bench-container fetch-monitoring-data monitor monitor-demo metrics-diff clean
 
 env: $(STAMP)
 
@@ -97,6 +97,17 @@ typecheck: env
 	$(BIN)/mypy
 
 check: lint typecheck test
+
+## audit: offline security checks: no secret in the tracked files (detect-secrets, against
+## .secrets.baseline), the deploy files pinned and unprivileged, model files allow-listed.
+## CI adds audit-deps, a secret scan of the whole history and trivy config (ci.yml, audit job)
+audit: env
+	$(BIN)/pytest -q tests/test_audit.py tests/test_deploy.py tests/test_model_files.py
+
+## audit-deps: known vulnerabilities in the locked libraries (pip-audit; asks PyPI's advisory
+## API, so it needs that host: --strict fails rather than pass what it could not check)
+audit-deps: env
+	$(BIN)/pip-audit --requirement requirements.lock --disable-pip --strict --progress-spinner off
 
 ## lock: re-resolve dependencies after editing pyproject.toml
 lock:

@@ -93,3 +93,23 @@ def test_the_logged_model_requires_the_library_of_every_type_it_may_hold():
     for module in modules:
         assert set(owners[module]) & set(MODEL_LIBRARIES), module
     assert all("==" in line and "pytest" not in line for line in model_requirements())
+
+
+# skops's published advisories and the release that fixed each (skops docs/changes.rst).
+# pip-audit (make audit-deps, in CI) checks every locked library against the live list;
+# this keeps a downgrade below them from passing where that list cannot be reached.
+SKOPS_ADVISORIES = {
+    "CVE-2024-37065 (load(trusted=True) trusted anything)": "0.10",
+    "CVE-2025-54412 (OperatorFuncNode ran code at load)": "0.12",
+    "CVE-2025-54413 (MethodNode reached unexpected attributes)": "0.12",
+    "CVE-2025-54886 (Card.get_model fell back to joblib)": "0.13",
+}
+
+
+@pytest.mark.parametrize("advisory", SKOPS_ADVISORIES)
+def test_the_locked_skops_is_past_each_published_advisory(advisory):
+    from importlib.metadata import version
+
+    from packaging.version import Version
+
+    assert Version(version("skops")) >= Version(SKOPS_ADVISORIES[advisory]), advisory

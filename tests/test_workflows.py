@@ -123,3 +123,16 @@ def test_make_refuses_an_unsupported_python_before_installing_anything(tmp_path)
     assert done.returncode != 0
     assert "is Python 3.10; this project supports 3.11 3.12 3.13" in done.stderr
     assert not venv.exists()
+
+
+def test_ci_audits_dependencies_history_and_dockerfiles_with_pinned_scanners():
+    audit = yaml.safe_load((REPO_ROOT / ".github/workflows/ci.yml").read_text())["jobs"]["audit"]
+    steps = audit["steps"]
+    assert steps[0]["with"]["fetch-depth"] == 0  # every commit, for the history's secrets
+    assert [s["run"] for s in steps if "run" in s] == ["make audit", "make audit-deps"]
+    scanners = {s["uses"].split("@")[0]: s for s in steps if "uses" in s}
+    assert {"gitleaks/gitleaks-action", "aquasecurity/trivy-action"} <= set(scanners)
+    for name in ("gitleaks/gitleaks-action", "aquasecurity/trivy-action"):
+        assert re.fullmatch(r"[0-9a-f]{40}", scanners[name]["uses"].split("@")[1]), name
+    trivy = scanners["aquasecurity/trivy-action"]["with"]
+    assert trivy["scan-type"] == "config" and trivy["exit-code"] == "1"

@@ -25,7 +25,7 @@ from mlops_starter.serving.process import bentoml_server, free_port
 pytestmark = pytest.mark.e2e
 
 MODEL = "churn-classifier"
-ADMIN, PASSWORD = "admin", "team-secret-1"
+ADMIN, PASSWORD = "admin", "team-secret-1"  # pragma: allowlist secret (throw-away)
 ONLY_LOGISTIC = {
     "train": {"candidates": {"random_forest": {"enabled": False}, "xgboost": {"enabled": False}}},
     "gate": {"min_test": {"roc_auc": 0.6, "pr_auc": 0.07}, "bootstrap_rounds": 300},
@@ -114,7 +114,7 @@ def team(repo_copy, tmp_path_factory):
         "MLFLOW_AUTH_CONFIG_PATH": str(home / "auth.ini"),
         "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN,
         "MLFLOW_AUTH_ADMIN_PASSWORD": PASSWORD,
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-csrf-key",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-csrf-key",  # pragma: allowlist secret
     }
     with postgres_server() as database:
         options = [
