@@ -12,7 +12,7 @@ def main() -> None:
     cfg = Config.from_yaml()
     rows = ingest(cfg.data, cfg.paths.raw)
     logging.getLogger("ingest").info(
-        "wrote %d rows from %s to %s", rows, cfg.data.source, cfg.paths.raw
+        "wrote %d rows from %s to %s", rows, cfg.data.source_label, cfg.paths.raw
     )
 
 

@@ -22,8 +22,9 @@ def test_no_secret_in_the_tracked_files_beyond_the_reviewed_baseline():
 
 def test_a_committed_cloud_key_or_password_is_caught_by_file_and_line(tmp_path):
     leaked = tmp_path / "settings.py"
-    key = "AKIA" + "Q3EGUB6NEXAMPLE7"  # built here, so this file holds no key itself
-    leaked.write_text(f'AWS_ACCESS_KEY_ID = "{key}"\nDB_URL = "postgresql://u:hunter2x@db/x"\n')
+    # Built here, so that this file holds neither itself.
+    key, url = "AKIA" + "Q3EGUB6NEXAMPLE7", "postgresql://u:" + "hunter2x@db/x"
+    leaked.write_text(f'AWS_ACCESS_KEY_ID = "{key}"\nDB_URL = "{url}"\n')
     done = subprocess.run([*HOOK, str(leaked)], cwd=REPO_ROOT, capture_output=True, text=True)
     assert done.returncode == 1
     assert "AWS Access Key" in done.stdout and f"{leaked}:1" in done.stdout

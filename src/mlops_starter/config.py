@@ -38,8 +38,48 @@ class CsvConfig(_Section):
     encoding: str | None = Field(None, description="e.g. utf-8, utf-8-sig, cp1252, latin-1")
 
 
+class DatabaseSource(_Section):
+    """A table in a database (any SQLAlchemy URL): a table, or the rows of a query."""
+
+    url: str = Field(description="e.g. postgresql://analyst@db.internal:5432/crm, sqlite:///crm.db")
+    table: str | None = Field(None, description="a table, or schema.table")
+    query: str | None = Field(None, description="or a SELECT whose rows are the table")
+    password_env: str = Field(
+        "MLOPS_DB_PASSWORD", description="the environment variable that holds the password"
+    )
+    fingerprint_column: str | None = Field(
+        None,
+        description="e.g. updated_at: the row count and its newest value tell DVC the table "
+        "changed; null: the row count and a checksum of every row read",
+    )
+
+    @model_validator(mode="after")
+    def _one_table_no_password(self) -> DatabaseSource:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of table and query")
+        try:
+            url = make_url(self.url)
+        except ArgumentError:
+            raise ValueError(
+                "url is not a database URL such as postgresql://user@host/db"
+            ) from None
+        if url.password:
+            raise ValueError(
+                f"url holds a password: remove it, and set it in the environment variable "
+                f"{self.password_env} (data.source.password_env) instead"
+            )
+        return self
+
+    def label(self) -> str:
+        """What logs, tags and messages show: the URL (it holds no password) and table."""
+        return f"{self.url} {'table ' + self.table if self.table else 'query'}"
+
+
 class DataConfig(_Section):
-    source: str = "demo"
+    source: str | DatabaseSource = "demo"
     demo: DemoData = DemoData()
     target: str
     positive_label: str | int | bool
@@ -62,6 +102,11 @@ class DataConfig(_Section):
     @property
     def is_demo(self) -> bool:
         return self.source == "demo"
+
+    @property
+    def source_label(self) -> str:
+        """The source as logs, MLflow tags and model cards show it (never a password)."""
+        return self.source.label() if isinstance(self.source, DatabaseSource) else self.source
 
     @model_validator(mode="after")
     def _roles_are_distinct(self) -> DataConfig:
@@ -370,6 +415,7 @@ class ScaleConfig(_Section):
 
 
 class Paths(_Section):
+    source_fingerprint: str = "data/source.fingerprint.json"
     raw: str = "data/raw/table.parquet"
     train: str = "data/split/train.parquet"
     test: str = "data/split/test.parquet"

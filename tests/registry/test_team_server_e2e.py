@@ -6,19 +6,15 @@ and that the served bento does not need it."""
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
-import shutil
 import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 from conftest import kill_mlflow, mlflow_process
+from postgres import postgres_server
 
 from mlops_starter.serving.process import bentoml_server, free_port
 
@@ -30,67 +26,6 @@ ONLY_LOGISTIC = {
     "train": {"candidates": {"random_forest": {"enabled": False}, "xgboost": {"enabled": False}}},
     "gate": {"min_test": {"roc_auc": 0.6, "pr_auc": 0.07}, "bootstrap_rounds": 300},
 }
-
-
-def postgres_program(name: str) -> str:
-    """A PostgreSQL server program (Debian puts them outside PATH); the test fails, not
-    skips, without one, naming what `make test` installs."""
-    found = shutil.which(name) or next(
-        iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))), None
-    )
-    if found is None:
-        pytest.fail(
-            f"PostgreSQL's `{name}` is missing: apt-get install postgresql (make test does as root)"
-        )
-    return found
-
-
-@contextlib.contextmanager
-def postgres_server() -> Iterator[str]:
-    """A throw-away PostgreSQL cluster on a free loopback port; yields its URL. PostgreSQL
-    refuses to run as root, so as root it runs as the `postgres` user, in a folder of its
-    own (pytest's temporary folders are closed to other users)."""
-    home = Path(tempfile.mkdtemp(prefix="mlops-starter-postgres-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(home, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
-    data = home / "data"
-
-    def run(*command: str) -> None:
-        subprocess.run([*as_user, *command], check=True, capture_output=True, timeout=120)
-
-    try:
-        run(
-            postgres_program("initdb"),
-            "-D",
-            str(data),
-            "-U",
-            "mlflow",
-            "--auth=trust",
-            "-E",
-            "UTF8",
-        )
-        options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1"
-        log = str(home / "server.log")
-        run(postgres_program("pg_ctl"), "-D", str(data), "-o", options, "-l", log, "-w", "start")
-        try:
-            run(
-                postgres_program("createdb"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-U",
-                "mlflow",
-                "mlflow",
-            )
-            yield f"postgresql://mlflow@127.0.0.1:{port}/mlflow"
-        finally:
-            run(postgres_program("pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def query(url: str, sql: str) -> list[tuple]:

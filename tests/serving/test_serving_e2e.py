@@ -213,7 +213,11 @@ def test_metadata_describes_the_served_version(server, packaged):
     assert set(meta["feature_schema"]) == set(
         info["feature_schema"]["numeric"] + info["feature_schema"]["categorical"]
     )
-    assert meta["policies"] == {"unseen_category": "accept", "out_of_range": "accept"}
+    assert meta["policies"] == {
+        "unseen_category": "accept",
+        "out_of_range": "accept",
+        "api_key": False,
+    }
     # The compiled scorer serves, checked against the pipeline at packaging (test set and
     # hard cases) and again at start.
     test_rows = len(pd.read_parquet(packaged.root / "data/split/test.parquet"))

@@ -1,4 +1,4 @@
-"""`mlops suite`: the data commands."""
+"""`mlops suite | demo-db`: the data commands."""
 
 from __future__ import annotations
 
@@ -30,7 +30,25 @@ def make_suite(args: argparse.Namespace) -> None:
     )
 
 
+def demo_db(args: argparse.Namespace) -> None:
+    """The demo table (data.demo in params.yaml) written to a database, to train from it."""
+    from mlops_starter.config import DatabaseSource
+    from mlops_starter.data.database import write_table
+    from mlops_starter.data.demo import generate_demo_table
+
+    demo = Config.from_yaml(args.params).data.demo
+    source = DatabaseSource(url=args.url, table=args.table, password_env=args.password_env)
+    write_table(source, generate_demo_table(demo.n_rows, demo.seed, demo.positive_rate))
+    print(f"wrote {demo.n_rows} demo rows to {source.label()}")
+
+
 def add_commands(commands: Any) -> None:
+    database = commands.add_parser("demo-db", help="write the demo table to a database")
+    database.add_argument("--url", default="sqlite:///data/source/demo.sqlite")
+    database.add_argument("--table", default="customers")
+    database.add_argument("--password-env", default="MLOPS_DB_PASSWORD")
+    database.set_defaults(handler=demo_db)
+
     suite = commands.add_parser(
         "suite", help="regenerate the validation suite from a trusted table"
     )

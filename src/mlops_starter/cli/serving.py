@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
+from pydantic import ValidationError
 
 from mlops_starter.cli.common import append_to_github_file, registry_from
-from mlops_starter.config import Config
+from mlops_starter.config import Config, DatabaseSource
 from mlops_starter.errors import PipelineError
 from mlops_starter.registry.model_registry import CHAMPION, Registry, same_version
 from mlops_starter.storage import LoggedModel, json_records
@@ -147,9 +148,17 @@ def score(args: argparse.Namespace) -> None:
     """Score a CSV or Parquet table with a registry version into a Parquet file."""
     from mlops_starter.serving.batch import score_file
 
-    summary = score_file(
-        registry_from(args), args.version, args.input, args.output, args.chunk_rows
-    )
+    source: Any = args.input
+    if args.query or args.table:
+        if not args.db_url:
+            raise PipelineError("--query and --table read the database --db-url names: give it")
+        try:
+            source = DatabaseSource(
+                url=args.db_url, query=args.query, table=args.table, password_env=args.password_env
+            )
+        except ValidationError as invalid:
+            raise PipelineError(f"--db-url: {invalid.errors()[0]['msg']}") from None
+    summary = score_file(registry_from(args), args.version, source, args.output, args.chunk_rows)
     print(
         f"scored {summary['rows']} rows with {summary['model']} version {summary['version']} "
         f"({summary['scorer']['kind']} scorer) into {summary['output']}"
@@ -188,7 +197,12 @@ def add_commands(commands: Any) -> None:
     score_cmd = commands.add_parser(
         "score", help="batch-score a CSV or Parquet table into Parquet (id, probability, label)"
     )
-    score_cmd.add_argument("--input", required=True, help="the table to score (.csv or .parquet)")
+    scored = score_cmd.add_mutually_exclusive_group(required=True)
+    scored.add_argument("--input", help="the table to score (.csv or .parquet)")
+    scored.add_argument("--query", help="or a SELECT on the database at --db-url")
+    scored.add_argument("--table", help="or a table of the database at --db-url")
+    score_cmd.add_argument("--db-url", help="the database (its password: --password-env)")
+    score_cmd.add_argument("--password-env", default="MLOPS_DB_PASSWORD")
     score_cmd.add_argument("--output", required=True, help="the Parquet file to write")
     score_cmd.add_argument("--version", default=CHAMPION, help="number, champion or challenger")
     score_cmd.add_argument("--chunk-rows", type=int, default=100_000, help="rows held at once")

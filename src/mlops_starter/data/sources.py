@@ -1,4 +1,5 @@
-"""Reading a user's CSV/Parquet file in batches and streaming batches into one Parquet file."""
+"""Reading a user's CSV/Parquet file or database table in batches, and streaming the
+batches into one Parquet file."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlops_starter.config import CsvConfig, DataConfig
+from mlops_starter.config import CsvConfig, DatabaseSource, DataConfig
 from mlops_starter.data.batches import open_parquet
 from mlops_starter.data.csv_format import SEPARATORS, sniff_csv
+from mlops_starter.data.database import iter_database_batches
 from mlops_starter.data.demo import generate_demo_table
 from mlops_starter.errors import DataError
 from mlops_starter.storage import atomic_path
@@ -256,6 +258,8 @@ def ingest(data: DataConfig, target: str | Path) -> int:
         batches: Iterable[pd.DataFrame] = [
             generate_demo_table(data.demo.n_rows, data.demo.seed, data.demo.positive_rate)
         ]
+    elif isinstance(data.source, DatabaseSource):
+        batches = iter_database_batches(data)
     else:
         batches = iter_table_batches(data.source, data.read_chunk_rows, data.csv)
     required = [c for c in (data.target, data.id_column, data.time_column) if c]

@@ -64,7 +64,7 @@ def _data_section(inputs: CardInputs, tags: dict[str, str], cfg: Config) -> list
     info, test = inputs.model_info, inputs.test_metrics
     schema = info["feature_schema"]
     rows = [
-        ["source", cfg.data.source],
+        ["source", cfg.data.source_label],
         ["raw table md5", tags.get("data.raw_md5", "unknown")],
         ["training table md5", info["data_train_md5"]],
         [

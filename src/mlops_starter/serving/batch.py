@@ -1,4 +1,5 @@
-"""The batch scorer: a table in (CSV or Parquet, any size), a Parquet of scores out.
+"""The batch scorer: a table in (CSV or Parquet, or a database query; any size), a
+Parquet of scores out.
 
 It reads the input in chunks, so memory stays at one chunk whatever the table's
 size; scores each chunk with the same compiled scorer the service uses (checked
@@ -29,7 +30,9 @@ import pyarrow.csv
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from mlops_starter.config import DatabaseSource
 from mlops_starter.data.batches import iter_parquet
+from mlops_starter.data.database import columns_of, iter_rows
 from mlops_starter.errors import DataError
 from mlops_starter.registry.model_registry import Registry
 from mlops_starter.serving.schema import FLOAT32_MAX, issue_masks
@@ -87,6 +90,10 @@ def _csv_chunks(path: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.
             pending, rows = [whole.iloc[chunk_rows:]], rows - chunk_rows
     if rows:
         yield pd.concat(pending, ignore_index=True)
+
+
+def _name(source: Path | DatabaseSource) -> str:
+    return source.label() if isinstance(source, DatabaseSource) else str(source)
 
 
 def _total_rows(path: Path) -> int | None:
@@ -148,29 +155,39 @@ def _as_columns(
 def score_file(
     registry: Registry,
     version_ref: str,
-    input_path: str | Path,
+    input_path: str | Path | DatabaseSource,
     output_path: str | Path,
     chunk_rows: int = 100_000,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Score every row of `input_path` with registry version `version_ref` (a number,
-    champion or challenger) into `output_path` (Parquet). Returns the run's summary."""
-    source, target = Path(input_path), Path(output_path)
-    if not source.is_file():
-        raise DataError(f"input table {source} does not exist")
-    if source.suffix.lower() not in (".csv", ".parquet", ".pq"):
-        raise DataError(f"{source}: the batch scorer reads .csv or .parquet, not '{source.suffix}'")
+    """Score every row of `input_path` (a CSV or Parquet file, or a database table or
+    query) with registry version `version_ref` (a number, champion or challenger) into
+    `output_path` (Parquet). Returns the run's summary."""
+    target = Path(output_path)
     if chunk_rows < 1:
         raise DataError(f"--chunk-rows must be at least 1, not {chunk_rows}")
+    if isinstance(input_path, DatabaseSource):
+        source: Path | DatabaseSource = input_path
+        header = columns_of(input_path)
+        total: int | None = None
+    else:
+        source = Path(input_path)
+        if not source.is_file():
+            raise DataError(f"input table {source} does not exist")
+        if source.suffix.lower() not in (".csv", ".parquet", ".pq"):
+            raise DataError(
+                f"{source}: the batch scorer reads .csv or .parquet, not '{source.suffix}'"
+            )
+        header = _header(source)
+        total = _total_rows(source)
     version = registry.version(version_ref)
     uri = f"models:/{registry.name}/{version.version}"
     metadata = mlflow.models.get_model_info(uri).metadata or {}
     profile: dict[str, dict[str, Any]] = metadata["feature_profile"]
     id_column, threshold = metadata.get("id_column"), float(metadata["threshold"])
-    header = _header(source)
     if missing := [n for n, s in profile.items() if not s["nullable"] and n not in header]:
         raise DataError(
-            f"{source} lacks required feature column(s) {missing} of {registry.name} "
+            f"{_name(source)} lacks required feature column(s) {missing} of {registry.name} "
             f"version {version.version}; it has {header}"
         )
     scorer, check = build_scorer(LoggedModel.load(uri).pipeline, profile)
@@ -181,10 +198,13 @@ def score_file(
     rows = 0
     writer: pq.ParquetWriter | None = None
     try:
-        with tqdm(
-            total=_total_rows(source), unit="rows", disable=not progress, desc="scoring"
-        ) as bar:
-            for chunk in _chunks(source, wanted, chunk_rows):
+        with tqdm(total=total, unit="rows", disable=not progress, desc="scoring") as bar:
+            chunks = (
+                iter_rows(source, wanted, chunk_rows)
+                if isinstance(source, DatabaseSource)
+                else _chunks(source, wanted, chunk_rows)
+            )
+            for chunk in chunks:
                 columns = _as_columns(chunk, profile, issues)
                 for issue, mask in issue_masks(columns, profile).items():
                     issues[issue] += int(mask.sum())
@@ -202,7 +222,7 @@ def score_file(
                 rows += len(chunk)
                 bar.update(len(chunk))
         if writer is None:
-            raise DataError(f"{source} has no rows to score")
+            raise DataError(f"{_name(source)} has no rows to score")
         writer.close()
         writer = None
         os.replace(partial, target)
@@ -216,7 +236,7 @@ def score_file(
             name, kind = issue.split(":", 1)
             per_column.setdefault(name, {})[kind] = count
     return {
-        "input": str(source),
+        "input": _name(source),
         "output": str(target),
         "rows": rows,
         "model": registry.name,

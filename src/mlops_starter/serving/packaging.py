@@ -97,7 +97,9 @@ def serve_arguments(model_tag: str, settings: ServeConfig) -> dict[str, Any]:
 # The project's dependencies that only training, validation and tracking use: the bento
 # leaves them (and what only they need) out, which keeps the image smaller by a third.
 # The image test (tests/serving/test_container_e2e.py) serves from an image without them.
-NOT_SERVED = frozenset({"dvc", "great-expectations", "optuna", "dask", "distributed", "tqdm"})
+NOT_SERVED = frozenset(
+    {"dvc", "great-expectations", "optuna", "dask", "distributed", "tqdm", "psycopg"}
+)
 
 
 def runtime_pins(project: str = "mlops-starter") -> list[str]:

@@ -276,7 +276,7 @@ def training_lineage(cfg: Config) -> dict[str, str]:
         **tracking.library_versions(),
         "data.train_md5": file_md5(cfg.paths.train),
         "data.raw_md5": file_md5(cfg.paths.raw),
-        "data.source": cfg.data.source,
+        "data.source": cfg.data.source_label,
     }
 
 

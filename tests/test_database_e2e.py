@@ -1,0 +1,111 @@
+"""The demo table in a database, trained from by params.yaml alone: on a real PostgreSQL
+(password from the environment, never shown) and on SQLite, `dvc repro` gives the
+metrics a file of the same rows gives; an unchanged table reruns nothing, a changed one
+reruns ingest; a wrong password or an unreachable server stops with one line; and
+`mlops score` scores a query's rows."""
+
+import json
+import re
+
+import pandas as pd
+import psycopg
+import pytest
+from postgres import postgres_server
+
+from mlops_starter.data.demo import generate_demo_table
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "db-pw-for-this-test-only-7x"  # pragma: allowlist secret (throw-away cluster)
+
+
+def ran_stages(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([\w-]+)'", output))
+
+
+def with_password(url: str) -> str:
+    return url.replace("analyst@", f"analyst:{PASSWORD}@")
+
+
+@pytest.fixture(scope="module")
+def database():
+    with postgres_server("analyst", PASSWORD) as url:
+        yield url
+
+
+def test_the_demo_from_postgresql_sqlite_and_a_file_gives_the_same_metrics(database, repo_copy):
+    """The demo table in PostgreSQL, in SQLite, and as a Parquet file (in id order, the
+    order ingest reads a database in): three `dvc repro`s, one set of metrics."""
+    copy = repo_copy()
+    copy.env["MLOPS_DB_PASSWORD"] = PASSWORD
+    copy.run("mlops", "demo-db", "--url", database, "--table", "customers")
+    copy.run("mlops", "demo-db")  # sqlite:///data/source/demo.sqlite
+    demo = copy.params()["data"]["demo"]
+    table = generate_demo_table(demo["n_rows"], demo["seed"], demo["positive_rate"])
+    table.sort_values("customer_id").to_parquet(copy.root / "data/source/customers.parquet")
+    postgres = {"url": database, "table": "customers"}
+
+    copy.set_params({"data": {"source": postgres}})
+    first = copy.run("dvc", "repro", timeout=900)
+    said = first.stdout + first.stderr
+    assert "Traceback" not in said and PASSWORD not in said
+    from_postgres = copy.read_json("metrics/test.json")
+    fingerprint = copy.read_json("data/source.fingerprint.json")
+    assert fingerprint["rows"] == demo["n_rows"] and PASSWORD not in json.dumps(fingerprint)
+    card = (copy.root / "reports/model_card.md").read_text()
+    assert database in card and PASSWORD not in card
+    # Unchanged table: only the fingerprint runs.
+    assert ran_stages(copy.run("dvc", "repro").stdout) == {"fingerprint"}
+
+    for source in (
+        "data/source/customers.parquet",
+        {"url": "sqlite:///data/source/demo.sqlite", "table": "customers"},
+    ):
+        copy.set_params({"data": {"source": source}})
+        copy.run("dvc", "repro", timeout=900)
+        assert copy.read_json("metrics/test.json") == from_postgres, source
+
+    # Back on PostgreSQL, one row changed: ingest reruns.
+    copy.set_params({"data": {"source": postgres}})
+    copy.run("dvc", "repro", timeout=900)
+    with psycopg.connect(with_password(database)) as connection:
+        connection.execute("UPDATE customers SET age = age + 1 WHERE customer_id = 'C0000042'")
+    changed = copy.run("dvc", "repro", timeout=900)
+    assert {"fingerprint", "ingest"} <= ran_stages(changed.stdout), changed.stdout
+
+
+def test_a_query_scores_into_parquet_and_bad_credentials_or_hosts_stop_in_one_line(
+    database, repo_copy, tmp_path
+):
+    copy = repo_copy()
+    copy.env["MLOPS_DB_PASSWORD"] = PASSWORD
+    copy.run("mlops", "demo-db", "--url", database, "--table", "customers")
+    copy.set_params({"data": {"source": {"url": database, "table": "customers"}}})
+    copy.run("dvc", "repro", timeout=900)
+
+    query = "SELECT * FROM customers WHERE plan = 'basic'"
+    copy.run(
+        "mlops", "score", "--db-url", database, "--query", query, "--output", "build/s.parquet"
+    )
+    scored = pd.read_parquet(copy.root / "build/s.parquet")
+    with psycopg.connect(with_password(database)) as connection:
+        basic = connection.execute("SELECT count(*) FROM customers WHERE plan = 'basic'").fetchone()
+    assert len(scored) == basic[0] and scored["probability"].between(0, 1).all()
+
+    raw_before = (copy.root / "data/raw/table.parquet").read_bytes()
+    copy.env["MLOPS_DB_PASSWORD"] = "not-the-password"  # pragma: allowlist secret
+    wrong = copy.run("dvc", "repro", check=False)
+    assert wrong.returncode != 0
+    assert "stage 'fingerprint' failed: data.source " + database in wrong.stderr
+    assert 'password authentication failed for user "analyst"' in wrong.stderr
+    assert "$MLOPS_DB_PASSWORD" in wrong.stderr
+    assert "Traceback" not in wrong.stderr and "not-the-password" not in wrong.stderr
+
+    closed = re.sub(r":\d+/", ":1/", database)
+    copy.env["MLOPS_DB_PASSWORD"] = PASSWORD
+    copy.set_params({"data": {"source": {"url": closed, "table": "customers"}}})
+    unreachable = copy.run("dvc", "repro", check=False)
+    assert "stage 'fingerprint' failed: data.source " + closed in unreachable.stderr
+    assert "check the host, port and database in data.source.url" in unreachable.stderr
+    assert "Traceback" not in unreachable.stderr
+    assert (copy.root / "data/raw/table.parquet").read_bytes() == raw_before
