@@ -14,7 +14,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: env run repro push pull clean-tree test browser postgres podman test-fast lint typecheck check audit audit-deps lock suite ui gate promote rollback history smoke smoke-served serve bento containerize bench-serving bench-container fetch-monitoring-data monitor monitor-demo metrics-diff clean
+.PHONY: env run repro push pull clean-tree test browser postgres podman test-fast lint typecheck check audit audit-deps lock suite ui gate promote rollback history smoke smoke-served serve bento containerize bench-serving bench-container bench-sql demo-db fetch-monitoring-data monitor monitor-demo metrics-diff clean
 
 env: $(STAMP)
 
@@ -113,6 +113,11 @@ audit-deps: env
 lock:
 	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --universal --python-version 3.11 --generate-hashes -o requirements.lock
 
+## demo-db [URL=...]: the demo table into a database (default sqlite:///data/demo.sqlite;
+## the password, if any, from $MLOPS_DB_PASSWORD), to train from it (README: a database as the source)
+demo-db: env
+	$(BIN)/mlops demo-db $(if $(URL),--url "$(URL)")
+
 ## suite: rebuild the validation suite from the current raw table (trust it first!)
 suite: env
 	$(BIN)/mlops suite --table data/raw/table.parquet
@@ -178,6 +183,10 @@ bench-serving: env
 ## bench-container [LOCAL_BASE=1]: this clone's image: build time, size, cold start against bentoml serve (benchmarks/results/container.json)
 bench-container: env
 	$(BIN)/python benchmarks/container.py $(if $(LOCAL_BASE),--local-base)
+
+## bench-sql: ingest from PostgreSQL vs pandas.read_sql at 1M and 4M rows (benchmarks/results/sql_source.json)
+bench-sql: env postgres
+	$(BIN)/python benchmarks/sql_source.py
 
 ## metrics-diff BASE=origin/main: test metrics against another revision, as Markdown
 metrics-diff: env

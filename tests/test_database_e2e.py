@@ -39,7 +39,7 @@ def test_the_demo_from_postgresql_sqlite_and_a_file_gives_the_same_metrics(datab
     copy = repo_copy()
     copy.env["MLOPS_DB_PASSWORD"] = PASSWORD
     copy.run("mlops", "demo-db", "--url", database, "--table", "customers")
-    copy.run("mlops", "demo-db")  # sqlite:///data/source/demo.sqlite
+    copy.run("mlops", "demo-db")  # sqlite:///data/demo.sqlite
     demo = copy.params()["data"]["demo"]
     table = generate_demo_table(demo["n_rows"], demo["seed"], demo["positive_rate"])
     table.sort_values("customer_id").to_parquet(copy.root / "data/source/customers.parquet")
@@ -59,7 +59,7 @@ def test_the_demo_from_postgresql_sqlite_and_a_file_gives_the_same_metrics(datab
 
     for source in (
         "data/source/customers.parquet",
-        {"url": "sqlite:///data/source/demo.sqlite", "table": "customers"},
+        {"url": "sqlite:///data/demo.sqlite", "table": "customers"},
     ):
         copy.set_params({"data": {"source": source}})
         copy.run("dvc", "repro", timeout=900)

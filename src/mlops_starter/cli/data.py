@@ -44,7 +44,7 @@ def demo_db(args: argparse.Namespace) -> None:
 
 def add_commands(commands: Any) -> None:
     database = commands.add_parser("demo-db", help="write the demo table to a database")
-    database.add_argument("--url", default="sqlite:///data/source/demo.sqlite")
+    database.add_argument("--url", default="sqlite:///data/demo.sqlite")
     database.add_argument("--table", default="customers")
     database.add_argument("--password-env", default="MLOPS_DB_PASSWORD")
     database.set_defaults(handler=demo_db)
