@@ -74,14 +74,16 @@ def test_the_demo_from_postgresql_sqlite_and_a_file_gives_the_same_metrics(datab
     assert {"fingerprint", "ingest"} <= ran_stages(changed.stdout), changed.stdout
 
 
-def test_a_query_scores_into_parquet_and_bad_credentials_or_hosts_stop_in_one_line(
+def test_streaming_from_postgresql_a_query_scored_and_bad_credentials_or_hosts_in_one_line(
     database, repo_copy, tmp_path
 ):
-    copy = repo_copy()
+    """Trained in scale.mode streaming, which reads the database as in memory does."""
+    copy = repo_copy({"scale": {"mode": "streaming"}})
     copy.env["MLOPS_DB_PASSWORD"] = PASSWORD
     copy.run("mlops", "demo-db", "--url", database, "--table", "customers")
     copy.set_params({"data": {"source": {"url": database, "table": "customers"}}})
     copy.run("dvc", "repro", timeout=900)
+    assert 540 <= copy.read_json("metrics/test.json")["rows"] <= 660  # rows placed by hash
 
     query = "SELECT * FROM customers WHERE plan = 'basic'"
     copy.run(
