@@ -345,6 +345,30 @@ class MlflowConfig(_Section):
     registered_model: str = "churn-classifier"
 
 
+class ExperimentConfig(_Section):
+    """A challenger beside the champion on live traffic, and how its verdict is reached
+    (monitoring/experiment.py, `mlops experiment report`)."""
+
+    name: str = Field("experiment-1", min_length=1, description="salts the split's hash")
+    challenger_share: float = Field(0.1, gt=0, lt=1, description="split: share of traffic")
+    maturation_hours: float = Field(
+        720, ge=0, description="a row counts once its prediction is this old (its label is final)"
+    )
+    outcome: str = Field(
+        "log_loss", description="log_loss, or a column of the labels file (higher is better)"
+    )
+    alpha: float = Field(0.05, gt=0, lt=0.5, description="the false-verdict rate allowed")
+    power: float = Field(0.8, gt=0.5, lt=1)
+    min_detectable_effect: float = Field(
+        0.01, gt=0, description="the smallest gain per row worth finding, in the outcome's units"
+    )
+    planned_rows: int = Field(
+        20_000,
+        ge=100,
+        description="matured rows the experiment expects: the interval is tightest there",
+    )
+
+
 class ServeConfig(_Section):
     """How the served model treats input and load; handed to the bento as its arguments."""
 
@@ -362,6 +386,7 @@ class ServeConfig(_Section):
     # optional: callers need the API key when the machine sets one, the service is open
     # when it sets none; required: it does not start without one (serving/auth.py).
     auth: Literal["optional", "required"] = "optional"
+    experiment: ExperimentConfig = ExperimentConfig()
 
     @model_validator(mode="after")
     def _one_request_fits_a_batch(self) -> ServeConfig:

@@ -1,5 +1,6 @@
-"""`mlops monitor | monitor-demo`: check the prediction log against the served version's
-training reference; the demo sends drifted batches through the served champion first."""
+"""`mlops monitor | monitor-demo | experiment report`: check the prediction log against the
+served version's training reference (the demo sends drifted batches through the served
+champion first); decide a live experiment on its matured labels."""
 
 from __future__ import annotations
 
@@ -39,10 +40,7 @@ def monitor(args: argparse.Namespace) -> None:
     reference = load_reference(registry_from(args), version)
     labels = None
     if args.labels:
-        path = Path(args.labels)
-        if not path.is_file():
-            raise PipelineError(f"labels file {path} not found")
-        labels = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        labels = _read_labels(args.labels)
     metrics_text = httpx.get(f"{args.metrics_url}/metrics").text if args.metrics_url else None
     report = run_checks(log, reference, cfg.monitor, labels, cfg.data.target, metrics_text)
     page = write_report(report, log, reference, args.out)
@@ -66,7 +64,81 @@ def monitor_demo(args: argparse.Namespace) -> None:
     print(f"reports: {args.out}/<scenario>/monitoring.html")
 
 
+def _read_labels(path_text: str) -> pd.DataFrame:
+    path = Path(path_text)
+    if not path.is_file():
+        raise PipelineError(f"labels file {path} not found")
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+
+
+def experiment_report(args: argparse.Namespace) -> None:
+    """The experiment's verdict on the labels that have matured: better, worse or not
+    yet decided (monitoring/experiment.py). Exit 0 whatever the verdict."""
+    from mlops_starter.monitoring.experiment import decide, matured
+    from mlops_starter.monitoring.inputs import read_prediction_log
+    from mlops_starter.storage import write_json
+
+    cfg = Config.from_yaml(args.params)
+    settings = cfg.serve.experiment
+    if not cfg.data.id_column:
+        raise PipelineError("an experiment joins labels by data.id_column: set it in params.yaml")
+    champion, challenger = args.champion, args.challenger
+    if champion is None or challenger is None:
+        registry = registry_from(args)
+        champion = champion or str(registry.version("champion").version)
+        challenger = challenger or str(registry.version("challenger").version)
+    labels = _read_labels(args.labels).rename(columns={cfg.data.id_column: "id"})
+    as_of = pd.Timestamp(args.as_of, tz="UTC") if args.as_of else pd.Timestamp.now(tz="UTC")
+    rows = matured(read_prediction_log(args.log), labels, cfg.data.target, settings, as_of)
+    found = decide(
+        rows,
+        args.mode,
+        champion,
+        challenger,
+        settings,
+        cfg.gate.compare_metric,
+        cfg.data.positive_label,
+    )
+    found["as_of"] = as_of.isoformat()
+    write_json(Path(args.out) / "experiment.json", found)
+    effect = found["effect"]
+    still = found["rows_still_needed"]
+    print(
+        f"experiment {found['experiment']} ({found['mode']}): challenger {found['challenger']} vs "
+        f"champion {found['champion']}: {found['verdict'].upper()} on {found['matured_rows']} "
+        f"matured rows; gain per row {effect['estimate']:.4g} "
+        f"[{effect['low']:.4g}, {effect['high']:.4g}] at alpha {effect['alpha']}"
+        + (
+            ""
+            if still is None or found["verdict"] != "undecided"
+            else f"; about {still} more rows needed"
+        )
+    )
+    append_to_github_file("GITHUB_OUTPUT", f"verdict={found['verdict']}\n")
+
+
 def add_commands(commands: Any) -> None:
+    experiment_cmd = commands.add_parser(
+        "experiment", help="the live experiment's verdict (serve.experiment in params.yaml)"
+    )
+    actions = experiment_cmd.add_subparsers(dest="action", required=True)
+    report_cmd = actions.add_parser("report", help="better, worse or undecided, on matured labels")
+    report_cmd.add_argument(
+        "--mode",
+        required=True,
+        choices=["shadow", "split"],
+        help="shadow: both versions scored every row; split: each row went to one version",
+    )
+    report_cmd.add_argument("--log", nargs="+", default=["predictions/predictions-*.jsonl*"])
+    report_cmd.add_argument(
+        "--labels", required=True, help="CSV/Parquet: the id and target columns"
+    )
+    report_cmd.add_argument("--champion", help="version (default: the registry's champion alias)")
+    report_cmd.add_argument("--challenger", help="version (default: the challenger alias)")
+    report_cmd.add_argument("--as-of", help="the report's time (default: now), e.g. 2026-06-01")
+    report_cmd.add_argument("--out", default="build/experiment", help="where experiment.json goes")
+    report_cmd.set_defaults(handler=experiment_report)
+
     monitor_cmd = commands.add_parser(
         "monitor", help=f"check the prediction log; exit {MONITOR_ALERT_EXIT_CODE} on an alert"
     )

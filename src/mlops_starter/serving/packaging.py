@@ -98,7 +98,7 @@ def serve_arguments(model_tag: str, settings: ServeConfig) -> dict[str, Any]:
 # leaves them (and what only they need) out, which keeps the image smaller by a third.
 # The image test (tests/serving/test_container_e2e.py) serves from an image without them.
 NOT_SERVED = frozenset(
-    {"dvc", "great-expectations", "optuna", "dask", "distributed", "tqdm", "psycopg"}
+    {"dvc", "great-expectations", "optuna", "dask", "distributed", "tqdm", "psycopg", "statsmodels"}
 )
 
 
