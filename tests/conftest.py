@@ -192,6 +192,25 @@ def packaged(repo_copy):
     return copy
 
 
+def logged(log_dir: Path, request_id: str, expected: int, timeout: float = 15) -> list[dict]:
+    """The prediction-log entries of one request, once `expected` of them are written
+    (the log is written off the request path), or what is there after `timeout` s."""
+    import json
+    import time
+
+    deadline = time.monotonic() + timeout
+    entries: list[dict] = []
+    while time.monotonic() < deadline and len(entries) < expected:
+        time.sleep(0.3)
+        entries = [
+            entry
+            for path in log_dir.glob("predictions-*.jsonl*")
+            for line in path.read_text().splitlines()
+            if f'"{request_id}"' in line and (entry := json.loads(line))["request_id"] == request_id
+        ]
+    return entries
+
+
 def columns_of(records: list[dict]) -> dict[str, list]:
     """Records as the column-wise request body."""
     return {name: [r[name] for r in records] for name in records[0]}

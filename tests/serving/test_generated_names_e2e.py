@@ -4,15 +4,13 @@ quotes, 200 characters, names that differ only in case) goes through a real `dvc
 and a real `bentoml serve`. On the wire, in /metadata, the OpenAPI schema, the
 prediction log, the monitor's report and `mlops score`, each name is the column's own."""
 
-import json
 import os
-import time
 
 import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import columns_of
+from conftest import columns_of, logged
 from generated import AWKWARD_NAMES, distinct_column_names
 from hypothesis import HealthCheck, Phase, given, settings
 
@@ -72,21 +70,6 @@ def openapi_property_names(document: dict) -> set[str]:
         elif isinstance(node, list):
             pending.extend(node)
     return found
-
-
-def logged_rows(folder, request_id: str, expected: int) -> list[dict]:
-    """The prediction log's entries of one request (written off the request path)."""
-    deadline, entries = time.monotonic() + 15, []
-    while time.monotonic() < deadline and len(entries) < expected:
-        time.sleep(0.3)
-        entries = [
-            json.loads(line)
-            for path in folder.glob("predictions-*.jsonl*")
-            for line in path.read_text().splitlines()
-            if f'"{request_id}"' in line
-        ]
-        entries = [e for e in entries if e["request_id"] == request_id]
-    return entries
 
 
 def drawn_names(lists: int = 4) -> list[str]:
@@ -164,9 +147,9 @@ def served_and_checked(repo_copy, tmp_path, drawn: list[str]) -> None:
         assert refused.status_code == 400, refused.text
         assert [d["loc"] for d in refused.json()["detail"]] == [["records", 0, numeric]]
 
-        logged = logged_rows(predictions, "named", len(records))
-        assert len(logged) == len(records)
-        assert all(set(entry["features"]) == {ID, *names} for entry in logged)
+        entries = logged(predictions, "named", len(records))
+        assert len(entries) == len(records)
+        assert all(set(entry["features"]) == {ID, *names} for entry in entries)
 
     labels = tmp_path / "labels.csv"
     test[[ID, TARGET]].to_csv(labels, index=False)

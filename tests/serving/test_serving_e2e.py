@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import VENV_BIN, columns_of, dashboard_metric_names
+from conftest import VENV_BIN, columns_of, dashboard_metric_names, logged
 
 from mlops_starter.serving.packaging import IMAGE_SETUP, NOT_SERVED
 from mlops_starter.serving.process import bentoml_server, free_port, wait_for_http
@@ -255,22 +255,6 @@ def test_explain_gives_contributions_that_add_up_to_the_margin(server, reference
     assert explained[0]["scale"] == expected_scale, (winner, explained[0]["method"])
     bad = client.post("/explain", json={"records": [{**records[0], "tenure_months": "long"}]})
     assert bad.status_code == 400 and "tenure_months" in bad.text
-
-
-def logged(log_dir: Path, request_id: str, expected: int) -> list[dict]:
-    """The prediction-log entries of one request, once `expected` of them are written
-    (the log is written off the request path), or what is there after 10 s."""
-    deadline = time.monotonic() + 10
-    entries: list[dict] = []
-    while time.monotonic() < deadline and len(entries) < expected:
-        time.sleep(0.3)
-        entries = [
-            json.loads(line)
-            for path in log_dir.glob("predictions-*.jsonl*")
-            for line in path.read_text().splitlines()
-            if f'"{request_id}"' in line
-        ]
-    return entries
 
 
 def test_prediction_log_holds_inputs_outputs_version_and_request_id(server, reference):

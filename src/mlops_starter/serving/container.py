@@ -7,7 +7,6 @@ locally from Debian's packages (`local_base_image`)."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import resource
@@ -21,6 +20,7 @@ from pathlib import Path
 import bentoml
 
 from mlops_starter.errors import PipelineError
+from mlops_starter.storage import read_json
 
 ENGINE_VARIABLE = "CONTAINER_ENGINE"
 ENGINES = ("docker", "podman")
@@ -115,7 +115,7 @@ def clone_bento(bento_json: Path = Path("models/bento.json")) -> str:
             f"{bento_json} not found: run `make run` first (its package stage builds this "
             "clone's bento), or containerize a registry version: make containerize VERSION=champion"
         )
-    built = json.loads(bento_json.read_text())
+    built = read_json(bento_json)
     if not built.get("built"):
         raise PipelineError(
             f"{bento_json}: version {built.get('version')} failed the gate "
