@@ -116,7 +116,7 @@ def test_bad_param_stops_the_first_stage_naming_the_key(repo_copy):
     copy = repo_copy({"split": {"test_size": 1.5}})
     failed = copy.run("dvc", "repro", check=False)
     assert (
-        "stage 'ingest' failed: params.yaml: split.test_size: Input should be less than 0.9"
+        "stage 'fingerprint' failed: params.yaml: split.test_size: Input should be less than 0.9"
         in failed.stderr
     )
     assert "Traceback" not in failed.stderr

@@ -88,11 +88,11 @@ def team(repo_copy, tmp_path_factory):
 
 def test_an_unauthenticated_write_is_refused(team):
     created = {"name": "intruder"}
-    refused = httpx.post(f"{team.url}/api/2.0/mlflow/experiments/create", json=created)
+    url = f"{team.url}/api/2.0/mlflow/experiments/create"
+    # Generous: the auth app's first request sets up its user store, slow on a busy machine.
+    refused = httpx.post(url, json=created, timeout=60)
     assert refused.status_code == 401
-    allowed = httpx.post(
-        f"{team.url}/api/2.0/mlflow/experiments/create", json=created, auth=(ADMIN, PASSWORD)
-    )
+    allowed = httpx.post(url, json=created, auth=(ADMIN, PASSWORD), timeout=60)
     assert allowed.status_code == 200, allowed.text
 
 
