@@ -74,13 +74,17 @@ def test_false_better_verdicts_under_equal_stay_below_alpha_however_often_it_is_
     """200 experiments whose versions are equally good, each read after every 1,000
     matured rows up to 8,000: an experiment is a false alarm if any read says better."""
     alpha, experiments, looks = 0.05, 200, range(1_000, 8_001, 1_000)
+    config = ExperimentConfig(challenger_share=0.5, alpha=alpha)
     false_alarms = 0
     for seed in range(experiments):
         log, labels = simulate(mode, "equal", 8_000, seed=1_000 + seed)
-        arrival = log["request_id"].str[1:].astype(int)  # requests in the order they came
-        for rows in looks:
-            seen = log[arrival < rows]
-            if verdict(mode, seen, labels, evidence=False, alpha=alpha)["verdict"] == "better":
+        rows = matured(log, labels, "churned", config, NOW)
+        arrival = rows["request_id"].str[1:].astype(int)  # requests in the order they came
+        for seen in looks:
+            found = decide(
+                rows[arrival < seen], mode, CHAMPION, CHALLENGER, config, "pr_auc", "yes", False
+            )
+            if found["verdict"] == "better":
                 false_alarms += 1
                 break
     assert false_alarms / experiments <= alpha, false_alarms
