@@ -10,7 +10,7 @@ so memory holds one batch whatever the table's size.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,7 @@ def _columns(connection: Connection, source: DatabaseSource) -> list[str]:
     return list(connection.execute(sa.text(probe)).keys())
 
 
-def _select(source: DatabaseSource, columns: list[str], order_by: list[str] = ()) -> Any:  # type: ignore[assignment]
+def _select(source: DatabaseSource, columns: list[str], order_by: Sequence[str] = ()) -> Any:
     if source.table is not None:
         schema, _, name = source.table.rpartition(".")
         table = sa.table(name, *(sa.column(c) for c in columns), schema=schema or None)
