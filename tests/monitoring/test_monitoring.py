@@ -154,9 +154,11 @@ def test_the_report_is_an_html_page_with_plots(tmp_path, trained):
     batch = generate_production_batch(1000, seed=8, scenario="covariate")
     log = served_log(tmp_path, model, schema, batch)
     report = run_checks(log, reference, SETTINGS)
+    report["experiment"] = {"experiment": "exp-7", "verdict": "undecided", "matured_rows": 12}
     page = write_report(report, log, reference, tmp_path).read_text()
     assert page.startswith("<!doctype html>") and page.count("data:image/png;base64,") >= 3
     assert "tenure_months: PSI" in page
+    assert "<h2>experiment</h2>" in page and "undecided" in page  # mlops monitor --experiment
 
 
 @pytest.mark.parametrize(

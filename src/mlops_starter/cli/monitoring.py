@@ -33,6 +33,7 @@ def monitor(args: argparse.Namespace) -> None:
     from mlops_starter.monitoring.checks import run_checks
     from mlops_starter.monitoring.inputs import load_reference, read_prediction_log
     from mlops_starter.monitoring.report import write_report
+    from mlops_starter.storage import read_json
 
     cfg = Config.from_yaml(args.params)
     log = read_prediction_log(args.log)
@@ -43,6 +44,10 @@ def monitor(args: argparse.Namespace) -> None:
         labels = _read_labels(args.labels)
     metrics_text = httpx.get(f"{args.metrics_url}/metrics").text if args.metrics_url else None
     report = run_checks(log, reference, cfg.monitor, labels, cfg.data.target, metrics_text)
+    if args.experiment:  # the verdict `mlops experiment report` wrote, as a section
+        if not Path(args.experiment).is_file():
+            raise PipelineError(f"--experiment {args.experiment} not found")
+        report["experiment"] = read_json(args.experiment)
     page = write_report(report, log, reference, args.out)
     _print_alerts(
         report, f"{reference.model} version {reference.version}, {report['records']} records"
@@ -149,6 +154,9 @@ def add_commands(commands: Any) -> None:
     monitor_cmd.add_argument("--metrics-url", help="the service's base URL, for /metrics")
     monitor_cmd.add_argument("--version", help="model version (default: the newest in the log)")
     monitor_cmd.add_argument("--out", default="build/monitoring", help="report folder")
+    monitor_cmd.add_argument(
+        "--experiment", help="experiment.json from `mlops experiment report`, as a section"
+    )
     monitor_cmd.set_defaults(handler=monitor)
 
     demo_cmd = commands.add_parser("monitor-demo", help="drifted batches through the service")

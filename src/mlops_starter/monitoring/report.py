@@ -120,6 +120,7 @@ def _render(
             "prediction_drift",
             "performance",
             "system_health",
+            "experiment",
         )
         if name in report
     )
