@@ -87,6 +87,7 @@ def test_false_better_verdicts_under_equal_stay_below_alpha_however_often_it_is_
             if found["verdict"] == "better":
                 false_alarms += 1
                 break
+    print(f"{mode}: {false_alarms} false 'better' of {experiments} experiments")  # pytest -s
     assert false_alarms / experiments <= alpha, false_alarms
 
 
