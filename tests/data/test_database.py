@@ -136,3 +136,21 @@ def test_a_fingerprint_column_gives_count_and_newest_value(database):
     wrong = {**source, "fingerprint_column": "updated_at"}
     with pytest.raises(DataError, match="fingerprint_column 'updated_at' is not a column"):
         fingerprint(data_config(wrong).data)
+
+
+def test_a_number_column_null_in_the_first_batch_stays_numeric(tmp_path):
+    """SQLite hands back an all-NULL batch of a REAL column as objects; read from a file
+    the same column is numbers. Ingest keeps the declared type, batch after batch."""
+    url = f"sqlite:///{tmp_path / 'lab.sqlite'}"
+    ordered = DEMO.head(2000).sort_values("customer_id")  # ingest reads in id order
+    table = ordered.assign(lab=[None] * 1000 + [1.5] * 1000)
+    with sqlite3.connect(tmp_path / "lab.sqlite") as connection:
+        connection.execute("CREATE TABLE results (customer_id TEXT, churned TEXT, lab REAL)")
+        connection.executemany(
+            "INSERT INTO results VALUES (?, ?, ?)",
+            table[["customer_id", "churned", "lab"]].itertuples(index=False),
+        )
+    cfg = data_config({"url": url, "table": "results"}, time_column=None)
+    assert ingest(cfg.data, tmp_path / "raw.parquet") == 2000
+    lab = pd.read_parquet(tmp_path / "raw.parquet")["lab"]
+    assert lab.dtype == "float64" and lab.isna().sum() == 1000

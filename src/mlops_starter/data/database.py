@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,9 @@ def _refused(source: DatabaseSource, error: sa.exc.DBAPIError) -> DataError:
     return DataError(f"data.source {source.label()}: {said} ({fix})")
 
 
-def _columns(connection: Connection, source: DatabaseSource) -> list[str]:
+def _columns(connection: Connection, source: DatabaseSource) -> dict[str, bool]:
+    """The source's columns, each with whether the database declares it numeric (a
+    query's columns carry no declared types here: False)."""
     if source.table is not None:
         schema, _, name = source.table.rpartition(".")
         inspector = sa.inspect(connection)
@@ -65,9 +68,21 @@ def _columns(connection: Connection, source: DatabaseSource) -> list[str]:
                 f"data.source {source.label()}: no table '{source.table}'; the database has "
                 f"{tables} (data.source.table)"
             )
-        return [c["name"] for c in inspector.get_columns(name, schema=schema or None)]
+        return {
+            c["name"]: _is_number(c["type"])
+            for c in inspector.get_columns(name, schema=schema or None)
+        }
     probe = f"SELECT * FROM ({source.query}) AS source LIMIT 0"  # noqa: S608 (the user's own query from params.yaml, run on the user's own database)
-    return list(connection.execute(sa.text(probe)).keys())
+    return dict.fromkeys(connection.execute(sa.text(probe)).keys(), False)
+
+
+def _is_number(declared: sa.types.TypeEngine[Any]) -> bool:
+    try:
+        return issubclass(declared.python_type, (int, float, Decimal)) and not issubclass(
+            declared.python_type, bool
+        )
+    except NotImplementedError:
+        return False
 
 
 def _select(source: DatabaseSource, columns: list[str], order_by: Sequence[str] = ()) -> Any:
@@ -106,17 +121,20 @@ def _stream(
         with engine_for(source).connect() as connection:
             available = _columns(connection, source)
             if data is not None:
-                columns = needed_columns(data, available)
+                columns = needed_columns(data, list(available))
                 order = [data.id_column] if data.id_column else columns
             elif columns is None:
-                columns = available
+                columns = list(available)
+            numeric = [c for c in columns if available.get(c)]
             streaming = connection.execution_options(stream_results=True, max_row_buffer=chunk_rows)
             rows = 0
             select = _select(source, columns, order)
             for batch in pd.read_sql(select, streaming, chunksize=chunk_rows):
                 if len(batch):
                     rows += len(batch)
-                    yield batch
+                    # A declared number column with only NULLs in a batch comes back as
+                    # objects: numbers, as a file's empty column reads.
+                    yield batch.astype({c: "float64" for c in numeric if batch[c].dtype == object})
             if rows == 0:
                 raise DataError(
                     f"data.source {source.label()} returned no rows: check data.source.table "
@@ -142,7 +160,7 @@ def iter_rows(
 def columns_of(source: DatabaseSource) -> list[str]:
     try:
         with engine_for(source).connect() as connection:
-            return _columns(connection, source)
+            return list(_columns(connection, source))
     except sa.exc.DBAPIError as error:
         raise _refused(source, error) from None
 
