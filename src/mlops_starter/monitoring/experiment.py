@@ -56,9 +56,13 @@ def confidence_sequence(effects: np.ndarray, alpha: float, tuned_rows: int) -> I
     if t < 2:
         return Interval(float("nan"), -math.inf, math.inf, t, float("nan"))
     mean, sd = float(np.mean(effects)), float(np.std(effects, ddof=1))
-    rho2 = (-2 * math.log(alpha) + math.log(-2 * math.log(alpha) + 1)) / tuned_rows
-    half = sd * half_width_factor(t, rho2, alpha)
+    half = sd * half_width_factor(t, mixture_rho2(alpha, tuned_rows), alpha)
     return Interval(mean, mean - half, mean + half, t, sd)
+
+
+def mixture_rho2(alpha: float, tuned_rows: int) -> float:
+    """The mixture's variance that makes the boundary tightest at `tuned_rows`."""
+    return (-2 * math.log(alpha) + math.log(-2 * math.log(alpha) + 1)) / tuned_rows
 
 
 def half_width_factor(t: int, rho2: float, alpha: float) -> float:
@@ -72,9 +76,7 @@ def rows_for_power(sd: float, settings: ExperimentConfig) -> int | None:
     confidence sequence above 0 with probability `power` (None: sd unknown or 0)."""
     if not sd > 0:
         return None
-    rho2 = (-2 * math.log(settings.alpha) + math.log(-2 * math.log(settings.alpha) + 1)) / (
-        settings.planned_rows
-    )
+    rho2 = mixture_rho2(settings.alpha, settings.planned_rows)
     z = float(norm.ppf(settings.power))
 
     def enough(t: int) -> bool:
@@ -113,11 +115,8 @@ def matured(
         raise MonitorError(f"the labels table lacks {missing}; it has {list(labels.columns)}")
     old_enough = log["timestamp"] <= now - pd.Timedelta(hours=settings.maturation_hours)
     truth = labels[wanted].astype({"id": str}).drop_duplicates("id", keep="last")
-    truth = truth.rename(
-        columns={target: "y", **({settings.outcome: "outcome"} if len(wanted) > 2 else {})}
-    )
-    rows = log[old_enough].astype({"id": str}).merge(truth, on="id", how="inner")
-    return rows
+    truth.columns = ["id", "y", *(["outcome"] if len(wanted) > 2 else [])]
+    return log[old_enough].astype({"id": str}).merge(truth, on="id", how="inner")
 
 
 def decide(
