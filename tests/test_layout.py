@@ -25,6 +25,25 @@ MAY_IMPORT: dict[str, set[str]] = {
     "cli": {"data", "validation", "training", "evaluation", "registry", "serving", "monitoring"},
 }
 
+# Within an area, modules that must stay apart: the experiment's routing is plain Python
+# beside the service (tested without a server) and never reaches back into it; the
+# verdict reads the log and the registry, never the serving code it judges.
+MAY_NOT_IMPORT: dict[str, set[str]] = {
+    "serving/routing.py": {"mlops_starter.serving.service", "bentoml", "_bentoml_sdk"},
+    "monitoring/experiment.py": {"mlops_starter.serving", "bentoml", "_bentoml_sdk"},
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module `path` imports, by its full dotted name."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+    return found
+
 
 def imported_packages(path: Path) -> set[str]:
     """The first part below mlops_starter of every project import in `path` (area or shared module)."""
@@ -69,6 +88,23 @@ def test_area_imports_point_down(area):
         if imported_packages(path) - allowed
     }
     assert not wrong, f"{area} may import only {sorted(allowed)}; found {wrong}"
+
+
+@pytest.mark.parametrize("module", sorted(MAY_NOT_IMPORT))
+def test_modules_kept_apart_within_an_area(module):
+    forbidden = MAY_NOT_IMPORT[module]
+    wrong = sorted(
+        name
+        for name in imported_modules(PACKAGE_DIR / module)
+        if any(name == f or name.startswith(f"{f}.") for f in forbidden)
+    )
+    assert not wrong, f"{module} must not import {sorted(forbidden)}; found {wrong}"
+
+
+def test_the_module_rule_catches_a_forbidden_import(tmp_path):
+    reaching_back = tmp_path / "bad.py"
+    reaching_back.write_text("from mlops_starter.serving import service\nimport bentoml.io\n")
+    assert {"mlops_starter.serving.service", "bentoml.io"} <= imported_modules(reaching_back)
 
 
 @pytest.mark.parametrize("script", source_files(ROOT / "pipelines"), ids=lambda p: p.name)

@@ -349,6 +349,11 @@ class ExperimentConfig(_Section):
     """A challenger beside the champion on live traffic, and how its verdict is reached
     (monitoring/experiment.py, `mlops experiment report`)."""
 
+    mode: Literal["off", "shadow", "split"] = Field(
+        "off",
+        description="shadow: the challenger scores every row off the request path; "
+        "split: it answers challenger_share of the rows (a bento built with a challenger)",
+    )
     name: str = Field("experiment-1", min_length=1, description="salts the split's hash")
     challenger_share: float = Field(0.1, gt=0, lt=1, description="split: share of traffic")
     maturation_hours: float = Field(

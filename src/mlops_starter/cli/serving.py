@@ -113,14 +113,21 @@ def containerize(args: argparse.Namespace) -> None:
 
 
 def package(args: argparse.Namespace) -> None:
-    """Import a registry version into the BentoML store and build its bento."""
-    from mlops_starter.serving.packaging import build_bento, import_version
+    """Import a registry version into the BentoML store and build its bento; with
+    --challenger, a bento of the experiment that serve.experiment describes."""
+    from mlops_starter.serving.packaging import build_bento, import_challenger, import_version
 
+    settings = Config.from_yaml(args.params).serve
     registry = registry_from(args)
     version = registry.version(args.version)
-    bento = build_bento(import_version(registry, version), Config.from_yaml(args.params).serve)
+    challenger_tag, beside = None, ""
+    if args.challenger:
+        challenger = registry.version(args.challenger)
+        challenger_tag = import_challenger(registry, version, challenger, settings)
+        beside = f" with challenger version {challenger.version} ({settings.experiment.mode})"
+    bento = build_bento(import_version(registry, version), settings, challenger_tag=challenger_tag)
     append_to_github_file("GITHUB_OUTPUT", f"bento={bento.tag}\n")
-    print(f"built bento {bento.tag} of {registry.name} version {version.version}")
+    print(f"built bento {bento.tag} of {registry.name} version {version.version}{beside}")
 
 
 def serve(args: argparse.Namespace) -> None:
@@ -178,6 +185,9 @@ def add_commands(commands: Any) -> None:
 
     package_cmd = commands.add_parser("package", help="build a bento of a registry version")
     package_cmd.add_argument("--version", default=CHAMPION, help="number, champion or challenger")
+    package_cmd.add_argument(
+        "--challenger", help="a second version (number or alias) for serve.experiment.mode"
+    )
     package_cmd.set_defaults(handler=package)
 
     image_cmd = commands.add_parser(

@@ -50,9 +50,26 @@ def read_prediction_log(patterns: Iterable[str]) -> pd.DataFrame:
     return log
 
 
+def answers(log: pd.DataFrame) -> pd.DataFrame:
+    """The entries that were answers: not a shadow challenger's scores (serving/routing.py)."""
+    return log[log["arm"] != "shadow"] if "arm" in log else log
+
+
+def served_version(log: pd.DataFrame) -> str:
+    """The version the monitor checks by default: the newest champion's answer (during an
+    experiment, the challenger's rows are the experiment's to judge)."""
+    answered = answers(log)
+    if "arm" in answered:
+        answered = answered[answered["arm"].isna() | (answered["arm"] == "champion")]
+    if answered.empty:
+        raise MonitorError("the log holds no champion's answer; name a version with --version")
+    return str(answered.sort_values("timestamp")["model_version"].iloc[-1])
+
+
 def entries_of(log: pd.DataFrame, version: str) -> pd.DataFrame:
     """The log entries one model version answered."""
-    served = log[log["model_version"].astype(str) == version]
+    served = answers(log)
+    served = served[served["model_version"].astype(str) == version]
     if served.empty:
         versions = sorted(log["model_version"].astype(str).unique())
         raise MonitorError(f"the log holds no entries of version {version} (it has {versions})")

@@ -90,8 +90,46 @@ def import_version(
     return tag
 
 
-def serve_arguments(model_tag: str, settings: ServeConfig) -> dict[str, Any]:
-    return {"model_tag": model_tag, **settings.model_dump(exclude={"port"})}
+def serve_arguments(
+    model_tag: str, settings: ServeConfig, challenger_tag: str | None = None
+) -> dict[str, Any]:
+    return {
+        "model_tag": model_tag,
+        "challenger_tag": challenger_tag,
+        **settings.model_dump(exclude={"port"}),
+    }
+
+
+def import_challenger(
+    registry: Registry, champion: ModelVersion, challenger: ModelVersion, settings: ServeConfig
+) -> str:
+    """Import the challenger of an experiment beside `champion` and return its tag, or
+    refuse in one line: no experiment mode set, the same version twice, a version the gate
+    did not pass, or one that cannot take the champion's requests."""
+    from mlops_starter.serving.routing import schema_differences
+
+    if settings.experiment.mode == "off":
+        raise PipelineError(
+            "serve.experiment.mode is off: set it to shadow or split in params.yaml "
+            "before building a bento with a challenger"
+        )
+    if str(champion.version) == str(challenger.version):
+        raise PipelineError(f"version {champion.version} cannot challenge itself")
+    for role, version in (("champion", champion), ("challenger", challenger)):
+        if version.tags.get(GATE_TAG) != "true" or version.tags.get(REGISTRATION_TAG) != "complete":
+            raise PipelineError(
+                f"the {role}, version {version.version} of '{registry.name}', did not pass the "
+                f"gate ({GATE_TAG}={version.tags.get(GATE_TAG, 'missing')}): an experiment "
+                "serves gated versions only"
+            )
+    tags = import_version(registry, champion), import_version(registry, challenger)
+    metadata = [dict(bentoml.models.get(tag).info.metadata) for tag in tags]
+    if differences := schema_differences(*metadata):
+        raise PipelineError(
+            f"version {challenger.version} cannot challenge version {champion.version}: "
+            + "; ".join(differences)
+        )
+    return tags[1]
 
 
 # The project's dependencies that only training, validation and tracking use: the bento
@@ -154,10 +192,14 @@ def image_setup_step(command: str) -> Iterator[None]:
 
 
 def build_bento(
-    model_tag: str, settings: ServeConfig, repo_root: str | Path = "."
+    model_tag: str,
+    settings: ServeConfig,
+    repo_root: str | Path = ".",
+    challenger_tag: str | None = None,
 ) -> bentoml.Bento:
     """Build the bento from bentofile.yaml with src/ as build context, pinning the
-    model, its registry labels, the serving settings and the runtime libraries."""
+    model (and a challenger's), its registry labels, the serving settings and the
+    runtime libraries."""
     root = Path(repo_root)
     options = YAML(typ="safe").load((root / "bentofile.yaml").read_text())
     options["python"] = {**options.get("python", {}), "packages": runtime_pins()}
@@ -169,7 +211,7 @@ def build_bento(
             name=f"{model_tag.split(':')[0]}-service",
             labels=dict(bentoml.models.get(model_tag).info.labels),
             build_ctx=str(root / "src"),
-            args=serve_arguments(model_tag, settings),
+            args=serve_arguments(model_tag, settings, challenger_tag),
         )
     return bento
 

@@ -52,9 +52,12 @@ class RowsOfColumns:
         probabilities: np.ndarray,
         labels: np.ndarray,
         issues: dict[str, np.ndarray],
+        per_row: dict[str, list[Any]] | None = None,
     ) -> None:
+        """`per_row`: keys whose value differs by row (which version answered it)."""
         self.common, self.features, self.id_field = common, features, id_field
         self.probabilities, self.labels, self.issues = probabilities, labels, issues
+        self.per_row = per_row or {}
 
     def __len__(self) -> int:
         return len(self.probabilities)
@@ -67,16 +70,22 @@ class RowsOfColumns:
         for issue, mask in self.issues.items():
             for row in np.flatnonzero(mask).tolist():
                 issues[row].append(issue)
-        for identity, values, probability, label, row_issues in zip(
+        varying = [
+            dict(zip(self.per_row, row, strict=True))
+            for row in zip(*self.per_row.values(), strict=True)
+        ]
+        for identity, values, probability, label, row_issues, own in zip(
             ids if ids is not None else [None] * rows,
             zip(*self.features.values(), strict=True),  # rows, transposed in C
             self.probabilities.tolist(),
             self.labels.tolist(),
             issues,
+            varying or [{}] * rows,
             strict=True,
         ):
             yield {
                 **self.common,
+                **own,
                 "id": identity,
                 "features": dict(zip(names, values, strict=True)),
                 "probability": probability,

@@ -1,15 +1,16 @@
-"""The BentoML service: one registered model version behind a validated HTTP API.
+"""The BentoML service: one registered model version behind a validated HTTP API, and
+optionally a challenger beside it, in shadow or on a share of traffic (serving/routing.py).
 
 Which version, and how input and load are treated, are bento arguments that
 `mlops package` and `mlops serve` write from the registry and params.yaml (`serve:`);
 a built bento keeps its own. Only where the prediction log goes depends on the
 machine: MLOPS_PREDICTION_LOG_DIR overrides `serve.prediction_log_dir`.
 
-    POST /predict    {"records": [...]} in, per record: probability, label, model version,
-                     warnings; or {"columns": {field: [...]}} in, the same as columns out
+    POST /predict    {"records": [...]} in, per record: probability, label, the version that
+                     answered, warnings; or {"columns": {field: [...]}} in, the same as columns
     POST /explain    records in, per record: each feature's contribution to the score
     GET  /metadata   model name, version, run id, threshold, data hash, feature schema,
-                     model card, and which scorer serves (compiled or the pipeline)
+                     model card, which scorer serves (compiled or the pipeline), experiment
     GET  /healthz /livez /readyz /metrics    BentoML's own; readyz waits for the model
 
 With an API key on the machine (serving/auth.py), all but the last line need it.
@@ -30,6 +31,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlops_starter.config import ServeConfig
 from mlops_starter.serving.auth import ApiKeyMiddleware, api_key
+from mlops_starter.serving.routing import (
+    CHALLENGER_ARM,
+    CHAMPION_ARM,
+    SHADOW_ARM,
+    ServedVersion,
+    ShadowScorer,
+    load_challenger,
+    rows_of,
+    timed_score,
+    to_challenger,
+)
 from mlops_starter.serving.schema import (
     REQUEST_ID,
     ColumnsInvalid,
@@ -55,6 +67,9 @@ with bentoml.importing():
 
 class ServeArgs(ServeConfig):
     model_tag: str = Field(description="BentoML model store tag, written by `mlops package`")
+    challenger_tag: str | None = Field(
+        None, description="the challenger's tag (`mlops package --challenger`), or none"
+    )
 
 
 ARGS = bentoml.use_arguments(ServeArgs)
@@ -74,6 +89,8 @@ THRESHOLD = float(SERVING_INFO["threshold"])
 ID_FIELD: str | None = SERVING_INFO.get("id_column")
 PREDICTION_LOG_DIR = os.environ.get("MLOPS_PREDICTION_LOG_DIR", ARGS.prediction_log_dir)
 API_KEY = api_key(ARGS.auth, os.environ)
+EXPERIMENT = ARGS.experiment
+CHALLENGER_MODEL = bentoml.models.BentoModel(ARGS.challenger_tag) if ARGS.challenger_tag else None
 
 FeatureRecord = record_model(PROFILE, ID_FIELD, ARGS.unseen_category, ARGS.out_of_range)
 Records = records_type(FeatureRecord, ARGS.max_records)
@@ -82,7 +99,7 @@ Records = records_type(FeatureRecord, ARGS.max_records)
 class Prediction(BaseModel):
     probability: float = Field(description="probability of the positive class")
     label: int = Field(description="1 if probability >= the tuned threshold (positive class)")
-    model_version: str
+    model_version: str = Field(description="the version that answered this record")
     id: str | int | None = Field(None, description="the record's id, echoed")
     warnings: list[str] = Field(description="accepted input issues, as field:kind")
 
@@ -109,21 +126,35 @@ QUALITY_ISSUES = bentoml.metrics.Counter(
     documentation="Input values outside the training profile, by field, kind and outcome",
     labelnames=["field", "kind", "outcome"],
 )
+# Per version and arm (champion, challenger, or shadow: scored but not answered).
 PREDICTED_PROBABILITY = bentoml.metrics.Histogram(
     name="mlops_predicted_probability",
-    documentation="Predicted probability of the positive class",
+    documentation="Predicted probability of the positive class, by version and arm",
+    labelnames=["version", "arm"],
     buckets=[round(0.05 * i, 2) for i in range(1, 21)],
 )
 PREDICTIONS = bentoml.metrics.Counter(
     name="mlops_predictions",
-    documentation="Scored records by predicted label",
-    labelnames=["label"],
+    documentation="Scored records by version, arm and predicted label",
+    labelnames=["version", "arm", "label"],
+)
+SCORING_SECONDS = bentoml.metrics.Histogram(
+    name="mlops_scoring_seconds",
+    documentation="Time to score one batch, by version and arm; its count is batches scored",
+    labelnames=["version", "arm"],
+    buckets=[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
 )
 MODEL_INFO = bentoml.metrics.Gauge(
     name="mlops_model_info",
-    documentation="The served model version (value is always 1)",
-    labelnames=["model", "version", "run_id"],
+    documentation="The served model versions and their arms (value is always 1)",
+    labelnames=["model", "version", "run_id", "arm"],
     multiprocess_mode="max",
+)
+EXPERIMENT_ACTIVE = bentoml.metrics.Gauge(
+    name="mlops_experiment_active",
+    documentation="1 while the challenger takes part, 0 when the experiment is off or failed",
+    labelnames=["experiment", "mode"],
+    multiprocess_mode="min",
 )
 UNAUTHORIZED = bentoml.metrics.Counter(
     name="mlops_unauthorized_requests",
@@ -133,6 +164,24 @@ LOG_DROPPED = bentoml.metrics.Counter(
     name="mlops_prediction_log_dropped",
     documentation="Prediction-log entries dropped (queue full or write failed)",
 )
+SHADOW_DROPPED = bentoml.metrics.Counter(
+    name="mlops_shadow_dropped",
+    documentation="Rows the shadow challenger did not score (queue full or scoring failed)",
+)
+
+
+def observe(
+    version: ServedVersion,
+    arm: str,
+    probabilities: "np.ndarray",
+    labels: "np.ndarray",
+    seconds: float,
+) -> None:
+    """Count one scored batch in the per-version metrics."""
+    SCORING_SECONDS.labels(version=version.version, arm=arm).observe(seconds)
+    observe_all(PREDICTED_PROBABILITY.labels(version=version.version, arm=arm), probabilities)
+    for label, count in zip(*np.unique(labels, return_counts=True), strict=True):
+        PREDICTIONS.labels(version=version.version, arm=arm, label=str(label)).inc(int(count))
 
 
 def count_rejection(field: str, kind: str) -> None:
@@ -279,7 +328,9 @@ metadata_app = FastAPI(title="metadata")
 class ClassifierService:
     """Scores records with the model version named by the bento's `model_tag`."""
 
-    model_ref = MODEL  # at class scope, so `bentoml build` packs the model into the bento
+    # At class scope, so `bentoml build` packs the models into the bento.
+    model_ref = MODEL
+    challenger_ref = CHALLENGER_MODEL
 
     def __init__(self) -> None:
         self.ready = False
@@ -292,13 +343,58 @@ class ClassifierService:
             model=LABELS.get("registered_model", ""),
             version=self.version,
             run_id=LABELS.get("run_id", ""),
+            arm=CHAMPION_ARM,
         ).set(1)
         # The compiled scorer, checked against the pipeline here as at packaging time.
         self.scorer, self.scorer_check = build_scorer(self.model, PROFILE)
         self.model.predict_proba(
             logged.input_example()
         )  # warm up; a model that cannot score never turns ready
+        self.champion = ServedVersion(
+            LABELS.get("registered_model", ""), self.version, THRESHOLD, self.scorer
+        )
+        self.challenger, self.experiment_off_because = self._load_challenger()
+        self.shadow = (
+            ShadowScorer(
+                self.challenger, EXPERIMENT.name, self.log.write, observe, SHADOW_DROPPED.inc
+            )
+            if self.challenger is not None and EXPERIMENT.mode == SHADOW_ARM
+            else None
+        )
+        self.unassigned = np.random.default_rng()  # deals the rows that carry no id
+        EXPERIMENT_ACTIVE.labels(experiment=EXPERIMENT.name, mode=EXPERIMENT.mode).set(
+            int(self.challenger is not None)
+        )
         self.ready = True
+
+    def _load_challenger(self) -> tuple[ServedVersion | None, str | None]:
+        """The challenger, or None and why the experiment is off. A challenger that cannot
+        load or take the champion's requests turns the experiment off, never the service."""
+        if EXPERIMENT.mode == "off" or CHALLENGER_MODEL is None:
+            return None, "serve.experiment.mode is off" if EXPERIMENT.mode == "off" else (
+                "this bento holds no challenger (`mlops package --challenger VERSION`)"
+            )
+        try:
+            stored = CHALLENGER_MODEL.stored
+            if stored is None:
+                raise RuntimeError("it is not in the BentoML model store")
+            challenger = load_challenger(
+                stored.path_of("mlflow_model"),
+                dict(stored.info.metadata),
+                dict(stored.info.labels),
+                SERVING_INFO,
+            )
+        except Exception as error:  # any failure of the challenger leaves the champion serving
+            reason = f"challenger {ARGS.challenger_tag} failed to load: {error}"
+            logging.getLogger(__name__).error("experiment %s is off: %s", EXPERIMENT.name, reason)
+            return None, reason
+        MODEL_INFO.labels(
+            model=challenger.model,
+            version=challenger.version,
+            run_id=stored.info.labels.get("run_id", ""),
+            arm=CHALLENGER_ARM if EXPERIMENT.mode == "split" else SHADOW_ARM,
+        ).set(1)
+        return challenger, None
 
     @metadata_app.get("/metadata")
     def metadata(self) -> dict[str, Any]:
@@ -326,6 +422,14 @@ class ClassifierService:
             },
             "feature_schema": PROFILE,
             "model_card": SERVING_INFO.get("model_card"),
+            "experiment": {
+                "name": EXPERIMENT.name,
+                "mode": EXPERIMENT.mode,
+                "active": self.challenger is not None,
+                "challenger": self.challenger.version if self.challenger else None,
+                "challenger_share": EXPERIMENT.challenger_share,
+                "off_because": self.experiment_off_because,
+            },
         }
 
     def __is_ready__(self) -> bool:
@@ -333,6 +437,8 @@ class ClassifierService:
 
     @bentoml.on_shutdown
     def flush_prediction_log(self) -> None:
+        if self.shadow is not None:
+            self.shadow.close()
         self.log.close()
 
     @bentoml.api(
@@ -379,50 +485,68 @@ class ClassifierService:
         ]
 
     def _score(self, records: list[RecordBase]) -> list[Prediction]:
-        probabilities, labels, masks = self._score_columns(records_to_columns(records, PROFILE))
+        columns = records_to_columns(records, PROFILE)
+        identities = [r.value(ID_FIELD) if ID_FIELD else None for r in records]
+        probabilities, labels, by_challenger, masks = self._score_columns(
+            columns, identities if ID_FIELD else None
+        )
+        versions = self._versions(by_challenger, len(records))
         issues = issues_per_row(masks, len(records))
         now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-        identities = [r.value(ID_FIELD) if ID_FIELD else None for r in records]
+        kept = [sampled(record.request_id, ARGS.log_sample_rate) for record in records]
         self.log.write(
             [
                 {
                     "timestamp": now,
                     "request_id": record.request_id,
                     "model": LABELS.get("registered_model"),
-                    "model_version": self.version,
+                    "model_version": version,
+                    **self._arm_of(version),
                     "id": identity,
                     "features": record,  # serialised off the request path, id included
                     "probability": probability,
                     "label": label,
                     "issues": row_issues,
                 }
-                for record, identity, probability, label, row_issues in zip(
+                for record, identity, version, probability, label, row_issues, keep in zip(
                     records,
                     identities,
+                    versions,
                     probabilities.tolist(),
                     labels.tolist(),
                     issues,
+                    kept,
                     strict=True,
                 )
-                if sampled(record.request_id, ARGS.log_sample_rate)
+                if keep
             ]
         )
+        if self.shadow is not None and any(kept):
+            chosen = np.array(kept)
+            self.shadow.submit(
+                rows_of(columns, chosen),
+                now,
+                [r.request_id for r, keep in zip(records, kept, strict=True) if keep],
+                [i for i, keep in zip(identities, kept, strict=True) if keep],
+            )
         return [
             Prediction.model_construct(  # values built here: skip re-validating them
                 probability=probability,
                 label=label,
-                model_version=self.version,
+                model_version=version,
                 id=identity,
                 warnings=[i for i in row_issues if not i.endswith(":missing")],
             )
-            for identity, probability, label, row_issues in zip(
-                identities, probabilities.tolist(), labels.tolist(), issues, strict=True
+            for identity, version, probability, label, row_issues in zip(
+                identities, versions, probabilities.tolist(), labels.tolist(), issues, strict=True
             )
         ]
 
     def score_columns(self, body: dict[str, Any], request_id: str) -> tuple[int, bytes]:
         """A columnar /predict body -> (HTTP status, JSON answer), with no per-record objects:
-        `{"model_version", "columns": {"probability", "label"[, id]}, "warnings": {field:kind: [rows]}}`."""
+        `{"model_version", "columns": {"probability", "label"[, id][, model_version]},
+        "warnings": {field:kind: [rows]}}`; `columns.model_version`, the version that
+        answered each row, only while a split experiment runs."""
         try:
             if extra := sorted(set(body) - {"columns"}):
                 raise ColumnsInvalid(
@@ -441,26 +565,33 @@ class ClassifierService:
                 loc = error["loc"]
                 count_rejection(str(loc[1]) if len(loc) > 1 else str(loc[0]), error["type"])
             return 400, orjson.dumps({"detail": invalid.errors})
-        probabilities, labels, masks = self._score_columns(columns)
+        probabilities, labels, by_challenger, masks = self._score_columns(columns, ids)
+        rows = len(probabilities)
+        versions = self._versions(by_challenger, rows)
         if sampled(request_id, ARGS.log_sample_rate):
+            now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+            common = {
+                "timestamp": now,
+                "request_id": request_id,
+                "model": LABELS.get("registered_model"),
+                "model_version": self.version,
+                **self._arm_of(self.version),
+            }
+            per_row = {}
+            if by_challenger is not None:
+                per_row = {"model_version": versions, "arm": [self._arm(v) for v in versions]}
             self.log.write(
                 RowsOfColumns(
-                    {
-                        "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
-                        "request_id": request_id,
-                        "model": LABELS.get("registered_model"),
-                        "model_version": self.version,
-                    },
-                    body["columns"],
-                    ID_FIELD,
-                    probabilities,
-                    labels,
-                    masks,
+                    common, body["columns"], ID_FIELD, probabilities, labels, masks, per_row
                 )
             )
+            if self.shadow is not None:
+                self.shadow.submit(columns, now, [request_id] * rows, ids or [None] * rows)
         answer: dict[str, Any] = {"probability": probabilities, "label": labels}
         if ID_FIELD:
             answer["id"] = ids
+        if by_challenger is not None:
+            answer["model_version"] = versions
         warnings = {k: np.flatnonzero(m) for k, m in masks.items() if not k.endswith(":missing")}
         return 200, orjson.dumps(
             {"model_version": self.version, "columns": answer, "warnings": warnings},
@@ -468,19 +599,51 @@ class ClassifierService:
         )
 
     def _score_columns(
-        self, columns: dict[str, "np.ndarray"]
-    ) -> tuple["np.ndarray", "np.ndarray", dict[str, "np.ndarray"]]:
-        """Probabilities, labels and accepted-issue masks for a batch; counted in metrics."""
-        probabilities = self.scorer.predict_proba(columns)
-        labels = (probabilities >= THRESHOLD).astype(np.int64)
+        self, columns: dict[str, "np.ndarray"], ids: list[Any] | None
+    ) -> tuple["np.ndarray", "np.ndarray", "np.ndarray | None", dict[str, "np.ndarray"]]:
+        """Probabilities, labels, which rows the challenger answered (None: no split runs)
+        and accepted-issue masks for a batch; counted in metrics."""
         masks = issue_masks(columns, PROFILE)
-        observe_all(PREDICTED_PROBABILITY, probabilities)
-        for label, count in zip(*np.unique(labels, return_counts=True), strict=True):
-            PREDICTIONS.labels(label=str(label)).inc(int(count))
         for issue, mask in masks.items():
             field, kind = issue.split(":", 1)
             QUALITY_ISSUES.labels(field=field, kind=kind, outcome="accepted").inc(int(mask.sum()))
-        return probabilities, labels, masks
+        if self.challenger is None or EXPERIMENT.mode != "split":
+            probabilities, labels = timed_score(self.champion, CHAMPION_ARM, columns, observe)
+            return probabilities, labels, None, masks
+        rows = len(next(iter(columns.values())))
+        by_challenger = to_challenger(
+            ids, rows, EXPERIMENT.name, EXPERIMENT.challenger_share, self.unassigned
+        )
+        probabilities = np.empty(rows)
+        labels = np.empty(rows, dtype=np.int64)
+        for version, arm, mask in (
+            (self.champion, CHAMPION_ARM, ~by_challenger),
+            (self.challenger, CHALLENGER_ARM, by_challenger),
+        ):
+            if mask.any():
+                probabilities[mask], labels[mask] = timed_score(
+                    version, arm, rows_of(columns, mask), observe
+                )
+        return probabilities, labels, by_challenger, masks
+
+    def _versions(self, by_challenger: "np.ndarray | None", rows: int) -> list[str]:
+        """Per row, the version that answered it."""
+        if by_challenger is None or self.challenger is None:
+            return [self.version] * rows
+        return np.where(by_challenger, self.challenger.version, self.version).tolist()
+
+    def _arm(self, version: str) -> str:
+        return (
+            CHALLENGER_ARM
+            if self.challenger and version == self.challenger.version
+            else (CHAMPION_ARM)
+        )
+
+    def _arm_of(self, version: str) -> dict[str, str]:
+        """The log's experiment keys of an answer: none while no experiment runs."""
+        if self.challenger is None:
+            return {}
+        return {"experiment": EXPERIMENT.name, "arm": self._arm(version)}
 
 
 # Outermost first: a stranger is refused before anything reads the body.

@@ -1,0 +1,200 @@
+"""Two registered versions behind one service (issue 27): which version answers each row,
+and the challenger's shadow scores, computed off the request path.
+
+- split: a row goes to the challenger when a hash of its id, salted with the experiment's
+  name, falls below `challenger_share`, so one customer always meets the same version
+  (and a new experiment name deals the arms again); a row without an id is dealt at random.
+- shadow: the champion answers every row; the challenger scores the same rows on a thread
+  of its own, and its scores go to the prediction log beside the champion's, marked
+  `"arm": "shadow"`, for `mlops experiment report` to pair by request id and record id.
+
+The verdict on what they logged is monitoring/experiment.py's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mlops_starter.serving.scorer import Scorer, build_scorer
+from mlops_starter.storage import LoggedModel
+
+CHAMPION_ARM, CHALLENGER_ARM, SHADOW_ARM = "champion", "challenger", "shadow"
+_HASH_SCALE = float(2**64)
+
+
+def to_challenger(
+    ids: Sequence[Any] | None, rows: int, name: str, share: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Per row, True when the challenger answers it: stable for a row with an id (the same
+    id, experiment name and share always give the same arm, on every process and machine),
+    random for a row without one."""
+    if ids is None:
+        return rng.random(rows) < share
+    salt = name.encode() + b"\x00"
+    chosen = np.empty(rows, dtype=bool)
+    for row, identity in enumerate(ids):
+        if identity is None:
+            chosen[row] = rng.random() < share
+        else:
+            digest = hashlib.blake2b(salt + str(identity).encode(), digest_size=8).digest()
+            chosen[row] = int.from_bytes(digest, "big") / _HASH_SCALE < share
+    return chosen
+
+
+def schema_differences(champion: Mapping[str, Any], challenger: Mapping[str, Any]) -> list[str]:
+    """Why the challenger cannot take the champion's requests (empty when it can). Each
+    argument is a served version's metadata: `feature_profile` and `id_column`."""
+    ours, theirs = champion["feature_profile"], challenger["feature_profile"]
+    differences = []
+    if missing := sorted(set(theirs) - set(ours)):
+        differences.append(f"the challenger needs features the champion's requests lack: {missing}")
+    if unused := sorted(set(ours) - set(theirs)):
+        differences.append(f"the challenger lacks features the champion's requests carry: {unused}")
+    for name in sorted(set(ours) & set(theirs)):
+        kinds = ours[name]["kind"], theirs[name]["kind"]
+        if (kinds[0] == "category") != (kinds[1] == "category"):
+            differences.append(
+                f"feature {name!r} is {kinds[0]} for the champion, {kinds[1]} for it"
+            )
+    if champion.get("id_column") != challenger.get("id_column"):
+        differences.append(
+            f"the id column is {champion.get('id_column')!r} for the champion, "
+            f"{challenger.get('id_column')!r} for it"
+        )
+    return differences
+
+
+@dataclass(frozen=True)
+class ServedVersion:
+    """One registry version as the service scores with it."""
+
+    model: str
+    version: str
+    threshold: float
+    scorer: Scorer
+
+    def score(self, columns: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities of the positive class, and the labels at this version's threshold."""
+        probabilities = self.scorer.predict_proba(columns)
+        return probabilities, (probabilities >= self.threshold).astype(np.int64)
+
+
+def load_challenger(
+    model_path: str,
+    metadata: Mapping[str, Any],
+    labels: Mapping[str, str],
+    champion_metadata: Mapping[str, Any],
+) -> ServedVersion:
+    """A challenger as `mlops package` imported it, ready to score the champion's requests:
+    raises, saying why, when it cannot take them, cannot load, or cannot score."""
+    if differences := schema_differences(champion_metadata, metadata):
+        raise ValueError("; ".join(differences))
+    logged = LoggedModel.load(model_path)  # allow-listed types only
+    scorer, _ = build_scorer(logged.pipeline, metadata["feature_profile"])
+    logged.pipeline.predict_proba(logged.input_example())
+    return ServedVersion(
+        labels.get("registered_model", ""),
+        labels.get("registered_version", "unknown"),
+        float(metadata["threshold"]),
+        scorer,
+    )
+
+
+Observe = Callable[[ServedVersion, str, np.ndarray, np.ndarray, float], None]
+
+
+def rows_of(columns: Mapping[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
+    return {name: values[mask] for name, values in columns.items()}
+
+
+def timed_score(
+    version: ServedVersion, arm: str, columns: Mapping[str, np.ndarray], observe: Observe
+) -> tuple[np.ndarray, np.ndarray]:
+    """`version.score`, reported to `observe` with its arm and how long it took."""
+    started = time.perf_counter()
+    probabilities, labels = version.score(columns)
+    observe(version, arm, probabilities, labels, time.perf_counter() - started)
+    return probabilities, labels
+
+
+class ShadowScorer:
+    """Scores the challenger on the rows the champion answered, on a thread of its own, so
+    the champion's answers never wait for it. A full queue drops the rows and counts them,
+    as the prediction log does: an experiment must never slow or fail production."""
+
+    def __init__(
+        self,
+        challenger: ServedVersion,
+        experiment: str,
+        write: Callable[[list[dict[str, Any]]], None],
+        observe: Observe,
+        on_drop: Callable[[int], None],
+        max_queued_batches: int = 1_000,
+    ) -> None:
+        self.challenger, self.experiment = challenger, experiment
+        self.write, self.observe, self.on_drop = write, observe, on_drop
+        self._batches: queue.Queue[Any] = queue.Queue(maxsize=max_queued_batches)
+        self._thread = threading.Thread(target=self._run, name="shadow-scorer", daemon=True)
+        self._thread.start()
+
+    def submit(
+        self,
+        columns: Mapping[str, np.ndarray],
+        timestamp: str,
+        request_ids: Sequence[str],
+        ids: Sequence[Any],
+    ) -> None:
+        """Queue rows the champion answered at `timestamp`; returns at once."""
+        common = {
+            "timestamp": timestamp,
+            "model": self.challenger.model,
+            "model_version": self.challenger.version,
+            "experiment": self.experiment,
+            "arm": SHADOW_ARM,
+        }
+        try:
+            self._batches.put_nowait((columns, common, request_ids, ids))
+        except queue.Full:
+            self.on_drop(len(request_ids))
+
+    def _run(self) -> None:
+        while (batch := self._batches.get()) is not None:
+            columns, common, request_ids, ids = batch
+            try:
+                probabilities, labels = timed_score(
+                    self.challenger, SHADOW_ARM, columns, self.observe
+                )
+            except Exception:  # a challenger that fails on some rows must not stop the thread
+                logging.getLogger(__name__).exception("shadow scoring failed")
+                self.on_drop(len(request_ids))
+                continue
+            self.write(
+                [
+                    {
+                        **common,
+                        "request_id": request_id,
+                        "id": identity,
+                        "features": None,  # the champion's entry of the same row holds them
+                        "probability": probability,
+                        "label": label,
+                        "issues": [],
+                    }
+                    for request_id, identity, probability, label in zip(
+                        request_ids, ids, probabilities.tolist(), labels.tolist(), strict=True
+                    )
+                ]
+            )
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Score what is queued, then stop the thread."""
+        self._batches.put(None)
+        self._thread.join(timeout)

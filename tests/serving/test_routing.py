@@ -1,0 +1,147 @@
+"""Which version answers a row, which challenger may stand beside a champion, and the
+shadow scorer's thread: before any server starts (the served behaviour is
+test_experiment_e2e.py's)."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mlops_starter.data.profile import feature_profile
+from mlops_starter.serving.routing import (
+    SHADOW_ARM,
+    ServedVersion,
+    ShadowScorer,
+    load_challenger,
+    schema_differences,
+    to_challenger,
+)
+from mlops_starter.serving.scorer import Scorer
+
+ids_of_customers = st.lists(st.one_of(st.text(max_size=20), st.integers()), max_size=50)
+
+
+@given(ids_of_customers, st.text(min_size=1, max_size=10), st.floats(0.01, 0.99))
+def test_an_id_meets_the_same_version_in_any_batch_and_any_order(ids, name, share):
+    rng = np.random.default_rng(0)
+    dealt = to_challenger(ids, len(ids), name, share, rng)
+    again = to_challenger(ids[::-1], len(ids), name, share, np.random.default_rng(1))[::-1]
+    assert dealt.tolist() == again.tolist()
+    for identity, chosen in zip(ids, dealt, strict=True):
+        assert to_challenger([identity], 1, name, share, rng)[0] == chosen
+
+
+def test_the_share_holds_and_a_new_experiment_name_deals_again():
+    ids = [f"C-{i}" for i in range(20_000)]
+    first = to_challenger(ids, len(ids), "experiment-1", 0.1, np.random.default_rng())
+    second = to_challenger(ids, len(ids), "experiment-2", 0.1, np.random.default_rng())
+    assert 0.09 < first.mean() < 0.11 and 0.09 < second.mean() < 0.11
+    # Independent deals: about 0.1 x 0.1 of the ids land in both challengers' arms.
+    assert 0.005 < (first & second).mean() < 0.015
+
+
+def test_rows_without_an_id_are_dealt_at_random():
+    rng = np.random.default_rng(5)
+    first = to_challenger([None] * 4000, 4000, "e", 0.25, rng)
+    second = to_challenger(None, 4000, "e", 0.25, rng)
+    assert 0.22 < first.mean() < 0.28 and 0.22 < second.mean() < 0.28
+    assert first.tolist() != second.tolist()
+
+
+@pytest.fixture(scope="module")
+def served_metadata(hard_table):
+    schema, features, _, _ = hard_table
+    return {"feature_profile": feature_profile(features, schema), "id_column": "customer_id"}
+
+
+def test_a_challenger_with_the_champions_schema_passes(served_metadata):
+    assert schema_differences(served_metadata, served_metadata) == []
+
+
+def test_each_schema_difference_is_named(served_metadata):
+    profile = dict(served_metadata["feature_profile"])
+    numeric = next(n for n, s in profile.items() if s["kind"] != "category")
+    category = next(n for n, s in profile.items() if s["kind"] == "category")
+    changed = {
+        **{n: s for n, s in profile.items() if n != numeric},
+        "loyalty_score": {"kind": "float"},
+        category: {**profile[category], "kind": "float"},
+    }
+    found = schema_differences(
+        served_metadata, {"feature_profile": changed, "id_column": "account"}
+    )
+    assert found == [
+        "the challenger needs features the champion's requests lack: ['loyalty_score']",
+        f"the challenger lacks features the champion's requests carry: ['{numeric}']",
+        f"feature '{category}' is category for the champion, float for it",
+        "the id column is 'customer_id' for the champion, 'account' for it",
+    ]
+
+
+def test_a_challenger_of_another_schema_is_refused_before_its_file_is_read(served_metadata):
+    other = {**served_metadata, "id_column": None, "threshold": 0.5}
+    with pytest.raises(ValueError, match="the id column is 'customer_id'"):
+        load_challenger("/no/such/model", other, {}, served_metadata)
+
+
+def challenger(score) -> ServedVersion:
+    return ServedVersion("churn", "4", 0.5, Scorer("compiled", "test", score))
+
+
+def test_shadow_scores_go_to_the_log_with_the_rows_they_pair_with():
+    written, observed = [], []
+    shadow = ShadowScorer(
+        challenger(lambda columns: columns["x"] / 10),
+        "experiment-1",
+        written.extend,
+        lambda version, arm, p, labels, seconds: observed.append((version.version, arm, len(p))),
+        on_drop=lambda rows: pytest.fail(f"{rows} rows dropped"),
+    )
+    shadow.submit({"x": np.array([1.0, 7.0])}, "2026-06-01T00:00:00Z", ["r1", "r1"], ["a", "b"])
+    shadow.close()
+    assert observed == [("4", SHADOW_ARM, 2)]
+    assert [(e["request_id"], e["id"], e["label"], e["arm"]) for e in written] == [
+        ("r1", "a", 0, "shadow"),
+        ("r1", "b", 1, "shadow"),
+    ]
+    assert {e["model_version"] for e in written} == {"4"}
+    assert written[1]["probability"] == pytest.approx(0.7)
+
+
+def taken_off_the_queue(shadow: ShadowScorer) -> None:
+    deadline = time.monotonic() + 10
+    while not shadow._batches.empty() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_a_busy_or_failing_shadow_drops_rows_counted_and_keeps_going():
+    release, dropped, written = threading.Event(), [], []
+
+    def slow_then_failing(columns):
+        release.wait(10)
+        if columns["x"][0] < 0:
+            raise ValueError("the challenger cannot score this row")
+        return columns["x"]
+
+    shadow = ShadowScorer(
+        challenger(slow_then_failing),
+        "e",
+        written.extend,
+        lambda *_: None,
+        dropped.append,
+        max_queued_batches=1,
+    )
+    rows = {"x": np.array([0.9])}
+    shadow.submit(rows, "t", ["taken"], [1])  # the thread takes it, then waits
+    taken_off_the_queue(shadow)
+    shadow.submit({"x": np.array([-1.0])}, "t", ["fails"], [2])  # fills the queue
+    shadow.submit(rows, "t", ["dropped", "dropped"], [3, 4])  # no room: dropped, counted
+    release.set()
+    taken_off_the_queue(shadow)
+    shadow.submit(rows, "t", ["after"], [5])
+    shadow.close()
+    assert sorted(dropped) == [1, 2]  # the failing row, then the two that found no room
+    assert [e["request_id"] for e in written] == ["taken", "after"]
