@@ -14,7 +14,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: env run repro push pull clean-tree test browser postgres podman test-fast lint typecheck check audit audit-deps lock suite ui gate promote rollback history smoke smoke-served serve bento containerize bench-serving bench-container bench-sql demo-db fetch-monitoring-data monitor monitor-demo metrics-diff clean
+.PHONY: env run repro push pull clean-tree test browser postgres podman test-fast lint typecheck check audit audit-deps lock suite ui gate promote rollback history smoke smoke-served serve bento bento-experiment containerize bench-serving bench-container bench-sql demo-db fetch-monitoring-data monitor experiment-report experiment-conclude monitor-demo metrics-diff clean
 
 env: $(STAMP)
 
@@ -154,6 +154,11 @@ serve: env
 bento: env
 	$(BIN)/mlops package $(if $(VERSION),--version "$(VERSION)")
 
+## bento-experiment CHALLENGER=4: a bento of the champion with a challenger beside it, in
+## the mode serve.experiment.mode sets (shadow or split); serve it with `bentoml serve TAG`
+bento-experiment: env
+	$(BIN)/mlops package --challenger "$(CHALLENGER)"
+
 ## containerize [VERSION=champion] [LOCAL_BASE=1]: OCI image of this clone's bento (the one
 ## models/bento.json names), or of a registry version's; with Docker, or podman where no Docker
 ## engine runs (CONTAINER_ENGINE=docker|podman chooses). LOCAL_BASE=1: no registry reachable,
@@ -171,6 +176,16 @@ fetch-monitoring-data:
 ## monitor [LOG="glob ..."] [LABELS=file] [METRICS_URL=http://...]: check the prediction log; exit 3 on an alert
 monitor: env
 	$(BIN)/mlops monitor $(if $(LOG),--log $(LOG)) $(if $(or $(LABELS),$(LABELS_SYNC)),--labels "$(or $(LABELS),build/labels.csv)") $(if $(METRICS_URL),--metrics-url "$(METRICS_URL)")
+
+## experiment-report [LABELS=build/labels.csv] [LOG="glob ..."]: the live experiment's verdict
+## on the labels that have matured (build/experiment/experiment.json)
+experiment-report: env
+	$(BIN)/mlops experiment report --labels "$(or $(LABELS),build/labels.csv)" $(if $(LOG),--log $(LOG))
+
+## experiment-conclude: act on that verdict: better promotes the challenger, worse ends the
+## experiment with the champion kept, undecided moves nothing (each move: `make history`)
+experiment-conclude: env
+	$(BIN)/mlops experiment conclude
 
 ## monitor-demo [SCENARIO=covariate]: drifted batches through the served champion, then the monitor (build/monitor-demo/)
 monitor-demo: env

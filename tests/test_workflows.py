@@ -136,3 +136,21 @@ def test_ci_audits_dependencies_history_and_dockerfiles_with_pinned_scanners():
         assert re.fullmatch(r"[0-9a-f]{40}", scanners[name]["uses"].split("@")[1]), name
     trivy = scanners["aquasecurity/trivy-action"]["with"]
     assert trivy["scan-type"] == "config" and trivy["exit-code"] == "1"
+
+
+def test_the_experiment_workflow_acts_only_on_a_decided_verdict():
+    """Scheduled and by hand; the verdict is handed from the report to the job that acts,
+    which runs for better or worse only, behind `production`, and rolls back only a
+    promotion whose smoke test failed."""
+    flow = yaml.safe_load((REPO_ROOT / ".github/workflows/experiment.yml").read_text())
+    assert {"schedule", "workflow_dispatch"} <= set(flow[True])  # YAML 1.1 reads `on` as True
+    assert flow["concurrency"]["group"] == "cd"
+    decide, act = flow["jobs"]["decide"], flow["jobs"]["act"]
+    [report] = [s for s in decide["steps"] if s.get("run") == "make experiment-report"]
+    assert decide["outputs"]["verdict"] == f"${{{{ steps.{report['id']}.outputs.verdict }}}}"
+    assert act["needs"] == "decide" and act["environment"] == "production"
+    assert "'better'" in act["if"] and "'worse'" in act["if"] and "undecided" not in act["if"]
+    runs = [s.get("run", "") for s in act["steps"]]
+    assert runs.index("make experiment-conclude") < runs.index("make smoke")
+    [rollback] = [s for s in act["steps"] if s.get("run", "").startswith("make rollback")]
+    assert "failure()" in rollback["if"] and "'better'" in rollback["if"]

@@ -120,7 +120,9 @@ def test_the_sequence_covers_a_known_mean_at_every_look():
     assert misses / 200 <= 0.05
 
 
-def test_the_report_command_reads_the_log_and_labels_and_writes_its_verdict(tmp_path, capsys):
+def test_the_report_command_reads_the_log_and_labels_and_writes_its_verdict(
+    tmp_path, capsys, monkeypatch
+):
     import json
 
     import yaml
@@ -139,6 +141,7 @@ def test_the_report_command_reads_the_log_and_labels_and_writes_its_verdict(tmp_
         {"serve": {"experiment": {"challenger_share": 0.5}}},
     )
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "github-output"))
     mlops(
         [
             *("--params", str(tmp_path / "params.yaml"), "experiment", "report", "--mode", "split"),
@@ -154,5 +157,85 @@ def test_the_report_command_reads_the_log_and_labels_and_writes_its_verdict(tmp_
     )
     said = capsys.readouterr().out
     assert "challenger 4 vs champion 3: BETTER on 20000 matured rows" in said
+    assert (tmp_path / "github-output").read_text() == "verdict=better\n"  # for CD
     written = json.loads((tmp_path / "experiment/experiment.json").read_text())
     assert written["verdict"] == "better" and written["effect"]["low"] > 0
+
+
+@pytest.fixture
+def registry(tmp_path, monkeypatch):
+    """A real (local SQLite) registry of the params' model: gated versions 3 and 4, 3
+    the champion; the CLI reaches it through MLFLOW_TRACKING_URI."""
+    from mlflow.tracking import MlflowClient
+
+    from mlops_starter.config import Config
+    from mlops_starter.registry.model_registry import GATE_TAG, REGISTRATION_TAG, Registry
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    name = Config.from_yaml("params.yaml").mlflow.registered_model
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.create_registered_model(name)
+    (tmp_path / "model").mkdir()
+    for _ in range(4):
+        client.create_model_version(
+            name, str(tmp_path / "model"), tags={GATE_TAG: "true", REGISTRATION_TAG: "complete"}
+        )
+    found = Registry(client, name)
+    found.promote(CHAMPION, "tester")
+    return found
+
+
+def conclude(tmp_path, truth: str, mode: str = "shadow"):
+    """`mlops experiment conclude` on the verdict of a simulated experiment."""
+    import json
+
+    from mlops_starter.cli.main import main as mlops
+
+    log, labels = simulate(mode, truth, 20_000, seed=31)
+    found = verdict(mode, log, labels, evidence=False) | {"as_of": NOW.isoformat()}
+    report = tmp_path / "experiment.json"
+    report.write_text(json.dumps(found))
+    mlops(["experiment", "conclude", "--report", str(report), "--actor", "cd"])
+    return found
+
+
+def test_a_better_verdict_promotes_the_challenger_once_and_rollback_undoes_it(
+    registry, tmp_path, capsys
+):
+    conclude(tmp_path, "better")
+    assert str(registry.champion().version) == CHALLENGER
+    move = registry.history()[-1]
+    assert (move.action, move.from_version, move.to_version) == ("experiment-promote", "3", "4")
+    assert "challenger 4 better on 20000 matured rows" in move.reason
+    assert "experiment-promote: champion 3 -> 4 by cd" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        conclude(tmp_path, "better")  # the champion it was judged against is gone
+    assert "compared against champion 3, but champion is 4" in capsys.readouterr().err
+    assert registry.rollback("tester").to_version == CHAMPION
+
+
+def test_a_worse_verdict_ends_the_experiment_and_keeps_the_champion(registry, tmp_path, capsys):
+    from mlops_starter.cli.main import main as mlops
+
+    conclude(tmp_path, "worse")
+    conclude(tmp_path, "worse")  # read again: logged once
+    assert str(registry.champion().version) == CHAMPION
+    moves = registry.history()
+    assert [m.action for m in moves] == ["promote", "experiment-end"]
+    assert (moves[-1].from_version, moves[-1].to_version) == (CHAMPION, CHAMPION)
+    assert "challenger 4 worse" in registry.version(CHALLENGER).tags["experiment.ended"]
+    # An ended experiment is not a promotion: rollback does not land on it.
+    with pytest.raises(Exception, match="no earlier champion"):
+        registry.rollback("tester")
+    capsys.readouterr()
+    mlops(["history"])
+    assert "experiment-end: champion 3 -> 3 by cd: experiment experiment-1" in (
+        capsys.readouterr().out
+    )
+
+
+def test_an_undecided_verdict_moves_nothing(registry, tmp_path, capsys):
+    conclude(tmp_path, "equal", mode="split")
+    assert "not yet decided; nothing moves" in capsys.readouterr().out
+    assert [m.action for m in registry.history()] == ["promote"]

@@ -1,6 +1,7 @@
-"""`mlops monitor | monitor-demo | experiment report`: check the prediction log against the
-served version's training reference (the demo sends drifted batches through the served
-champion first); decide a live experiment on its matured labels."""
+"""`mlops monitor | monitor-demo | experiment report | experiment conclude`: check the
+prediction log against the served version's training reference (the demo sends drifted
+batches through the served champion first); decide a live experiment on its matured
+labels, and act on the verdict."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from mlops_starter.cli.common import append_to_github_file, registry_from
+from mlops_starter.cli.common import actor, append_to_github_file, registry_from
 from mlops_starter.config import Config
 from mlops_starter.data.demo import DRIFT_SCENARIOS
 from mlops_starter.errors import PipelineError
@@ -31,13 +32,13 @@ def monitor(args: argparse.Namespace) -> None:
     import httpx
 
     from mlops_starter.monitoring.checks import run_checks
-    from mlops_starter.monitoring.inputs import load_reference, read_prediction_log
+    from mlops_starter.monitoring.inputs import load_reference, read_prediction_log, served_version
     from mlops_starter.monitoring.report import write_report
     from mlops_starter.storage import read_json
 
     cfg = Config.from_yaml(args.params)
     log = read_prediction_log(args.log)
-    version = args.version or str(log.sort_values("timestamp")["model_version"].iloc[-1])
+    version = args.version or served_version(log)
     reference = load_reference(registry_from(args), version)
     labels = None
     if args.labels:
@@ -85,6 +86,11 @@ def experiment_report(args: argparse.Namespace) -> None:
 
     cfg = Config.from_yaml(args.params)
     settings = cfg.serve.experiment
+    mode = args.mode or settings.mode
+    if mode == "off":
+        raise PipelineError(
+            "serve.experiment.mode is off: name the experiment's mode with --mode shadow|split"
+        )
     if not cfg.data.id_column:
         raise PipelineError("an experiment joins labels by data.id_column: set it in params.yaml")
     champion, challenger = args.champion, args.challenger
@@ -97,7 +103,7 @@ def experiment_report(args: argparse.Namespace) -> None:
     rows = matured(read_prediction_log(args.log), labels, cfg.data.target, settings, as_of)
     found = decide(
         rows,
-        args.mode,
+        mode,
         champion,
         challenger,
         settings,
@@ -122,6 +128,43 @@ def experiment_report(args: argparse.Namespace) -> None:
     append_to_github_file("GITHUB_OUTPUT", f"verdict={found['verdict']}\n")
 
 
+def experiment_conclude(args: argparse.Namespace) -> None:
+    """Act on a verdict `mlops experiment report` wrote: better promotes the challenger,
+    worse ends the experiment with the champion kept, undecided moves nothing. Each move
+    goes into the alias log with the verdict (`mlops history`)."""
+    from mlops_starter.cli.registry import describe
+    from mlops_starter.registry.model_registry import same_version
+    from mlops_starter.storage import read_json
+
+    if not Path(args.report).is_file():
+        raise PipelineError(f"{args.report} not found: run `mlops experiment report` first")
+    found = read_json(args.report)
+    verdict = found["verdict"]
+    if verdict == "undecided":
+        print(f"experiment {found['experiment']}: not yet decided; nothing moves")
+        return
+    registry = registry_from(args)
+    champion = registry.champion()
+    if champion is None or not same_version(champion.version, found["champion"]):
+        raise PipelineError(
+            f"the report compared against champion {found['champion']}, but champion is "
+            f"{champion.version if champion else 'unset'} now: report again before acting"
+        )
+    effect = found["effect"]
+    reason = (
+        f"experiment {found['experiment']} ({found['mode']}, as of {found['as_of']}): "
+        f"challenger {found['challenger']} {verdict} on {found['matured_rows']} matured rows, "
+        f"gain per row {effect['estimate']:.4g} [{effect['low']:.4g}, {effect['high']:.4g}] "
+        f"at alpha {effect['alpha']}"
+    )
+    if verdict == "better":
+        move = registry.promote(found["challenger"], actor(args), reason, by_experiment=True)
+    else:
+        move = registry.end_experiment(found["challenger"], actor(args), reason)
+    print(describe(move) if move else f"nothing to do: {reason} was already acted on")
+    append_to_github_file("GITHUB_OUTPUT", f"moved={str(move is not None).lower()}\n")
+
+
 def add_commands(commands: Any) -> None:
     experiment_cmd = commands.add_parser(
         "experiment", help="the live experiment's verdict (serve.experiment in params.yaml)"
@@ -130,9 +173,9 @@ def add_commands(commands: Any) -> None:
     report_cmd = actions.add_parser("report", help="better, worse or undecided, on matured labels")
     report_cmd.add_argument(
         "--mode",
-        required=True,
         choices=["shadow", "split"],
-        help="shadow: both versions scored every row; split: each row went to one version",
+        help="shadow: both versions scored every row; split: each row went to one version "
+        "(default: serve.experiment.mode)",
     )
     report_cmd.add_argument("--log", nargs="+", default=["predictions/predictions-*.jsonl*"])
     report_cmd.add_argument(
@@ -143,6 +186,16 @@ def add_commands(commands: Any) -> None:
     report_cmd.add_argument("--as-of", help="the report's time (default: now), e.g. 2026-06-01")
     report_cmd.add_argument("--out", default="build/experiment", help="where experiment.json goes")
     report_cmd.set_defaults(handler=experiment_report)
+    conclude_cmd = actions.add_parser(
+        "conclude", help="better: promote the challenger; worse: end, champion kept"
+    )
+    conclude_cmd.add_argument(
+        "--report", default="build/experiment/experiment.json", help="the verdict to act on"
+    )
+    conclude_cmd.add_argument(
+        "--actor", help="who is acting (default: $GITHUB_ACTOR or the login name)"
+    )
+    conclude_cmd.set_defaults(handler=experiment_conclude)
 
     monitor_cmd = commands.add_parser(
         "monitor", help=f"check the prediction log; exit {MONITOR_ALERT_EXIT_CODE} on an alert"

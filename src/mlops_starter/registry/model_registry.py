@@ -30,6 +30,9 @@ CARD_TAG = "model_card"  # the card's artifact path in the version's training ru
 # it was left half-made (the stage or the tracking server died): never promoted or
 # packaged, and completed by the next run of the stage.
 REGISTRATION_TAG = "registration"
+# The moves that put a new version in place: what `rollback` undoes.
+PROMOTIONS = frozenset({"promote", "auto-promote", "forced-promote", "experiment-promote"})
+EXPERIMENT_END = "experiment-end"
 
 
 def same_version(a: object, b: object) -> bool:
@@ -45,7 +48,7 @@ class RegistryError(PipelineError):
 @dataclass(frozen=True)
 class AliasMove:
     seq: int
-    action: str  # promote | auto-promote | forced-promote | rollback
+    action: str  # one of PROMOTIONS, rollback, or experiment-end (the champion kept)
     from_version: str | None
     to_version: str
     actor: str
@@ -185,7 +188,8 @@ class Registry:
         moves = [json.loads(v) for k, v in tags.items() if k.startswith(LOG_PREFIX)]
         return [AliasMove.from_dict(m) for m in sorted(moves, key=lambda m: m["seq"])]
 
-    def _move_champion(self, to_version: str, action: str, actor: str, reason: str) -> AliasMove:
+    def _logged(self, to_version: str, action: str, actor: str, reason: str) -> AliasMove:
+        """Append a move to the alias log (registered-model tags, one per move)."""
         current = self.champion()
         move = AliasMove(
             seq=len(self.history()) + 1,
@@ -196,10 +200,14 @@ class Registry:
             at=datetime.now(UTC).isoformat(timespec="seconds"),
             reason=reason,
         )
-        self.client.set_registered_model_alias(self.name, CHAMPION, move.to_version)
         self.client.set_registered_model_tag(
             self.name, f"{LOG_PREFIX}{move.seq:06d}", json.dumps(move.to_dict())
         )
+        return move
+
+    def _move_champion(self, to_version: str, action: str, actor: str, reason: str) -> AliasMove:
+        move = self._logged(to_version, action, actor, reason)
+        self.client.set_registered_model_alias(self.name, CHAMPION, move.to_version)
         self.client.set_model_version_tag(self.name, move.to_version, "champion.since", move.at)
         self.client.set_model_version_tag(self.name, move.to_version, "champion.reason", reason)
         return move
@@ -211,6 +219,7 @@ class Registry:
         reason: str = "",
         force: bool = False,
         automatic: bool = False,
+        by_experiment: bool = False,
     ) -> AliasMove | None:
         """Point `champion` at `version`. A version whose gate failed needs force and a reason.
 
@@ -237,9 +246,12 @@ class Registry:
                 raise RegistryError(
                     "a forced promotion needs a --reason, which is recorded in the registry"
                 )
-        action = (
-            "forced-promote" if not gate_passed else ("auto-promote" if automatic else "promote")
-        )
+        if not gate_passed:
+            action = "forced-promote"
+        elif by_experiment:
+            action = "experiment-promote"
+        else:
+            action = "auto-promote" if automatic else "promote"
         move = self._move_champion(target.version, action, actor, reason or action)
         if not gate_passed:
             self.client.set_model_version_tag(
@@ -256,7 +268,7 @@ class Registry:
         """
         current = self.champion()
         if to_version is None:
-            promotions = [m for m in self.history() if m.action != "rollback" and m.from_version]
+            promotions = [m for m in self.history() if m.action in PROMOTIONS and m.from_version]
             if not promotions:
                 raise RegistryError(f"'{self.name}' has no earlier champion to roll back to")
             to_version = str(promotions[-1].from_version)
@@ -264,3 +276,15 @@ class Registry:
         if current is not None and same_version(current.version, target.version):
             return None
         return self._move_champion(target.version, "rollback", actor, reason or "rollback")
+
+    def end_experiment(self, challenger: str | int, actor: str, reason: str) -> AliasMove | None:
+        """Record in the alias log that an experiment ended with the champion kept, and tag
+        the challenger with why. Idempotent: an experiment already ended is not logged twice."""
+        champion = self.champion()
+        if champion is None:
+            raise RegistryError(f"'{self.name}' has no champion to keep")
+        target = self.version(challenger)
+        if target.tags.get("experiment.ended") == reason:
+            return None
+        self.client.set_model_version_tag(self.name, target.version, "experiment.ended", reason)
+        return self._logged(str(champion.version), EXPERIMENT_END, actor, reason)
