@@ -104,6 +104,8 @@ def test_grafana_loads_the_dashboard_from_the_provisioned_source():
         "Predicted probability",
         "Input-quality issues by field",
         "Served model version",
+        "Scoring latency by version",
+        "Experiment: scored batches per second by version",
     ):
         assert any(t.startswith(needed) for t in titles), needed
     for panel in board["panels"]:
@@ -113,7 +115,15 @@ def test_grafana_loads_the_dashboard_from_the_provisioned_source():
     assert {
         "bentoml_service_request_total",
         "mlops_input_quality_issues_total",
+        "mlops_scoring_seconds_bucket",
+        "mlops_experiment_active",
     } <= dashboard_metric_names()
+    # During an experiment, each version's requests, latency and predicted rates apart.
+    per_version = [
+        t["expr"] for panel in board["panels"] for t in panel["targets"] if "version" in t["expr"]
+    ]
+    for metric in ("mlops_predictions_total", "mlops_scoring_seconds_bucket", "_count"):
+        assert any(metric in expr and "by (" in expr for expr in per_version), metric
 
 
 # Services that start as root, and why: checked so a new service must say so too.
