@@ -1,7 +1,9 @@
 """Serving benchmark: the same registry version served several ways, same client load.
 
     (a) this project's BentoML service (a bento built from the version): single
-        records, 1,000 records, and 1,000 rows as columns,
+        records, 1,000 records, and 1,000 rows as columns; then single records again
+        with a challenger scoring every row in shadow (the newest other gated version,
+        or --challenger), whose p50 must stay within 10% of the first,
     (b) `mlflow models serve --env-manager local` of the same version,
     (c) in-process, no HTTP, no JSON: the sklearn pipeline's `predict_proba`, and the
         compiled scorer the service uses (the ceiling).
@@ -42,8 +44,8 @@ import pandas as pd
 import psutil
 
 from mlops_starter.config import Config
-from mlops_starter.registry.model_registry import Registry
-from mlops_starter.serving.packaging import build_bento, import_version
+from mlops_starter.registry.model_registry import GATE_TAG, REGISTRATION_TAG, Registry
+from mlops_starter.serving.packaging import build_bento, import_challenger, import_version
 from mlops_starter.serving.process import bentoml_server, free_port, wait_for_http
 from mlops_starter.serving.scorer import build_scorer, frame_to_columns
 from mlops_starter.storage import json_records, write_json
@@ -153,7 +155,12 @@ def profile_summary(path: Path, top: int = 12) -> dict[str, Any]:
 
 
 def served_figures(
-    url: str, frame: pd.DataFrame, args: argparse.Namespace, server_pid: int | None
+    url: str,
+    frame: pd.DataFrame,
+    args: argparse.Namespace,
+    server_pid: int | None,
+    phases: tuple[str, ...] = ("single_row", "batch_1000", "batch_1000_columns"),
+    label: str = "bentoml",
 ) -> dict[str, Any]:
     """Each load on the service, with py-spy on its workers when `server_pid` is given."""
     singles, record_batches = post_bodies(frame, "records")
@@ -164,8 +171,9 @@ def served_figures(
         "batch_1000_columns": (column_batches, args.batch_clients, BATCH_ROWS),
     }
     figures: dict[str, Any] = {}
-    for name, (bodies, clients, rows) in loads.items():
-        profile = PROFILES / f"bentoml-{name}.txt"
+    for name in phases:
+        bodies, clients, rows = loads[name]
+        profile = PROFILES / f"{label}-{name}.txt"
         sampler = None
         if server_pid is not None:
             profile.parent.mkdir(parents=True, exist_ok=True)
@@ -239,6 +247,21 @@ def server_pid_on(port: int) -> int | None:
     return None
 
 
+def shadow_challenger(registry: Registry, version: Any, chosen: str | None) -> Any:
+    """The challenger of the shadow phase: --challenger, else the newest other version
+    that passed the gate; None when the registry holds no other."""
+    if chosen:
+        return registry.version(chosen)
+    others = [
+        v
+        for v in registry.client.search_model_versions(f"name = '{registry.name}'")
+        if str(v.version) != str(version.version)
+        and v.tags.get(GATE_TAG) == "true"
+        and v.tags.get(REGISTRATION_TAG) == "complete"
+    ]
+    return max(others, key=lambda v: int(v.version), default=None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -250,6 +273,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16, help="concurrent single-row clients")
     parser.add_argument("--batch-clients", type=int, default=4, help="concurrent 1,000-row clients")
     parser.add_argument("--no-profile", action="store_true", help="skip py-spy")
+    parser.add_argument(
+        "--challenger", help="shadow phase's challenger (default: newest other gated version)"
+    )
     parser.add_argument("--out", default="benchmarks/results/serving.json")
     args = parser.parse_args()
 
@@ -300,6 +326,25 @@ def main() -> None:
             pid = None if args.no_profile else server_pid_on(port)
             results["bentoml_service"] = served_figures(url, sent, args, pid)
 
+        challenger = shadow_challenger(registry, version, args.challenger)
+        if challenger is None:
+            print("shadow: skipped, the registry holds no other gated version", flush=True)
+        else:
+            shadow = cfg.serve.model_copy(
+                update={"experiment": cfg.serve.experiment.model_copy(update={"mode": "shadow"})}
+            )
+            challenger_tag = import_challenger(registry, version, challenger, shadow)
+            bento = build_bento(
+                import_version(registry, version), shadow, challenger_tag=challenger_tag
+            )
+            print(f"bentoml: version {challenger.version} in shadow: bento {bento.tag}", flush=True)
+            port = free_port()
+            with bentoml_server(str(bento.tag), port, f"{scratch}/shadow.log", served_env) as url:
+                pid = None if args.no_profile else server_pid_on(port)
+                results["bentoml_service_shadow"] = served_figures(
+                    url, sent, args, pid, phases=("single_row",), label="bentoml-shadow"
+                )
+
         port = free_port()
         print(f"mlflow models serve: {uri} ({cfg.serve.workers} workers)", flush=True)
         with open(f"{scratch}/mlflow.log", "w") as log:
@@ -345,6 +390,11 @@ def main() -> None:
         "columnar_share_of_compiled_in_process": round(columnar_share, 2),
         "columnar_share_met (>= 0.5)": columnar_share >= 0.5,
     }
+    if "bentoml_service_shadow" in results:
+        shadow_p50 = results["bentoml_service_shadow"]["single_row"]["p50_ms"]
+        overhead = shadow_p50 / ours["single_row"]["p50_ms"] - 1
+        goals["shadow_single_row_p50_overhead"] = round(overhead, 3)
+        goals["shadow_overhead_met (<= 0.10)"] = overhead <= 0.10
     report = {
         "model": registry.name,
         "version": str(version.version),
