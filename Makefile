@@ -159,12 +159,13 @@ bento: env
 bento-experiment: env
 	$(BIN)/mlops package --challenger "$(CHALLENGER)"
 
-## containerize [VERSION=champion] [LOCAL_BASE=1]: OCI image of this clone's bento (the one
-## models/bento.json names), or of a registry version's; with Docker, or podman where no Docker
+## containerize [VERSION=champion | BENTO=tag] [LOCAL_BASE=1]: OCI image of this clone's bento
+## (the one models/bento.json names), a registry version's, or a bento in the store by tag (an
+## experiment's, from `make bento-experiment`); with Docker, or podman where no Docker
 ## engine runs (CONTAINER_ENGINE=docker|podman chooses). LOCAL_BASE=1: no registry reachable,
 ## so build the base image from Debian's packages (root, debootstrap)
 containerize: env
-	$(BIN)/mlops containerize $(if $(VERSION),--version "$(VERSION)") $(if $(LOCAL_BASE),--local-base)
+	$(BIN)/mlops containerize $(if $(VERSION),--version "$(VERSION)") $(if $(BENTO),--bento "$(BENTO)") $(if $(LOCAL_BASE),--local-base)
 
 ## fetch-monitoring-data: run $PREDICTIONS_SYNC (and $LABELS_SYNC) to copy the log from your store
 fetch-monitoring-data:

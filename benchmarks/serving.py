@@ -247,6 +247,28 @@ def server_pid_on(port: int) -> int | None:
     return None
 
 
+def shadow_counts(url: str) -> dict[str, float]:
+    """What the shadow did during its phase, from /metrics: rows scored and rows dropped
+    (a shadow that keeps up drops none; one that drops is cheaper than it should be)."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{url}/metrics") as answer:  # noqa: S310 (loopback URL)
+        lines = answer.read().decode().splitlines()
+
+    def total(prefix: str, *having: str) -> float:
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in lines
+            if line.startswith(prefix) and all(h in line for h in having)
+        )
+
+    return {
+        "rows_scored": total("mlops_predictions_total{", 'arm="shadow"'),
+        "rows_answered": total("mlops_predictions_total{", 'arm="champion"'),
+        "rows_dropped": total("mlops_shadow_dropped_total"),
+    }
+
+
 def shadow_challenger(registry: Registry, version: Any, chosen: str | None) -> Any:
     """The challenger of the shadow phase: --challenger, else the newest other version
     that passed the gate; None when the registry holds no other."""
@@ -344,6 +366,8 @@ def main() -> None:
                 results["bentoml_service_shadow"] = served_figures(
                     url, sent, args, pid, phases=("single_row",), label="bentoml-shadow"
                 )
+                time.sleep(1)  # the last rows' shadow scores
+                results["bentoml_service_shadow"]["single_row"]["shadow"] = shadow_counts(url)
 
         port = free_port()
         print(f"mlflow models serve: {uri} ({cfg.serve.workers} workers)", flush=True)
@@ -393,8 +417,12 @@ def main() -> None:
     if "bentoml_service_shadow" in results:
         shadow_p50 = results["bentoml_service_shadow"]["single_row"]["p50_ms"]
         overhead = shadow_p50 / ours["single_row"]["p50_ms"] - 1
+        counts = results["bentoml_service_shadow"]["single_row"]["shadow"]
         goals["shadow_single_row_p50_overhead"] = round(overhead, 3)
         goals["shadow_overhead_met (<= 0.10)"] = overhead <= 0.10
+        goals["shadow_scored_every_answered_row"] = (
+            counts["rows_scored"] == counts["rows_answered"] and counts["rows_dropped"] == 0
+        )
     report = {
         "model": registry.name,
         "version": str(version.version),

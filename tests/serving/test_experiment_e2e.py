@@ -175,15 +175,18 @@ def test_shadow_answers_with_the_champion_and_logs_both_scores(packaged, version
                     paired = answered[(entry["id"], champion, "champion")]
                     assert entry["model_version"] == challenger and entry["features"] is None
                     assert entry["probability"] == pytest.approx(paired["probability"], abs=1e-9)
-        [shadow_count] = [
-            line
-            for line in metric_lines(client, "mlops_scoring_seconds_count")
-            if 'arm="shadow"' in line and f'version="{challenger}"' in line
-        ]
-        assert float(shadow_count.split()[-1]) >= 3
+        # Each version's rows apart; the shadow scored every row the champion answered.
+        scored = {
+            arm: sum(
+                float(line.split()[-1])
+                for line in metric_lines(client, "mlops_predictions_total")
+                if f'arm="{arm}"' in line and f'version="{version}"' in line
+            )
+            for arm, version in (("champion", champion), ("shadow", challenger))
+        }
+        assert scored == {"champion": 121, "shadow": 121}
         assert any(
-            f'version="{challenger}"' in line and 'arm="shadow"' in line
-            for line in metric_lines(client, "mlops_predictions_total")
+            'arm="shadow"' in line for line in metric_lines(client, "mlops_scoring_seconds_count")
         )
         [active] = metric_lines(client, "mlops_experiment_active")
         assert 'mode="shadow"' in active and active.endswith(" 1.0")

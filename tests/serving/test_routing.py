@@ -2,8 +2,7 @@
 shadow scorer's thread: before any server starts (the served behaviour is
 test_experiment_e2e.py's)."""
 
-import threading
-import time
+import asyncio
 
 import numpy as np
 import pytest
@@ -91,7 +90,7 @@ def challenger(score) -> ServedVersion:
     return ServedVersion("churn", "4", 0.5, Scorer("compiled", "test", score))
 
 
-def test_shadow_scores_go_to_the_log_with_the_rows_they_pair_with():
+def test_shadow_scores_rows_that_arrived_together_in_one_call_after_they_were_answered():
     written, observed = [], []
     shadow = ShadowScorer(
         challenger(lambda columns: columns["x"] / 10),
@@ -99,49 +98,54 @@ def test_shadow_scores_go_to_the_log_with_the_rows_they_pair_with():
         written.extend,
         lambda version, arm, p, labels, seconds: observed.append((version.version, arm, len(p))),
         on_drop=lambda rows: pytest.fail(f"{rows} rows dropped"),
+        linger_seconds=0.05,
     )
-    shadow.submit({"x": np.array([1.0, 7.0])}, "2026-06-01T00:00:00Z", ["r1", "r1"], ["a", "b"])
-    shadow.close()
-    assert observed == [("4", SHADOW_ARM, 2)]
+
+    async def two_requests():
+        shadow.submit({"x": np.array([1.0, 7.0])}, "2026-06-01T00:00:00Z", ["r1", "r1"], ["a", "b"])
+        shadow.submit({"x": np.array([9.0])}, "2026-06-01T00:00:01Z", ["r2"], [None])
+        assert written == []  # nothing scored while the requests are answered
+        await asyncio.sleep(0.2)
+
+    asyncio.run(two_requests())
+    assert observed == [("4", SHADOW_ARM, 3)]
     assert [(e["request_id"], e["id"], e["label"], e["arm"]) for e in written] == [
         ("r1", "a", 0, "shadow"),
         ("r1", "b", 1, "shadow"),
+        ("r2", None, 1, "shadow"),
     ]
     assert {e["model_version"] for e in written} == {"4"}
     assert written[1]["probability"] == pytest.approx(0.7)
+    assert written[2]["timestamp"] == "2026-06-01T00:00:01Z"
 
 
-def taken_off_the_queue(shadow: ShadowScorer) -> None:
-    deadline = time.monotonic() + 10
-    while not shadow._batches.empty() and time.monotonic() < deadline:
-        time.sleep(0.01)
+def test_a_flooded_or_failing_shadow_drops_rows_counted_and_keeps_going():
+    dropped, written = [], []
 
-
-def test_a_busy_or_failing_shadow_drops_rows_counted_and_keeps_going():
-    release, dropped, written = threading.Event(), [], []
-
-    def slow_then_failing(columns):
-        release.wait(10)
-        if columns["x"][0] < 0:
+    def failing_on_negatives(columns):
+        if (columns["x"] < 0).any():
             raise ValueError("the challenger cannot score this row")
         return columns["x"]
 
     shadow = ShadowScorer(
-        challenger(slow_then_failing),
+        challenger(failing_on_negatives),
         "e",
         written.extend,
         lambda *_: None,
         dropped.append,
-        max_queued_batches=1,
+        max_pending_rows=3,
+        linger_seconds=0.05,
     )
-    rows = {"x": np.array([0.9])}
-    shadow.submit(rows, "t", ["taken"], [1])  # the thread takes it, then waits
-    taken_off_the_queue(shadow)
-    shadow.submit({"x": np.array([-1.0])}, "t", ["fails"], [2])  # fills the queue
-    shadow.submit(rows, "t", ["dropped", "dropped"], [3, 4])  # no room: dropped, counted
-    release.set()
-    taken_off_the_queue(shadow)
-    shadow.submit(rows, "t", ["after"], [5])
-    shadow.close()
-    assert sorted(dropped) == [1, 2]  # the failing row, then the two that found no room
-    assert [e["request_id"] for e in written] == ["taken", "after"]
+
+    async def traffic():
+        shadow.submit({"x": np.array([0.9, 0.8])}, "t", ["kept", "kept"], [1, 2])
+        shadow.submit({"x": np.array([0.7, 0.6])}, "t", ["flood", "flood"], [3, 4])  # over 3
+        await asyncio.sleep(0.2)
+        shadow.submit({"x": np.array([-1.0])}, "t", ["fails"], [5])
+        await asyncio.sleep(0.2)
+        shadow.submit({"x": np.array([0.5])}, "t", ["after"], [6])
+        shadow.flush()  # as at shutdown: what is kept is scored now
+
+    asyncio.run(traffic())
+    assert dropped == [2, 1]  # the flood found no room, then the failing row
+    assert [e["request_id"] for e in written] == ["kept", "kept", "after"]

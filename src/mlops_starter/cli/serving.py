@@ -89,12 +89,15 @@ def _served_probabilities(
 
 
 def containerize(args: argparse.Namespace) -> None:
-    """This clone's bento as an image (or, with --version, a registry version's bento)."""
+    """This clone's bento as an image (or, with --version, a registry version's bento, or
+    with --bento, one in the store such as an experiment's)."""
     from mlops_starter.serving.container import clone_bento, find_engine
     from mlops_starter.serving.container import containerize as build_image
     from mlops_starter.serving.packaging import build_bento, import_version
 
-    if args.version:
+    if args.bento:
+        bento = args.bento
+    elif args.version:
         registry = registry_from(args)
         version = registry.version(args.version)
         bento = str(
@@ -194,8 +197,12 @@ def add_commands(commands: Any) -> None:
         "containerize",
         help="build an image of this clone's bento (models/bento.json) with Docker or podman",
     )
-    image_cmd.add_argument(
+    source = image_cmd.add_mutually_exclusive_group()
+    source.add_argument(
         "--version", help="instead, a registry version's bento: number, champion or challenger"
+    )
+    source.add_argument(
+        "--bento", help="instead, a bento in the store by tag (`make bento-experiment` prints it)"
     )
     image_cmd.add_argument(
         "--local-base",

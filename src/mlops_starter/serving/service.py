@@ -438,7 +438,7 @@ class ClassifierService:
     @bentoml.on_shutdown
     def flush_prediction_log(self) -> None:
         if self.shadow is not None:
-            self.shadow.close()
+            self.shadow.flush()
         self.log.close()
 
     @bentoml.api(
@@ -521,10 +521,11 @@ class ClassifierService:
                 if keep
             ]
         )
-        if self.shadow is not None and any(kept):
-            chosen = np.array(kept)
+        if self.shadow is not None and all(kept):
+            self.shadow.submit(columns, now, [r.request_id for r in records], identities)
+        elif self.shadow is not None and any(kept):
             self.shadow.submit(
-                rows_of(columns, chosen),
+                rows_of(columns, np.array(kept)),
                 now,
                 [r.request_id for r, keep in zip(records, kept, strict=True) if keep],
                 [i for i, keep in zip(identities, kept, strict=True) if keep],
