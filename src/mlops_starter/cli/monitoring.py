@@ -114,16 +114,19 @@ def experiment_report(args: argparse.Namespace) -> None:
     write_json(Path(args.out) / "experiment.json", found)
     effect = found["effect"]
     still = found["rows_still_needed"]
+    after = ""
+    if found["verdict"] == "undecided" and found["within_min_detectable_effect"]:
+        after = (
+            f"; the interval lies within +-{settings.min_detectable_effect} "
+            "(min_detectable_effect): any difference is smaller than the gain worth finding"
+        )
+    elif found["verdict"] == "undecided" and still is not None:
+        after = f"; about {still} more rows needed"
     print(
         f"experiment {found['experiment']} ({found['mode']}): challenger {found['challenger']} vs "
         f"champion {found['champion']}: {found['verdict'].upper()} on {found['matured_rows']} "
         f"matured rows; gain per row {effect['estimate']:.4g} "
-        f"[{effect['low']:.4g}, {effect['high']:.4g}] at alpha {effect['alpha']}"
-        + (
-            ""
-            if still is None or found["verdict"] != "undecided"
-            else f"; about {still} more rows needed"
-        )
+        f"[{effect['low']:.4g}, {effect['high']:.4g}] at alpha {effect['alpha']}{after}"
     )
     append_to_github_file("GITHUB_OUTPUT", f"verdict={found['verdict']}\n")
 
@@ -160,8 +163,14 @@ def experiment_conclude(args: argparse.Namespace) -> None:
     if verdict == "better":
         move = registry.promote(found["challenger"], actor(args), reason, by_experiment=True)
     else:
-        move = registry.end_experiment(found["challenger"], actor(args), reason)
-    print(describe(move) if move else f"nothing to do: {reason} was already acted on")
+        move = registry.end_experiment(
+            found["experiment"], found["challenger"], actor(args), reason
+        )
+    print(
+        describe(move)
+        if move
+        else f"nothing to do: experiment {found['experiment']} was already acted on"
+    )
     append_to_github_file("GITHUB_OUTPUT", f"moved={str(move is not None).lower()}\n")
 
 

@@ -155,6 +155,12 @@ def decide(
         "matured_rows": interval.rows,
         "rows_needed": needed,
         "rows_still_needed": None if needed is None else max(0, needed - interval.rows),
+        # Undecided, but any true difference is smaller than the gain worth finding: more
+        # rows would not change the decision to make, only how long it takes to make it.
+        "within_min_detectable_effect": -settings.min_detectable_effect
+        < interval.low
+        <= interval.high
+        < settings.min_detectable_effect,
         "effect": {
             **asdict(interval),
             "alpha": settings.alpha,

@@ -277,14 +277,18 @@ class Registry:
             return None
         return self._move_champion(target.version, "rollback", actor, reason or "rollback")
 
-    def end_experiment(self, challenger: str | int, actor: str, reason: str) -> AliasMove | None:
-        """Record in the alias log that an experiment ended with the champion kept, and tag
-        the challenger with why. Idempotent: an experiment already ended is not logged twice."""
+    def end_experiment(
+        self, experiment: str, challenger: str | int, actor: str, reason: str
+    ) -> AliasMove | None:
+        """Record in the alias log that `experiment` ended with the champion kept, and tag
+        the challenger with why. Idempotent: a daily report that keeps saying "worse" ends
+        the experiment once."""
         champion = self.champion()
         if champion is None:
             raise RegistryError(f"'{self.name}' has no champion to keep")
         target = self.version(challenger)
-        if target.tags.get("experiment.ended") == reason:
+        tag = f"experiment.{experiment}.ended"
+        if tag in target.tags:
             return None
-        self.client.set_model_version_tag(self.name, target.version, "experiment.ended", reason)
+        self.client.set_model_version_tag(self.name, target.version, tag, reason)
         return self._logged(str(champion.version), EXPERIMENT_END, actor, reason)
