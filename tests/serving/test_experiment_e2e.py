@@ -294,3 +294,28 @@ def test_a_challenger_that_cannot_load_leaves_the_champion_serving(
             assert active.endswith(" 0.0")
     finally:
         shutil.copy2(kept, model_file)
+
+
+def test_a_challenger_of_another_schema_is_refused_naming_the_difference(
+    packaged, versions, tmp_path
+):
+    """The challenger's stored metadata edited to lack a feature, as a version trained on
+    another table would: `mlops package` names the feature and builds nothing."""
+    _, _, other = versions
+    params = experiment_params(packaged, tmp_path, "shadow", workers=1)
+    package(packaged, params, other)  # imports it into the store, as it is
+    store = Path(packaged.env["BENTOML_HOME"]) / "models"
+    [model_yaml] = [p / "model.yaml" for p in store.glob("*/*") if p.name.startswith(f"v{other}-")]
+    kept = model_yaml.read_text()
+    info = yaml.safe_load(kept)
+    dropped = sorted(info["metadata"]["feature_profile"])[0]
+    del info["metadata"]["feature_profile"][dropped]
+    model_yaml.write_text(yaml.safe_dump(info, sort_keys=False))
+    try:
+        refused = package(packaged, params, other, check=False)
+    finally:
+        model_yaml.write_text(kept)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert f"version {other} cannot challenge version" in refused.stderr
+    assert f"lacks features the champion's requests carry: ['{dropped}']" in refused.stderr
+    assert "built bento" not in refused.stdout

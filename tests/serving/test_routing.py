@@ -9,9 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mlops_starter.config import ExperimentConfig
 from mlops_starter.data.profile import feature_profile
 from mlops_starter.serving.routing import (
     SHADOW_ARM,
+    Router,
     ServedVersion,
     ShadowScorer,
     load_challenger,
@@ -149,3 +151,53 @@ def test_a_flooded_or_failing_shadow_drops_rows_counted_and_keeps_going():
     asyncio.run(traffic())
     assert dropped == [2, 1]  # the flood found no room, then the failing row
     assert [e["request_id"] for e in written] == ["kept", "kept", "after"]
+
+
+def constant(version: str, probability: float) -> ServedVersion:
+    return ServedVersion(
+        "churn",
+        version,
+        0.5,
+        Scorer("compiled", "test", lambda c: np.full(len(c["x"]), probability)),
+    )
+
+
+def test_a_split_scores_each_row_with_the_version_its_id_is_dealt_to_and_says_which():
+    observed = []
+    router = Router(
+        constant("3", 0.2),
+        constant("4", 0.9),
+        ExperimentConfig(mode="split", challenger_share=0.5),
+        lambda version, arm, p, labels, seconds: observed.append((version.version, arm, len(p))),
+        write=lambda entries: pytest.fail("a split has no shadow entries"),
+        on_shadow_drop=lambda rows: pytest.fail("a split has no shadow"),
+    )
+    ids = [f"C-{i}" for i in range(100)]
+    probabilities, labels, versions = router.score({"x": np.zeros(100)}, ids)
+    dealt = to_challenger(ids, 100, "experiment-1", 0.5, np.random.default_rng())
+    assert versions == np.where(dealt, "4", "3").tolist()
+    assert probabilities.tolist() == np.where(dealt, 0.9, 0.2).tolist()
+    assert labels.tolist() == dealt.astype(int).tolist()  # each at its own threshold
+    assert sorted(observed) == [
+        ("3", "champion", 100 - dealt.sum()),
+        ("4", "challenger", dealt.sum()),
+    ]
+    assert router.log_keys("4") == {"experiment": "experiment-1", "arm": "challenger"}
+    assert router.log_keys("3") == {"experiment": "experiment-1", "arm": "champion"}
+
+
+def test_without_a_challenger_the_champion_answers_and_the_log_is_unchanged():
+    router = Router(
+        constant("3", 0.2),
+        None,
+        ExperimentConfig(mode="split"),
+        lambda *_: None,
+        write=lambda entries: pytest.fail("no shadow"),
+        on_shadow_drop=lambda rows: pytest.fail("no shadow"),
+        off_because="challenger v4 failed to load: truncated file",
+    )
+    _, _, versions = router.score({"x": np.zeros(5)}, None)
+    assert versions == ["3"] * 5 and not router.splitting
+    assert router.log_keys("3") == {}
+    assert router.describe()["active"] is False
+    assert router.describe()["off_because"] == "challenger v4 failed to load: truncated file"

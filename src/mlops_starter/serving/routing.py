@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from mlops_starter.config import ExperimentConfig
 from mlops_starter.serving.scorer import Scorer, build_scorer
 from mlops_starter.storage import LoggedModel
 
@@ -215,3 +216,88 @@ class ShadowScorer:
                 )
             ]
         )
+
+
+class Router:
+    """The experiment as the service runs it: which version answers each row of a batch,
+    what the log and /metadata say about it, and the shadow's share of the work. With
+    no challenger (mode off, none in the bento, or one that failed to load) every row
+    goes to the champion and the log looks as without an experiment."""
+
+    def __init__(
+        self,
+        champion: ServedVersion,
+        challenger: ServedVersion | None,
+        settings: ExperimentConfig,
+        observe: Observe,
+        write: Callable[[list[dict[str, Any]]], None],
+        on_shadow_drop: Callable[[int], None],
+        off_because: str | None = None,
+    ) -> None:
+        self.champion, self.challenger, self.settings = champion, challenger, settings
+        self.observe, self.off_because = observe, off_because
+        self.splitting = challenger is not None and settings.mode == "split"
+        self.shadow = (
+            ShadowScorer(challenger, settings.name, write, observe, on_shadow_drop)
+            if challenger is not None and settings.mode == SHADOW_ARM
+            else None
+        )
+        self._unassigned = np.random.default_rng()  # deals the rows that carry no id
+
+    def score(
+        self, columns: Mapping[str, np.ndarray], ids: Sequence[Any] | None
+    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Per row: the probability, the label, and the version that answered it."""
+        rows = len(next(iter(columns.values())))
+        if not self.splitting or self.challenger is None:
+            probabilities, labels = timed_score(self.champion, CHAMPION_ARM, columns, self.observe)
+            return probabilities, labels, [self.champion.version] * rows
+        chosen = to_challenger(
+            ids, rows, self.settings.name, self.settings.challenger_share, self._unassigned
+        )
+        probabilities = np.empty(rows)
+        labels = np.empty(rows, dtype=np.int64)
+        for version, arm, mask in (
+            (self.champion, CHAMPION_ARM, ~chosen),
+            (self.challenger, CHALLENGER_ARM, chosen),
+        ):
+            if mask.any():
+                probabilities[mask], labels[mask] = timed_score(
+                    version, arm, rows_of(columns, mask), self.observe
+                )
+        versions = np.where(chosen, self.challenger.version, self.champion.version)
+        return probabilities, labels, versions.tolist()
+
+    def log_keys(self, version: str) -> dict[str, str]:
+        """The log's experiment keys of an answer by `version`: none without an experiment."""
+        if self.challenger is None:
+            return {}
+        arm = CHALLENGER_ARM if version == self.challenger.version else CHAMPION_ARM
+        return {"experiment": self.settings.name, "arm": arm}
+
+    def shadow_rows(
+        self,
+        columns: Mapping[str, np.ndarray],
+        timestamp: str,
+        request_ids: Sequence[str],
+        ids: Sequence[Any],
+    ) -> None:
+        """Hand answered rows to the shadow, when one runs."""
+        if self.shadow is not None and request_ids:
+            self.shadow.submit(columns, timestamp, request_ids, ids)
+
+    def describe(self) -> dict[str, Any]:
+        """The experiment, as /metadata shows it."""
+        return {
+            "name": self.settings.name,
+            "mode": self.settings.mode,
+            "active": self.challenger is not None,
+            "challenger": self.challenger.version if self.challenger else None,
+            "challenger_share": self.settings.challenger_share,
+            "off_because": self.off_because,
+        }
+
+    def close(self) -> None:
+        """Score and log what the shadow still holds."""
+        if self.shadow is not None:
+            self.shadow.flush()

@@ -35,12 +35,10 @@ from mlops_starter.serving.routing import (
     CHALLENGER_ARM,
     CHAMPION_ARM,
     SHADOW_ARM,
+    Router,
     ServedVersion,
-    ShadowScorer,
     load_challenger,
     rows_of,
-    timed_score,
-    to_challenger,
 )
 from mlops_starter.serving.schema import (
     REQUEST_ID,
@@ -350,20 +348,21 @@ class ClassifierService:
         self.model.predict_proba(
             logged.input_example()
         )  # warm up; a model that cannot score never turns ready
-        self.champion = ServedVersion(
+        champion = ServedVersion(
             LABELS.get("registered_model", ""), self.version, THRESHOLD, self.scorer
         )
-        self.challenger, self.experiment_off_because = self._load_challenger()
-        self.shadow = (
-            ShadowScorer(
-                self.challenger, EXPERIMENT.name, self.log.write, observe, SHADOW_DROPPED.inc
-            )
-            if self.challenger is not None and EXPERIMENT.mode == SHADOW_ARM
-            else None
+        challenger, off_because = self._load_challenger()
+        self.router = Router(
+            champion,
+            challenger,
+            EXPERIMENT,
+            observe,
+            self.log.write,
+            SHADOW_DROPPED.inc,
+            off_because,
         )
-        self.unassigned = np.random.default_rng()  # deals the rows that carry no id
         EXPERIMENT_ACTIVE.labels(experiment=EXPERIMENT.name, mode=EXPERIMENT.mode).set(
-            int(self.challenger is not None)
+            int(challenger is not None)
         )
         self.ready = True
 
@@ -422,14 +421,7 @@ class ClassifierService:
             },
             "feature_schema": PROFILE,
             "model_card": SERVING_INFO.get("model_card"),
-            "experiment": {
-                "name": EXPERIMENT.name,
-                "mode": EXPERIMENT.mode,
-                "active": self.challenger is not None,
-                "challenger": self.challenger.version if self.challenger else None,
-                "challenger_share": EXPERIMENT.challenger_share,
-                "off_because": self.experiment_off_because,
-            },
+            "experiment": self.router.describe(),
         }
 
     def __is_ready__(self) -> bool:
@@ -437,8 +429,7 @@ class ClassifierService:
 
     @bentoml.on_shutdown
     def flush_prediction_log(self) -> None:
-        if self.shadow is not None:
-            self.shadow.flush()
+        self.router.close()
         self.log.close()
 
     @bentoml.api(
@@ -487,10 +478,9 @@ class ClassifierService:
     def _score(self, records: list[RecordBase]) -> list[Prediction]:
         columns = records_to_columns(records, PROFILE)
         identities = [r.value(ID_FIELD) if ID_FIELD else None for r in records]
-        probabilities, labels, by_challenger, masks = self._score_columns(
+        probabilities, labels, versions, masks = self._score_columns(
             columns, identities if ID_FIELD else None
         )
-        versions = self._versions(by_challenger, len(records))
         issues = issues_per_row(masks, len(records))
         now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
         kept = [sampled(record.request_id, ARGS.log_sample_rate) for record in records]
@@ -501,7 +491,7 @@ class ClassifierService:
                     "request_id": record.request_id,
                     "model": LABELS.get("registered_model"),
                     "model_version": version,
-                    **self._arm_of(version),
+                    **self.router.log_keys(version),
                     "id": identity,
                     "features": record,  # serialised off the request path, id included
                     "probability": probability,
@@ -521,15 +511,12 @@ class ClassifierService:
                 if keep
             ]
         )
-        if self.shadow is not None and all(kept):
-            self.shadow.submit(columns, now, [r.request_id for r in records], identities)
-        elif self.shadow is not None and any(kept):
-            self.shadow.submit(
-                rows_of(columns, np.array(kept)),
-                now,
-                [r.request_id for r, keep in zip(records, kept, strict=True) if keep],
-                [i for i, keep in zip(identities, kept, strict=True) if keep],
-            )
+        self.router.shadow_rows(
+            columns if all(kept) else rows_of(columns, np.array(kept)),
+            now,
+            [r.request_id for r, keep in zip(records, kept, strict=True) if keep],
+            [i for i, keep in zip(identities, kept, strict=True) if keep],
+        )
         return [
             Prediction.model_construct(  # values built here: skip re-validating them
                 probability=probability,
@@ -566,9 +553,8 @@ class ClassifierService:
                 loc = error["loc"]
                 count_rejection(str(loc[1]) if len(loc) > 1 else str(loc[0]), error["type"])
             return 400, orjson.dumps({"detail": invalid.errors})
-        probabilities, labels, by_challenger, masks = self._score_columns(columns, ids)
+        probabilities, labels, versions, masks = self._score_columns(columns, ids)
         rows = len(probabilities)
-        versions = self._versions(by_challenger, rows)
         if sampled(request_id, ARGS.log_sample_rate):
             now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
             common = {
@@ -576,22 +562,24 @@ class ClassifierService:
                 "request_id": request_id,
                 "model": LABELS.get("registered_model"),
                 "model_version": self.version,
-                **self._arm_of(self.version),
+                **self.router.log_keys(self.version),
             }
             per_row = {}
-            if by_challenger is not None:
-                per_row = {"model_version": versions, "arm": [self._arm(v) for v in versions]}
+            if self.router.splitting:
+                per_row = {
+                    "model_version": versions,
+                    "arm": [self.router.log_keys(v)["arm"] for v in versions],
+                }
             self.log.write(
                 RowsOfColumns(
                     common, body["columns"], ID_FIELD, probabilities, labels, masks, per_row
                 )
             )
-            if self.shadow is not None:
-                self.shadow.submit(columns, now, [request_id] * rows, ids or [None] * rows)
+            self.router.shadow_rows(columns, now, [request_id] * rows, ids or [None] * rows)
         answer: dict[str, Any] = {"probability": probabilities, "label": labels}
         if ID_FIELD:
             answer["id"] = ids
-        if by_challenger is not None:
+        if self.router.splitting:
             answer["model_version"] = versions
         warnings = {k: np.flatnonzero(m) for k, m in masks.items() if not k.endswith(":missing")}
         return 200, orjson.dumps(
@@ -601,50 +589,15 @@ class ClassifierService:
 
     def _score_columns(
         self, columns: dict[str, "np.ndarray"], ids: list[Any] | None
-    ) -> tuple["np.ndarray", "np.ndarray", "np.ndarray | None", dict[str, "np.ndarray"]]:
-        """Probabilities, labels, which rows the challenger answered (None: no split runs)
-        and accepted-issue masks for a batch; counted in metrics."""
+    ) -> tuple["np.ndarray", "np.ndarray", list[str], dict[str, "np.ndarray"]]:
+        """Probabilities, labels, the version that answered each row, and accepted-issue
+        masks for a batch; counted in metrics."""
         masks = issue_masks(columns, PROFILE)
         for issue, mask in masks.items():
             field, kind = issue.split(":", 1)
             QUALITY_ISSUES.labels(field=field, kind=kind, outcome="accepted").inc(int(mask.sum()))
-        if self.challenger is None or EXPERIMENT.mode != "split":
-            probabilities, labels = timed_score(self.champion, CHAMPION_ARM, columns, observe)
-            return probabilities, labels, None, masks
-        rows = len(next(iter(columns.values())))
-        by_challenger = to_challenger(
-            ids, rows, EXPERIMENT.name, EXPERIMENT.challenger_share, self.unassigned
-        )
-        probabilities = np.empty(rows)
-        labels = np.empty(rows, dtype=np.int64)
-        for version, arm, mask in (
-            (self.champion, CHAMPION_ARM, ~by_challenger),
-            (self.challenger, CHALLENGER_ARM, by_challenger),
-        ):
-            if mask.any():
-                probabilities[mask], labels[mask] = timed_score(
-                    version, arm, rows_of(columns, mask), observe
-                )
-        return probabilities, labels, by_challenger, masks
-
-    def _versions(self, by_challenger: "np.ndarray | None", rows: int) -> list[str]:
-        """Per row, the version that answered it."""
-        if by_challenger is None or self.challenger is None:
-            return [self.version] * rows
-        return np.where(by_challenger, self.challenger.version, self.version).tolist()
-
-    def _arm(self, version: str) -> str:
-        return (
-            CHALLENGER_ARM
-            if self.challenger and version == self.challenger.version
-            else (CHAMPION_ARM)
-        )
-
-    def _arm_of(self, version: str) -> dict[str, str]:
-        """The log's experiment keys of an answer: none while no experiment runs."""
-        if self.challenger is None:
-            return {}
-        return {"experiment": EXPERIMENT.name, "arm": self._arm(version)}
+        probabilities, labels, versions = self.router.score(columns, ids)
+        return probabilities, labels, versions, masks
 
 
 # Outermost first: a stranger is refused before anything reads the body.
