@@ -5,6 +5,8 @@
         with a challenger scoring every row in shadow (the newest other gated version,
         or --challenger), whose p50 must stay within 10% of the first,
     (b) `mlflow models serve --env-manager local` of the same version,
+    (b') the ceiling of HTTP here: a bare ASGI app under uvicorn that parses the records
+        and calls the compiled scorer, nothing else (benchmarks/minimal_server.py),
     (c) in-process, no HTTP, no JSON: the sklearn pipeline's `predict_proba`, and the
         compiled scorer the service uses (the ceiling).
 
@@ -370,6 +372,38 @@ def main() -> None:
                 results["bentoml_service_shadow"]["single_row"]["shadow"] = shadow_counts(url)
 
         port = free_port()
+        print(f"minimal ASGI app: {uri} ({cfg.serve.workers} workers)", flush=True)
+        with open(f"{scratch}/minimal.log", "w") as log:
+            minimal = subprocess.Popen(  # noqa: S603 (argument list, no shell)
+                [
+                    str(bin_dir / "uvicorn"),
+                    "--app-dir",
+                    str(Path(__file__).parent),
+                    "minimal_server:create_app",
+                    "--factory",
+                    "--workers",
+                    str(cfg.serve.workers),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--no-access-log",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env | {"MINIMAL_MODEL_URI": uri},
+                start_new_session=True,
+            )
+            try:
+                wait_for_http(f"http://127.0.0.1:{port}/", minimal, timeout=180)
+                results["minimal_asgi"] = http_figures(
+                    f"http://127.0.0.1:{port}/predict", "records", sent, args
+                )
+            finally:
+                os.killpg(minimal.pid, 15)
+                minimal.wait(timeout=30)
+
+        port = free_port()
         print(f"mlflow models serve: {uri} ({cfg.serve.workers} workers)", flush=True)
         with open(f"{scratch}/mlflow.log", "w") as log:
             mlflow_server = subprocess.Popen(  # noqa: S603 (argument list, no shell)
@@ -403,9 +437,13 @@ def main() -> None:
                 mlflow_server.wait(timeout=30)
 
     ours, theirs = results["bentoml_service"], results["mlflow_models_serve"]
+    minimal = results["minimal_asgi"]
     ceiling = results["in_process_compiled"]["batch_1000"]["rows_per_s"]
     speedup = ours["single_row"]["requests_per_s"] / theirs["single_row"]["requests_per_s"]
     columnar_share = ours["batch_1000_columns"]["rows_per_s"] / ceiling
+    records_vs_mlflow = ours["batch_1000"]["rows_per_s"] / theirs["batch_1000"]["rows_per_s"]
+    records_share = ours["batch_1000"]["rows_per_s"] / ours["batch_1000_columns"]["rows_per_s"]
+    single_share = ours["single_row"]["requests_per_s"] / minimal["single_row"]["requests_per_s"]
     goals = {
         "single_row_speedup_vs_mlflow": round(speedup, 2),
         "single_row_speedup_met (>= 5)": speedup >= 5,
@@ -413,6 +451,12 @@ def main() -> None:
         "no_failed_requests": all(phase["errors"] == 0 for phase in ours.values()),
         "columnar_share_of_compiled_in_process": round(columnar_share, 2),
         "columnar_share_met (>= 0.5)": columnar_share >= 0.5,
+        "records_rows_vs_mlflow": round(records_vs_mlflow, 2),
+        "records_vs_mlflow_met (>= 1.5)": records_vs_mlflow >= 1.5,
+        "records_share_of_columns": round(records_share, 2),
+        "records_share_met (>= 0.5)": records_share >= 0.5,
+        "single_row_share_of_minimal_asgi": round(single_share, 2),
+        "single_row_share_met (>= 0.5)": single_share >= 0.5,
     }
     if "bentoml_service_shadow" in results:
         shadow_p50 = results["bentoml_service_shadow"]["single_row"]["p50_ms"]

@@ -190,6 +190,19 @@ def records_to_columns(
     return columns
 
 
+def records_as_columns(records: Any) -> dict[str, list[Any]] | None:
+    """A parsed `records` list as a columnar body (a field a record lacks is null there),
+    for the column-wise check; None when it is not a non-empty list of objects."""
+    if not isinstance(records, list) or not records:
+        return None
+    if not all(type(record) is dict for record in records):
+        return None
+    fields: dict[str, None] = {}
+    for record in records:
+        fields.update(dict.fromkeys(record))
+    return {field: [record.get(field) for record in records] for field in fields}
+
+
 def _known(values: np.ndarray, categories: Mapping[str, Any]) -> np.ndarray:
     """Which values are training categories (a hash lookup per value: text and None mix)."""
     return np.fromiter(map(categories.__contains__, values), dtype=bool, count=len(values))

@@ -47,6 +47,7 @@ from mlops_starter.serving.schema import (
     issue_masks,
     issues_per_row,
     record_model,
+    records_as_columns,
     records_to_columns,
     records_type,
     validate_columns,
@@ -271,10 +272,17 @@ async def _answer(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class ColumnarPredictMiddleware:
-    """`POST /predict` with a `{"columns": {...}}` body: parsed once (orjson), checked
-    per column (vectorised), scored and encoded as columns (orjson, straight from numpy),
-    without a Python object per record. Any other body goes on to the records API."""
+class ColumnWisePredictMiddleware:
+    """`POST /predict`, checked column by column: the body is parsed once (orjson), each
+    field checked over all rows at once (vectorised), scored and encoded by orjson,
+    without a pydantic object per record.
+
+    - `{"columns": {...}}`: always here; a broken contract gets 400 naming column and row.
+    - `{"records": [...]}` that meets the contract: here too, answered as the records API
+      answers. Records that break it go on to the records API, which refuses them with
+      the same 400 as it always has (the column-wise check only decides the fast path).
+    - Anything else goes on to the records API.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -294,22 +302,26 @@ class ColumnarPredictMiddleware:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError:
             parsed = None  # the records API answers malformed JSON as it always has
-        if not (isinstance(parsed, dict) and "columns" in parsed):
-
-            async def replay() -> Message:
-                return messages.pop(0) if messages else await receive()
-
-            await self.app(scope, replay, send)
-            return
         service: ClassifierService = bentoml.get_current_service()
+        answer: tuple[int, bytes] | None = None
         # On the event loop, as the records API: the work is CPU-bound and holds the GIL,
         # and a busy worker then leaves new connections to an idle one.
         try:
-            status, answer = service.score_columns(parsed, REQUEST_ID.get())
+            if isinstance(parsed, dict) and "columns" in parsed:
+                answer = service.score_columns(parsed, REQUEST_ID.get())
+            elif isinstance(parsed, dict) and parsed.keys() == {"records"}:
+                answer = service.score_records(parsed["records"], REQUEST_ID.get())
         except Exception:  # a bug, not the caller's: answer 500 (counted), never hang
-            logging.getLogger(__name__).exception("scoring a columnar request failed")
-            status, answer = 500, b'{"error": "internal error while scoring; see the server log"}'
-        await _answer(send, status, answer)
+            logging.getLogger(__name__).exception("scoring a request column-wise failed")
+            answer = 500, b'{"error": "internal error while scoring; see the server log"}'
+        if answer is not None:
+            await _answer(send, *answer)
+            return
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
 
 
 metadata_app = FastAPI(title="metadata")
@@ -540,42 +552,15 @@ class ClassifierService:
                 raise ColumnsInvalid(
                     [{"loc": [key], "type": "unknown_field", "msg": "not allowed"} for key in extra]
                 )
-            columns, ids = validate_columns(
-                body["columns"],
-                PROFILE,
-                ID_FIELD,
-                ARGS.unseen_category,
-                ARGS.out_of_range,
-                ARGS.max_records,
-            )
+            columns, ids = self._validated(body["columns"])
         except ColumnsInvalid as invalid:
             for error in invalid.errors:
                 loc = error["loc"]
                 count_rejection(str(loc[1]) if len(loc) > 1 else str(loc[0]), error["type"])
             return 400, orjson.dumps({"detail": invalid.errors})
-        probabilities, labels, versions, masks = self._score_columns(columns, ids)
-        rows = len(probabilities)
-        if sampled(request_id, ARGS.log_sample_rate):
-            now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-            common = {
-                "timestamp": now,
-                "request_id": request_id,
-                "model": LABELS.get("registered_model"),
-                "model_version": self.version,
-                **self.router.log_keys(self.version),
-            }
-            per_row = {}
-            if self.router.splitting:
-                per_row = {
-                    "model_version": versions,
-                    "arm": [self.router.log_keys(v)["arm"] for v in versions],
-                }
-            self.log.write(
-                RowsOfColumns(
-                    common, body["columns"], ID_FIELD, probabilities, labels, masks, per_row
-                )
-            )
-            self.router.shadow_rows(columns, now, [request_id] * rows, ids or [None] * rows)
+        probabilities, labels, versions, masks = self._score_and_log(
+            columns, ids, body["columns"], request_id
+        )
         answer: dict[str, Any] = {"probability": probabilities, "label": labels}
         if ID_FIELD:
             answer["id"] = ids
@@ -586,6 +571,76 @@ class ClassifierService:
             {"model_version": self.version, "columns": answer, "warnings": warnings},
             option=orjson.OPT_SERIALIZE_NUMPY,
         )
+
+    def score_records(self, records: Any, request_id: str) -> tuple[int, bytes] | None:
+        """Records that meet the contract -> (200, the records API's answer), checked and
+        scored column-wise; None for any that do not, which the records API then refuses
+        (and counts) as it always has."""
+        body = records_as_columns(records)
+        if body is None:
+            return None
+        try:
+            columns, ids = self._validated(body)
+        except ColumnsInvalid:
+            return None
+        probabilities, labels, versions, masks = self._score_and_log(columns, ids, body, request_id)
+        rows = len(probabilities)
+        return 200, orjson.dumps(
+            [
+                {
+                    "probability": probability,
+                    "label": label,
+                    "model_version": version,
+                    "id": identity,
+                    "warnings": [i for i in row_issues if not i.endswith(":missing")],
+                }
+                for probability, label, version, identity, row_issues in zip(
+                    probabilities.tolist(),
+                    labels.tolist(),
+                    versions,
+                    ids or [None] * rows,
+                    issues_per_row(masks, rows),
+                    strict=True,
+                )
+            ]
+        )
+
+    def _validated(self, body: Any) -> tuple[dict[str, "np.ndarray"], list[Any] | None]:
+        return validate_columns(
+            body, PROFILE, ID_FIELD, ARGS.unseen_category, ARGS.out_of_range, ARGS.max_records
+        )
+
+    def _score_and_log(
+        self,
+        columns: dict[str, "np.ndarray"],
+        ids: list[Any] | None,
+        features: dict[str, list[Any]],
+        request_id: str,
+    ) -> tuple["np.ndarray", "np.ndarray", list[str], dict[str, "np.ndarray"]]:
+        """Score a column-wise request, and log it (rows as sent, in `features`)."""
+        probabilities, labels, versions, masks = self._score_columns(columns, ids)
+        if not sampled(request_id, ARGS.log_sample_rate):
+            return probabilities, labels, versions, masks
+        rows = len(probabilities)
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+        common = {
+            "timestamp": now,
+            "request_id": request_id,
+            "model": LABELS.get("registered_model"),
+            "model_version": self.version,
+            **self.router.log_keys(self.version),
+        }
+        per_row = {}
+        if self.router.splitting:
+            per_row = {
+                "model_version": versions,
+                "arm": [self.router.log_keys(v)["arm"] for v in versions],
+            }
+        self.log.write(
+            RowsOfColumns(common, features, ID_FIELD, probabilities, labels, masks, per_row)
+        )
+        self.router.shadow_rows(columns, now, [request_id] * rows, ids or [None] * rows)
+        return probabilities, labels, versions, masks
 
     def _score_columns(
         self, columns: dict[str, "np.ndarray"], ids: list[Any] | None
@@ -613,4 +668,4 @@ for _api in ClassifierService.apis.values():  # type: ignore[attr-defined]
     # every response: a fifth of a single-row request's time (py-spy, benchmarks/serving.py).
     _api.output_spec.media_type = "application/json"
 ClassifierService.add_asgi_middleware(RequestIdMiddleware)  # type: ignore[attr-defined]
-ClassifierService.add_asgi_middleware(ColumnarPredictMiddleware)  # type: ignore[attr-defined]
+ClassifierService.add_asgi_middleware(ColumnWisePredictMiddleware)  # type: ignore[attr-defined]
