@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gzip
 import json
 import os
@@ -35,7 +36,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -249,6 +250,29 @@ def server_pid_on(port: int) -> int | None:
     return None
 
 
+@contextlib.contextmanager
+def peer_server(
+    command: list[str], env: dict[str, str], ready_path: str, scratch: str
+) -> Iterator[str]:
+    """A server to compare with, on a free loopback port (`--host`/`--port` appended),
+    from when `ready_path` answers until the block ends; yields its base URL."""
+    port = free_port()
+    with open(f"{scratch}/{Path(command[0]).name}.log", "w") as log:
+        process = subprocess.Popen(  # noqa: S603 (argument list, no shell)
+            [*command, "--host", "127.0.0.1", "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        try:
+            wait_for_http(f"http://127.0.0.1:{port}{ready_path}", process, timeout=180)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            os.killpg(process.pid, 15)
+            process.wait(timeout=30)
+
+
 def shadow_counts(url: str) -> dict[str, float]:
     """What the shadow did during its phase, from /metrics: rows scored and rows dropped
     (a shadow that keeps up drops none; one that drops is cheaper than it should be)."""
@@ -371,70 +395,24 @@ def main() -> None:
                 time.sleep(1)  # the last rows' shadow scores
                 results["bentoml_service_shadow"]["single_row"]["shadow"] = shadow_counts(url)
 
-        port = free_port()
         print(f"minimal ASGI app: {uri} ({cfg.serve.workers} workers)", flush=True)
-        with open(f"{scratch}/minimal.log", "w") as log:
-            minimal = subprocess.Popen(  # noqa: S603 (argument list, no shell)
-                [
-                    str(bin_dir / "uvicorn"),
-                    "--app-dir",
-                    str(Path(__file__).parent),
-                    "minimal_server:create_app",
-                    "--factory",
-                    "--workers",
-                    str(cfg.serve.workers),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--no-access-log",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env | {"MINIMAL_MODEL_URI": uri},
-                start_new_session=True,
-            )
-            try:
-                wait_for_http(f"http://127.0.0.1:{port}/", minimal, timeout=180)
-                results["minimal_asgi"] = http_figures(
-                    f"http://127.0.0.1:{port}/predict", "records", sent, args
-                )
-            finally:
-                os.killpg(minimal.pid, 15)
-                minimal.wait(timeout=30)
+        minimal = [
+            str(bin_dir / "uvicorn"),
+            *("--app-dir", str(Path(__file__).parent), "minimal_server:create_app", "--factory"),
+            *("--workers", str(cfg.serve.workers), "--no-access-log"),
+        ]
+        with peer_server(minimal, env | {"MINIMAL_MODEL_URI": uri}, "/", scratch) as url:
+            results["minimal_asgi"] = http_figures(f"{url}/predict", "records", sent, args)
 
-        port = free_port()
         print(f"mlflow models serve: {uri} ({cfg.serve.workers} workers)", flush=True)
-        with open(f"{scratch}/mlflow.log", "w") as log:
-            mlflow_server = subprocess.Popen(  # noqa: S603 (argument list, no shell)
-                [
-                    str(bin_dir / "mlflow"),
-                    "models",
-                    "serve",
-                    "-m",
-                    uri,
-                    "--env-manager",
-                    "local",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--workers",
-                    str(cfg.serve.workers),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
+        mlflow_serve = [
+            *(str(bin_dir / "mlflow"), "models", "serve", "-m", uri, "--env-manager", "local"),
+            *("--workers", str(cfg.serve.workers)),
+        ]
+        with peer_server(mlflow_serve, env, "/ping", scratch) as url:
+            results["mlflow_models_serve"] = http_figures(
+                f"{url}/invocations", "dataframe_records", features, args
             )
-            try:
-                wait_for_http(f"http://127.0.0.1:{port}/ping", mlflow_server, timeout=180)
-                results["mlflow_models_serve"] = http_figures(
-                    f"http://127.0.0.1:{port}/invocations", "dataframe_records", features, args
-                )
-            finally:
-                os.killpg(mlflow_server.pid, 15)
-                mlflow_server.wait(timeout=30)
 
     ours, theirs = results["bentoml_service"], results["mlflow_models_serve"]
     minimal = results["minimal_asgi"]
