@@ -34,7 +34,7 @@ from mlops_starter.cli.main import main as mlops
 from mlops_starter.cli.monitoring import MONITOR_ALERT_EXIT_CODE
 from mlops_starter.runner import EXPECTED_FAILURE_EXIT_CODE
 from mlops_starter.serving.explain import ExplainError, explain
-from mlops_starter.serving.prediction_log import PredictionLog, RowsOfColumns
+from mlops_starter.serving.prediction_log import LogBatch, PredictionLog
 from mlops_starter.serving.schema import ColumnsInvalid, record_model, validate_columns
 from mlops_starter.serving.scorer import build_scorer
 from mlops_starter.storage import json_records, load_model
@@ -258,15 +258,18 @@ def monitor_a_log(
     labels as a CSV, and `mlops monitor` over both: a report, an alert (exit 3) or a
     project error (exit 2)."""
     log = PredictionLog(folder / "predictions").start()
-    common = {"timestamp": "2026-01-01T00:00:00.000+00:00", "request_id": "generated"}
     log.write(
-        RowsOfColumns(
-            common | {"model": "generated", "model_version": version},
+        LogBatch(
+            {
+                "timestamp": "2026-01-01T00:00:00.000+00:00",
+                "request_id": "generated",
+                "model": "generated",
+                "model_version": version,
+            },
+            body.get(ID),
             body,
-            ID,
             probabilities,
             (probabilities >= 0.5).astype(int),
-            {},
         )
     )
     log.close()

@@ -17,7 +17,7 @@ from mlops_starter.evaluation.metrics import classification_metrics
 from mlops_starter.monitoring.checks import run_checks, system_health
 from mlops_starter.monitoring.inputs import MonitorError, Reference, read_prediction_log
 from mlops_starter.monitoring.report import write_report
-from mlops_starter.serving.prediction_log import PredictionLog
+from mlops_starter.serving.prediction_log import LogBatch, PredictionLog
 from mlops_starter.storage import json_records
 from mlops_starter.training.candidates import build_pipeline
 
@@ -63,23 +63,23 @@ def served_log(tmp_path, model, schema, batch: pd.DataFrame) -> pd.DataFrame:
     """Score a batch and log it as the service does, then read it back."""
     proba = model.predict_proba(batch[schema.columns])[:, 1]
     log = PredictionLog(tmp_path).start()
-    features = json_records(batch[schema.columns])
-    log.write(
-        [
-            {
-                "timestamp": "2026-11-24T08:00:00+00:00",
-                "request_id": f"r{i // 100}",
-                "model": "churn-classifier",
-                "model_version": "1",
-                "id": cid,
-                "features": f,
-                "probability": float(p),
-                "label": int(p > 0.5),
-                "issues": [],
-            }
-            for i, (cid, f, p) in enumerate(zip(batch["customer_id"], features, proba, strict=True))
-        ]
-    )
+    for start in range(0, len(batch), 100):  # one request per 100 rows
+        rows = batch.iloc[start : start + 100]
+        probabilities = proba[start : start + 100]
+        log.write(
+            LogBatch(
+                {
+                    "timestamp": "2026-11-24T08:00:00+00:00",
+                    "request_id": f"r{start // 100}",
+                    "model": "churn-classifier",
+                    "model_version": "1",
+                },
+                rows["customer_id"].tolist(),
+                {c: [r[c] for r in json_records(rows[[c]])] for c in schema.columns},
+                probabilities,
+                (probabilities > 0.5).astype(int),
+            )
+        )
     log.close()
     return read_prediction_log([str(tmp_path / "predictions-*.jsonl")])
 

@@ -1,47 +1,181 @@
-"""The prediction log never blocks a request: bounded queue, background writer."""
+"""The prediction log: column-wise batches become the same JSON lines a dict per line
+would, and writing never blocks a request (bounded, gathered on the loop, written on
+a thread)."""
 
+import asyncio
 import json
+import math
 import threading
 
-from mlops_starter.serving.prediction_log import PredictionLog, sampled
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlops_starter.serving.prediction_log import LogBatch, PredictionLog, sampled
 
 
-def test_entries_become_json_lines_after_close(tmp_path):
+def batch(rows: int = 2, **keys) -> LogBatch:
+    return LogBatch(
+        keys or {"request_id": "a"},
+        [f"C{n}" for n in range(rows)],
+        {"x": list(range(rows))},
+        np.linspace(0.25, 0.5, rows),
+        np.array([0, 1] * rows)[:rows],
+    )
+
+
+def lines_of(log: PredictionLog) -> list[dict]:
+    return [json.loads(x) for x in log.path.read_text().splitlines()]
+
+
+def test_a_batch_becomes_json_lines_after_close(tmp_path):
     log = PredictionLog(tmp_path).start()
-    log.write([{"request_id": "a", "probability": 0.25}, {"request_id": "a", "probability": 0.5}])
+    log.write(batch())
     log.close()
-    lines = [json.loads(x) for x in log.path.read_text().splitlines()]
+    lines = lines_of(log)
     assert [x["probability"] for x in lines] == [0.25, 0.5]
-    assert all(x["schema"] == 1 for x in lines)
+    assert [list(x) for x in lines] == [
+        ["schema", "request_id", "id", "features", "probability", "label", "issues"]
+    ] * 2
+    assert lines[1]["features"] == {"x": 1} and lines[1]["id"] == "C1"
     assert log.path.name.startswith("predictions-") and log.path.suffix == ".jsonl"
+
+
+# Often JSON's and the bytes template's own characters; any other text as well (but no
+# lone surrogates: a JSON body cannot carry them).
+text = st.one_of(
+    st.sampled_from(["%", "%b", "%%s", '"', "\\", '","', "}{", "\n", "\x00"]),
+    st.text(st.characters(exclude_categories=["Cs"]), max_size=8),
+)
+scalars = st.one_of(
+    st.none(),
+    text,
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_infinity=False),
+)
+names = text
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), rows=st.integers(1, 6))
+def test_each_line_is_what_a_dict_per_line_would_give(data, rows):
+    """Against the plain way: a dict per line, dumped by json."""
+    column = st.lists(scalars, min_size=rows, max_size=rows)
+    keys = data.draw(st.dictionaries(names, st.one_of(scalars, column), max_size=3))
+    features = data.draw(st.one_of(st.none(), st.dictionaries(names, column, max_size=4)))
+    ids = data.draw(st.one_of(st.none(), column))
+    probabilities = np.array(data.draw(st.lists(st.floats(0, 1), min_size=rows, max_size=rows)))
+    labels = np.array(data.draw(st.lists(st.integers(0, 1), min_size=rows, max_size=rows)))
+    issues = {
+        name: np.array(data.draw(st.lists(st.booleans(), min_size=rows, max_size=rows)))
+        for name in data.draw(st.lists(names, max_size=2, unique=True))
+    }
+    encoded = LogBatch(keys, ids, features, probabilities, labels, issues).encode()
+
+    def plain(value):
+        return None if isinstance(value, float) and math.isnan(value) else value
+
+    expected = [
+        {
+            "schema": 1,
+            **{k: plain(v[row] if isinstance(v, list) else v) for k, v in keys.items()},
+            "id": None if ids is None else plain(ids[row]),
+            "features": None
+            if features is None
+            else {name: plain(values[row]) for name, values in features.items()},
+            "probability": probabilities[row],
+            "label": int(labels[row]),
+            "issues": [name for name, mask in issues.items() if mask[row]],
+        }
+        for row in range(rows)
+    ]
+    assert encoded.endswith(b"\n") and encoded.count(b"\n") == rows
+    assert [json.loads(line) for line in encoded.splitlines()] == expected
+
+
+def test_batches_on_an_event_loop_reach_the_file_after_the_linger(tmp_path):
+    """Without close(): gathered on the loop, written once the linger has passed."""
+    log = PredictionLog(tmp_path, linger_seconds=0.05).start()
+
+    async def serve() -> bool:
+        for request in range(3):
+            log.write(batch(request_id=f"r{request}"))
+        waiting = not log.path.exists()
+        await asyncio.sleep(0.5)
+        return waiting
+
+    assert asyncio.run(serve()), "a batch was written before the linger"
+    assert [x["request_id"] for x in lines_of(log)] == ["r0", "r0", "r1", "r1", "r2", "r2"]
+    log.close()
 
 
 def test_a_full_queue_drops_and_counts_instead_of_blocking(tmp_path):
     dropped = []
-    log = PredictionLog(tmp_path, on_drop=dropped.append, max_queued_batches=3)  # not started
+    log = PredictionLog(tmp_path, on_drop=dropped.append, max_queued_flushes=3)  # not started
     done = threading.Event()
 
-    def five_batches_of_two() -> None:
-        for batch in range(5):
-            log.write([{"batch": batch, "n": n} for n in range(2)])
+    def five_flushes_of_two() -> None:
+        for _ in range(5):
+            log.write(batch())  # no event loop here: each write is flushed at once
         done.set()
 
-    threading.Thread(target=five_batches_of_two).start()
+    threading.Thread(target=five_flushes_of_two).start()
     assert done.wait(timeout=5), "write blocked on a full queue"
     assert sum(dropped) == 4
+    log.close()  # the writer never ran: the three queued flushes are lost, and counted
+    assert sum(dropped) == 10
+
+
+def test_more_rows_waiting_than_allowed_are_dropped_and_counted(tmp_path):
+    dropped = []
+    log = PredictionLog(tmp_path, on_drop=dropped.append, max_pending_rows=3).start()
+
+    async def serve() -> None:
+        log.write(batch(2))
+        log.write(batch(2))  # 4 waiting > 3
+        log.write(batch(1))
+
+    asyncio.run(serve())
+    log.close()
+    assert dropped == [2] and len(lines_of(log)) == 3
 
 
 def test_a_failing_disk_counts_drops(tmp_path):
     dropped = []
-    target = tmp_path / "not-a-dir"
-    target.write_text("a file where the log directory should be")
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where the log directory should be")
     log = PredictionLog(tmp_path, on_drop=dropped.append)
-    log.path = target / "x.jsonl"
-    log._file_handler.baseFilename = str(log.path)
-    log._listener.start()
-    log.write([{"n": 1}])
+    log._file.baseFilename = str(blocked / "x.jsonl")
+    log.start()
+    log.write(batch())
     log.close()
-    assert sum(dropped) == 1
+    assert dropped == [2]
+
+
+def test_a_value_json_cannot_hold_drops_its_batch_only(tmp_path):
+    dropped = []
+    log = PredictionLog(tmp_path, on_drop=dropped.append).start()
+    unencodable = batch(3)
+    unencodable.features = {"x": [1, 2**64, 3]}  # beyond 64 bits
+    log.write(unencodable)
+    log.write(batch(2))
+    log.close()
+    assert dropped == [3] and len(lines_of(log)) == 2
+
+
+def test_the_file_is_renamed_at_midnight_and_a_new_one_begun(tmp_path):
+    log = PredictionLog(tmp_path).start()
+    log.write(batch(request_id="before"))
+    log.flush()
+    log.close()
+    log = PredictionLog(tmp_path).start()
+    log._file.rolloverAt = 0  # midnight has passed
+    log.write(batch(request_id="after"))
+    log.close()
+    rotated = [p for p in tmp_path.iterdir() if p != log.path]
+    assert len(rotated) == 1 and rotated[0].name.startswith(log.path.name + ".")
+    assert {x["request_id"] for x in lines_of(log)} == {"after"}
+    assert "before" in rotated[0].read_text()
 
 
 def test_sampling_keeps_whole_requests_at_about_the_rate():

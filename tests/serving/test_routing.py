@@ -3,6 +3,7 @@ shadow scorer's thread: before any server starts (the served behaviour is
 test_experiment_e2e.py's)."""
 
 import asyncio
+import json
 
 import numpy as np
 import pytest
@@ -88,6 +89,11 @@ def test_a_challenger_of_another_schema_is_refused_before_its_file_is_read(serve
         load_challenger("/no/such/model", other, {}, served_metadata)
 
 
+def lines(batches) -> list[dict]:
+    """The prediction-log lines of the batches written."""
+    return [json.loads(line) for batch in batches for line in batch.encode().splitlines()]
+
+
 def challenger(score) -> ServedVersion:
     return ServedVersion("churn", "4", 0.5, Scorer("compiled", "test", score))
 
@@ -97,7 +103,7 @@ def test_shadow_scores_rows_that_arrived_together_in_one_call_after_they_were_an
     shadow = ShadowScorer(
         challenger(lambda columns: columns["x"] / 10),
         "experiment-1",
-        written.extend,
+        written.append,
         lambda version, arm, p, labels, seconds: observed.append((version.version, arm, len(p))),
         on_drop=lambda rows: pytest.fail(f"{rows} rows dropped"),
         linger_seconds=0.05,
@@ -111,6 +117,7 @@ def test_shadow_scores_rows_that_arrived_together_in_one_call_after_they_were_an
 
     asyncio.run(two_requests())
     assert observed == [("4", SHADOW_ARM, 3)]
+    written = lines(written)
     assert [(e["request_id"], e["id"], e["label"], e["arm"]) for e in written] == [
         ("r1", "a", 0, "shadow"),
         ("r1", "b", 1, "shadow"),
@@ -119,6 +126,7 @@ def test_shadow_scores_rows_that_arrived_together_in_one_call_after_they_were_an
     assert {e["model_version"] for e in written} == {"4"}
     assert written[1]["probability"] == pytest.approx(0.7)
     assert written[2]["timestamp"] == "2026-06-01T00:00:01Z"
+    assert {e["features"] for e in written} == {None}  # the champion's line holds them
 
 
 def test_a_flooded_or_failing_shadow_drops_rows_counted_and_keeps_going():
@@ -132,7 +140,7 @@ def test_a_flooded_or_failing_shadow_drops_rows_counted_and_keeps_going():
     shadow = ShadowScorer(
         challenger(failing_on_negatives),
         "e",
-        written.extend,
+        written.append,
         lambda *_: None,
         dropped.append,
         max_pending_rows=3,
@@ -150,7 +158,7 @@ def test_a_flooded_or_failing_shadow_drops_rows_counted_and_keeps_going():
 
     asyncio.run(traffic())
     assert dropped == [2, 1]  # the flood found no room, then the failing row
-    assert [e["request_id"] for e in written] == ["kept", "kept", "after"]
+    assert [e["request_id"] for e in lines(written)] == ["kept", "kept", "after"]
 
 
 def constant(version: str, probability: float) -> ServedVersion:
@@ -182,8 +190,11 @@ def test_a_split_scores_each_row_with_the_version_its_id_is_dealt_to_and_says_wh
         ("3", "champion", 100 - dealt.sum()),
         ("4", "challenger", dealt.sum()),
     ]
-    assert router.log_keys("4") == {"experiment": "experiment-1", "arm": "challenger"}
-    assert router.log_keys("3") == {"experiment": "experiment-1", "arm": "champion"}
+    assert router.answered_by(["4", "3"]) == {
+        "model_version": ["4", "3"],
+        "experiment": "experiment-1",
+        "arm": ["challenger", "champion"],
+    }
 
 
 def test_without_a_challenger_the_champion_answers_and_the_log_is_unchanged():
@@ -198,6 +209,25 @@ def test_without_a_challenger_the_champion_answers_and_the_log_is_unchanged():
     )
     _, _, versions = router.score({"x": np.zeros(5)}, None)
     assert versions == ["3"] * 5 and not router.splitting
-    assert router.log_keys("3") == {}
+    assert router.answered_by(versions) == {"model_version": "3"}
     assert router.describe()["active"] is False
     assert router.describe()["off_because"] == "challenger v4 failed to load: truncated file"
+
+
+def test_in_shadow_the_champion_answers_every_row_and_the_challenger_is_the_shadow():
+    router = Router(
+        constant("3", 0.2),
+        constant("4", 0.9),
+        ExperimentConfig(mode="shadow"),
+        lambda *_: None,
+        write=lambda batch: None,
+        on_shadow_drop=lambda rows: pytest.fail("nothing dropped"),
+    )
+    _, _, versions = router.score({"x": np.zeros(3)}, ["a", "b", "c"])
+    assert versions == ["3"] * 3 and not router.splitting
+    assert router.answered_by(versions) == {
+        "model_version": "3",
+        "experiment": "experiment-1",
+        "arm": "champion",
+    }
+    assert (router.arm("3"), router.arm("4")) == ("champion", "shadow")

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from mlops_starter.config import ExperimentConfig
+from mlops_starter.serving.prediction_log import LogBatch
 from mlops_starter.serving.scorer import Scorer, build_scorer
 from mlops_starter.storage import LoggedModel
 
@@ -81,6 +82,7 @@ class ServedVersion:
     version: str
     threshold: float
     scorer: Scorer
+    run_id: str = ""
 
     def score(self, columns: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities of the positive class, and the labels at this version's threshold."""
@@ -106,6 +108,7 @@ def load_challenger(
         labels.get("registered_version", "unknown"),
         float(metadata["threshold"]),
         scorer,
+        labels.get("run_id", ""),
     )
 
 
@@ -139,7 +142,7 @@ class ShadowScorer:
         self,
         challenger: ServedVersion,
         experiment: str,
-        write: Callable[[list[dict[str, Any]]], None],
+        write: Callable[[LogBatch], None],
         observe: Observe,
         on_drop: Callable[[int], None],
         max_pending_rows: int = 100_000,
@@ -188,33 +191,21 @@ class ShadowScorer:
             logging.getLogger(__name__).exception("shadow scoring failed")
             self.on_drop(len(request_ids))
             return
-        common = {
-            "model": self.challenger.model,
-            "model_version": self.challenger.version,
-            "experiment": self.experiment,
-            "arm": SHADOW_ARM,
-        }
         self.write(
-            [
+            LogBatch(
                 {
-                    "timestamp": timestamp,
-                    "request_id": request_id,
-                    **common,
-                    "id": identity,
-                    "features": None,  # the champion's entry of the same row holds them
-                    "probability": probability,
-                    "label": label,
-                    "issues": [],
-                }
-                for timestamp, request_id, identity, probability, label in zip(
-                    timestamps,
-                    request_ids,
-                    ids,
-                    probabilities.tolist(),
-                    labels.tolist(),
-                    strict=True,
-                )
-            ]
+                    "timestamp": timestamps,
+                    "request_id": request_ids,
+                    "model": self.challenger.model,
+                    "model_version": self.challenger.version,
+                    "experiment": self.experiment,
+                    "arm": SHADOW_ARM,
+                },
+                ids,
+                None,  # the champion's entry of the same row holds the features
+                probabilities,
+                labels,
+            )
         )
 
 
@@ -230,7 +221,7 @@ class Router:
         challenger: ServedVersion | None,
         settings: ExperimentConfig,
         observe: Observe,
-        write: Callable[[list[dict[str, Any]]], None],
+        write: Callable[[LogBatch], None],
         on_shadow_drop: Callable[[int], None],
         off_because: str | None = None,
     ) -> None:
@@ -268,12 +259,23 @@ class Router:
         versions = np.where(chosen, self.challenger.version, self.champion.version)
         return probabilities, labels, versions.tolist()
 
-    def log_keys(self, version: str) -> dict[str, str]:
-        """The log's experiment keys of an answer by `version`: none without an experiment."""
+    def answered_by(self, versions: list[str]) -> dict[str, Any]:
+        """The log's keys for rows answered by `versions`: the version, and during an
+        experiment its name and each row's arm (a list only while a split deals rows)."""
         if self.challenger is None:
-            return {}
-        arm = CHALLENGER_ARM if version == self.challenger.version else CHAMPION_ARM
-        return {"experiment": self.settings.name, "arm": arm}
+            return {"model_version": self.champion.version}
+        keys: dict[str, Any] = {"model_version": self.champion.version}
+        arm: Any = CHAMPION_ARM
+        if self.splitting:
+            keys["model_version"] = versions
+            arm = [self.arm(version) for version in versions]
+        return keys | {"experiment": self.settings.name, "arm": arm}
+
+    def arm(self, version: str) -> str:
+        """The arm a version serves in: `challenger` during a split, `shadow` in shadow."""
+        if self.challenger is None or version != self.challenger.version:
+            return CHAMPION_ARM
+        return CHALLENGER_ARM if self.splitting else SHADOW_ARM
 
     def shadow_rows(
         self,

@@ -32,9 +32,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mlops_starter.config import ServeConfig
 from mlops_starter.serving.auth import ApiKeyMiddleware, api_key
 from mlops_starter.serving.routing import (
-    CHALLENGER_ARM,
-    CHAMPION_ARM,
-    SHADOW_ARM,
     Router,
     ServedVersion,
     load_challenger,
@@ -60,7 +57,7 @@ with bentoml.importing():
 
     from mlops_starter.serving.explain import ExplainError, explain
     from mlops_starter.serving.histogram import observe_all
-    from mlops_starter.serving.prediction_log import PredictionLog, RowsOfColumns, sampled
+    from mlops_starter.serving.prediction_log import LogBatch, PredictionLog, sampled
     from mlops_starter.serving.scorer import build_scorer, columns_to_frame
 
 
@@ -349,19 +346,17 @@ class ClassifierService:
         self.model = logged.pipeline
         RecordBase.on_rejected = count_rejection
         self.log = PredictionLog(PREDICTION_LOG_DIR, on_drop=LOG_DROPPED.inc).start()
-        MODEL_INFO.labels(
-            model=LABELS.get("registered_model", ""),
-            version=self.version,
-            run_id=LABELS.get("run_id", ""),
-            arm=CHAMPION_ARM,
-        ).set(1)
         # The compiled scorer, checked against the pipeline here as at packaging time.
         self.scorer, self.scorer_check = build_scorer(self.model, PROFILE)
         self.model.predict_proba(
             logged.input_example()
         )  # warm up; a model that cannot score never turns ready
         champion = ServedVersion(
-            LABELS.get("registered_model", ""), self.version, THRESHOLD, self.scorer
+            LABELS.get("registered_model", ""),
+            self.version,
+            THRESHOLD,
+            self.scorer,
+            LABELS.get("run_id", ""),
         )
         challenger, off_because = self._load_challenger()
         self.router = Router(
@@ -376,6 +371,13 @@ class ClassifierService:
         EXPERIMENT_ACTIVE.labels(experiment=EXPERIMENT.name, mode=EXPERIMENT.mode).set(
             int(challenger is not None)
         )
+        for served in (champion, challenger) if challenger else (champion,):
+            MODEL_INFO.labels(
+                model=served.model,
+                version=served.version,
+                run_id=served.run_id,
+                arm=self.router.arm(served.version),
+            ).set(1)
         self.ready = True
 
     def _load_challenger(self) -> tuple[ServedVersion | None, str | None]:
@@ -399,12 +401,6 @@ class ClassifierService:
             reason = f"challenger {ARGS.challenger_tag} failed to load: {error}"
             logging.getLogger(__name__).error("experiment %s is off: %s", EXPERIMENT.name, reason)
             return None, reason
-        MODEL_INFO.labels(
-            model=challenger.model,
-            version=challenger.version,
-            run_id=stored.info.labels.get("run_id", ""),
-            arm=CHALLENGER_ARM if EXPERIMENT.mode == "split" else SHADOW_ARM,
-        ).set(1)
         return challenger, None
 
     @metadata_app.get("/metadata")
@@ -493,42 +489,8 @@ class ClassifierService:
         probabilities, labels, versions, masks = self._score_columns(
             columns, identities if ID_FIELD else None
         )
+        self._log_records(records, identities, probabilities, labels, versions, masks, columns)
         issues = issues_per_row(masks, len(records))
-        now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-        kept = [sampled(record.request_id, ARGS.log_sample_rate) for record in records]
-        self.log.write(
-            [
-                {
-                    "timestamp": now,
-                    "request_id": record.request_id,
-                    "model": LABELS.get("registered_model"),
-                    "model_version": version,
-                    **self.router.log_keys(version),
-                    "id": identity,
-                    "features": record,  # serialised off the request path, id included
-                    "probability": probability,
-                    "label": label,
-                    "issues": row_issues,
-                }
-                for record, identity, version, probability, label, row_issues, keep in zip(
-                    records,
-                    identities,
-                    versions,
-                    probabilities.tolist(),
-                    labels.tolist(),
-                    issues,
-                    kept,
-                    strict=True,
-                )
-                if keep
-            ]
-        )
-        self.router.shadow_rows(
-            columns if all(kept) else rows_of(columns, np.array(kept)),
-            now,
-            [r.request_id for r, keep in zip(records, kept, strict=True) if keep],
-            [i for i, keep in zip(identities, kept, strict=True) if keep],
-        )
         return [
             Prediction.model_construct(  # values built here: skip re-validating them
                 probability=probability,
@@ -541,6 +503,50 @@ class ClassifierService:
                 identities, versions, probabilities.tolist(), labels.tolist(), issues, strict=True
             )
         ]
+
+    def _log_records(
+        self,
+        records: list[RecordBase],
+        identities: list[Any],
+        probabilities: "np.ndarray",
+        labels: "np.ndarray",
+        versions: list[str],
+        masks: dict[str, "np.ndarray"],
+        columns: dict[str, "np.ndarray"],
+    ) -> None:
+        """Log an adaptive batch, which may hold several requests' records: each record
+        keeps its own request id, and the sampling keeps or drops whole requests."""
+        rows = np.flatnonzero([sampled(r.request_id, ARGS.log_sample_rate) for r in records])
+        if not len(rows):
+            return
+        kept = [records[row] for row in rows]
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+        request_ids = [record.request_id for record in kept]
+        logged_ids = [identities[row] for row in rows]
+        self.log.write(
+            LogBatch(
+                {
+                    "timestamp": now,
+                    "request_id": request_ids,
+                    "model": LABELS.get("registered_model"),
+                    **self.router.answered_by([versions[row] for row in rows]),
+                },
+                logged_ids if ID_FIELD else None,
+                {
+                    column: [record.value(column) for record in kept]
+                    for column in FeatureRecord.attribute_of
+                },
+                probabilities[rows],
+                labels[rows],
+                {issue: mask[rows] for issue, mask in masks.items()},
+            )
+        )
+        self.router.shadow_rows(
+            columns if len(rows) == len(records) else rows_of(columns, rows),
+            now,
+            request_ids,
+            logged_ids,
+        )
 
     def score_columns(self, body: dict[str, Any], request_id: str) -> tuple[int, bytes]:
         """A columnar /predict body -> (HTTP status, JSON answer), with no per-record objects:
@@ -623,21 +629,20 @@ class ClassifierService:
             return probabilities, labels, versions, masks
         rows = len(probabilities)
         now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-        common = {
-            "timestamp": now,
-            "request_id": request_id,
-            "model": LABELS.get("registered_model"),
-            "model_version": self.version,
-            **self.router.log_keys(self.version),
-        }
-        per_row = {}
-        if self.router.splitting:
-            per_row = {
-                "model_version": versions,
-                "arm": [self.router.log_keys(v)["arm"] for v in versions],
-            }
         self.log.write(
-            RowsOfColumns(common, features, ID_FIELD, probabilities, labels, masks, per_row)
+            LogBatch(
+                {
+                    "timestamp": now,
+                    "request_id": request_id,
+                    "model": LABELS.get("registered_model"),
+                    **self.router.answered_by(versions),
+                },
+                ids,
+                features,
+                probabilities,
+                labels,
+                masks,
+            )
         )
         self.router.shadow_rows(columns, now, [request_id] * rows, ids or [None] * rows)
         return probabilities, labels, versions, masks
