@@ -388,6 +388,7 @@ class ServeConfig(_Section):
     prediction_log_dir: str = "predictions"
     log_sample_rate: float = Field(1.0, ge=0.0, le=1.0)
     access_log: bool = False
+    keepalive_requests: int = Field(100, ge=1)
     # optional: callers need the API key when the machine sets one, the service is open
     # when it sets none; required: it does not start without one (serving/auth.py).
     auth: Literal["optional", "required"] = "optional"

@@ -271,6 +271,28 @@ def test_prediction_log_holds_inputs_outputs_version_and_request_id(server, refe
         assert entry["model_version"] and entry["timestamp"].endswith("+00:00")
 
 
+def test_one_clients_kept_alive_connection_is_recycled_over_both_workers(server, reference):
+    """serve.keepalive_requests (100): about one answer in 100 closes the connection, so
+    one client's traffic reaches both workers. Without it, the one connection stays on
+    the worker that accepted it (2,000 requests: all on one worker with p = 4e-5)."""
+    client, log_dir = server
+    records, _, _ = reference
+    answers = [
+        predict(client, records[n % 50 : n % 50 + 1], **{"X-Request-ID": f"recycled-{n}"})
+        for n in range(2000)
+    ]
+    assert all(a.status_code == 200 for a in answers)
+    closed = sum(a.headers.get("connection") == "close" for a in answers)
+    assert 2 <= closed <= 50, closed
+    time.sleep(1)  # the log's flush
+    workers = {
+        path.name
+        for path in log_dir.glob("predictions-*.jsonl")
+        if '"request_id":"recycled-' in path.read_text()
+    }
+    assert len(workers) == 2, workers
+
+
 def test_columns_answer_as_records_do_equal_to_the_pipeline(server, reference, packaged):
     client, _ = server
     records, proba, threshold = reference
