@@ -13,8 +13,9 @@
 
 For each: single-row requests from `--clients` concurrent clients for `--seconds`
 (requests/s, p50/p99 latency, errors), then 1,000-row requests (rows/s). A figure
-counts only with zero failed requests (a 503 is a failure). While each load runs on
-the service, py-spy samples its workers: the collapsed stacks go to
+counts only with zero failed requests (a 503 is a failure). Then each load runs on the
+service again, shorter, while py-spy samples its workers (apart from the figures: the
+sampler's CPU would count against the service alone): the collapsed stacks go to
 benchmarks/results/profiles/, and the functions and libraries that took the most time
 go into the JSON, so the next bottleneck is named. Prints a table and writes JSON
 (--out, default benchmarks/results/serving.json).
@@ -164,7 +165,9 @@ def served_figures(
     args: argparse.Namespace,
     server_pid: int | None,
 ) -> dict[str, Any]:
-    """Each load on the service, with py-spy on its workers when `server_pid` is given."""
+    """Each load on the service; then, when `server_pid` is given, each load again for a
+    third of the time under py-spy, whose profile names where the time goes. Measured
+    apart: the sampler takes CPU from the same two cores, and no peer runs under it."""
     singles, record_batches = post_bodies(frame, "records")
     _, column_batches = post_bodies(frame, "columns")
     loads = {
@@ -172,34 +175,38 @@ def served_figures(
         "batch_1000": (record_batches, args.batch_clients, BATCH_ROWS),
         "batch_1000_columns": (column_batches, args.batch_clients, BATCH_ROWS),
     }
-    figures: dict[str, Any] = {}
+    figures = {
+        name: asyncio.run(drive(f"{url}/predict", bodies, clients, args.seconds, rows))
+        for name, (bodies, clients, rows) in loads.items()
+    }
+    if server_pid is None:
+        return figures
+    seconds = max(5.0, args.seconds / 3)
     for name, (bodies, clients, rows) in loads.items():
         profile = PROFILES / f"bentoml-{name}.txt"
-        sampler = None
-        if server_pid is not None:
-            profile.parent.mkdir(parents=True, exist_ok=True)
-            sampler = subprocess.Popen(  # noqa: S603 (argument list, no shell)
-                [
-                    str(Path(sys.executable).parent / "py-spy"),
-                    "record",
-                    "--subprocesses",
-                    "--nonblocking",
-                    "--format",
-                    "raw",
-                    "--rate",
-                    "250",
-                    "--duration",
-                    str(int(args.seconds + WARM_UP_SECONDS)),
-                    "--output",
-                    str(profile),
-                    "--pid",
-                    str(server_pid),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        figures[name] = asyncio.run(drive(f"{url}/predict", bodies, clients, args.seconds, rows))
-        if sampler is not None and sampler.wait(timeout=60) == 0 and profile.exists():
+        profile.parent.mkdir(parents=True, exist_ok=True)
+        sampler = subprocess.Popen(  # noqa: S603 (argument list, no shell)
+            [
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--subprocesses",
+                "--nonblocking",
+                "--format",
+                "raw",
+                "--rate",
+                "250",
+                "--duration",
+                str(int(seconds + WARM_UP_SECONDS)),
+                "--output",
+                str(profile),
+                "--pid",
+                str(server_pid),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        asyncio.run(drive(f"{url}/predict", bodies, clients, seconds, rows))
+        if sampler.wait(timeout=60) == 0 and profile.exists():
             packed = profile.with_suffix(".txt.gz")
             packed.write_bytes(gzip.compress(profile.read_bytes()))
             profile.unlink()
