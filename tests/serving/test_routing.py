@@ -15,6 +15,7 @@ from mlops_starter.data.profile import feature_profile
 from mlops_starter.serving.routing import (
     SHADOW_ARM,
     Router,
+    SameTurnBatcher,
     ServedVersion,
     ShadowScorer,
     load_challenger,
@@ -231,3 +232,47 @@ def test_in_shadow_the_champion_answers_every_row_and_the_challenger_is_the_shad
         "arm": "champion",
     }
     assert (router.arm("3"), router.arm("4")) == ("champion", "shadow")
+
+
+def test_requests_of_one_turn_are_scored_in_one_call_and_each_gets_its_own_rows():
+    calls = []
+
+    def score(columns, ids):
+        calls.append((columns["x"].tolist(), ids))
+        return columns["x"] / 10, (columns["x"] > 5).astype(int), [f"v{x:g}" for x in columns["x"]]
+
+    batcher = SameTurnBatcher(score)
+
+    async def traffic():
+        together = await asyncio.gather(
+            batcher.score({"x": np.array([1.0, 7.0])}, ["a", "b"]),
+            batcher.score({"x": np.array([9.0])}, None),
+            batcher.score({"x": np.array([3.0])}, ["d"]),
+        )
+        alone = await batcher.score({"x": np.array([6.0])}, None)
+        return together, alone
+
+    together, alone = asyncio.run(traffic())
+    assert calls == [([1.0, 7.0, 9.0, 3.0], ["a", "b", None, "d"]), ([6.0], None)]
+    assert [(p.tolist(), labels.tolist(), versions) for p, labels, versions in together] == [
+        ([0.1, 0.7], [0, 1], ["v1", "v7"]),
+        ([0.9], [1], ["v9"]),
+        ([0.3], [0], ["v3"]),
+    ]
+    assert alone[2] == ["v6"]
+
+
+def test_a_failing_shared_call_fails_each_request_of_the_turn():
+    def score(columns, ids):
+        raise ValueError("the scorer broke")
+
+    batcher = SameTurnBatcher(score)
+
+    async def traffic():
+        return await asyncio.gather(
+            batcher.score({"x": np.array([1.0])}, None),
+            batcher.score({"x": np.array([2.0])}, None),
+            return_exceptions=True,
+        )
+
+    assert [str(e) for e in asyncio.run(traffic())] == ["the scorer broke"] * 2

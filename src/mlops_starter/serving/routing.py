@@ -209,6 +209,66 @@ class ShadowScorer:
         )
 
 
+Scored = tuple[np.ndarray, np.ndarray, list[str]]
+
+
+class SameTurnBatcher:
+    """Scores in one call the requests that reach scoring in the same turn of the event
+    loop. A compiled scorer spends about as long on one row as on a hundred (0.28 ms
+    against 0.35 ms, benchmarks/serving.py), and under load several single-row requests
+    are parsed in each turn; the call waits for nothing (it runs in the next turn), so a
+    lone request is not delayed. Unlike BentoML's adaptive batching there is no
+    dispatcher and no timeout to tune."""
+
+    def __init__(self, score: Callable[[Mapping[str, np.ndarray], Sequence[Any] | None], Scored]):
+        self._score = score
+        self._waiting: list[tuple[Mapping[str, np.ndarray], Sequence[Any] | None, Any]] = []
+
+    async def score(self, columns: Mapping[str, np.ndarray], ids: Sequence[Any] | None) -> Scored:
+        """`score(columns, ids)`, shared with the requests of this turn."""
+        loop = asyncio.get_running_loop()
+        answered = loop.create_future()
+        self._waiting.append((columns, ids, answered))
+        if len(self._waiting) == 1:
+            loop.call_soon(self._score_waiting)
+        result: Scored = await answered
+        return result
+
+    def _score_waiting(self) -> None:
+        taken, self._waiting = self._waiting, []
+        try:
+            if len(taken) == 1:
+                columns, ids, answered = taken[0]
+                answered.set_result(self._score(columns, ids))
+                return
+            sizes = [len(next(iter(columns.values()))) for columns, _, _ in taken]
+            together = {
+                name: np.concatenate([columns[name] for columns, _, _ in taken])
+                for name in taken[0][0]
+            }
+            all_ids = None
+            if any(ids is not None for _, ids, _ in taken):
+                all_ids = [
+                    identity
+                    for (_, ids, _), rows in zip(taken, sizes, strict=True)
+                    for identity in (ids if ids is not None else [None] * rows)
+                ]
+            probabilities, labels, versions = self._score(together, all_ids)
+        except Exception as error:  # each request answers 500 for itself
+            for _, _, answered in taken:
+                if not answered.done():
+                    answered.set_exception(error)
+            return
+        start = 0
+        for (_, _, answered), rows in zip(taken, sizes, strict=True):
+            end = start + rows
+            if not answered.done():  # its client may have gone
+                answered.set_result(
+                    (probabilities[start:end], labels[start:end], versions[start:end])
+                )
+            start = end
+
+
 class Router:
     """The experiment as the service runs it: which version answers each row of a batch,
     what the log and /metadata say about it, and the shadow's share of the work. With

@@ -34,6 +34,7 @@ from mlops_starter.config import ServeConfig
 from mlops_starter.serving.auth import ApiKeyMiddleware, api_key
 from mlops_starter.serving.routing import (
     Router,
+    SameTurnBatcher,
     ServedVersion,
     load_challenger,
     rows_of,
@@ -330,9 +331,9 @@ class ColumnWisePredictMiddleware:
         # and a busy worker then leaves new connections to an idle one.
         try:
             if isinstance(parsed, dict) and "columns" in parsed:
-                answer = service.score_columns(parsed, REQUEST_ID.get())
+                answer = await service.score_columns(parsed, REQUEST_ID.get())
             elif isinstance(parsed, dict) and parsed.keys() == {"records"}:
-                answer = service.score_records(parsed["records"], REQUEST_ID.get())
+                answer = await service.score_records(parsed["records"], REQUEST_ID.get())
         except Exception:  # a bug, not the caller's: answer 500 (counted), never hang
             logging.getLogger(__name__).exception("scoring a request column-wise failed")
             answer = 500, b'{"error": "internal error while scoring; see the server log"}'
@@ -393,6 +394,7 @@ class ClassifierService:
             SHADOW_DROPPED.inc,
             off_because,
         )
+        self.batcher = SameTurnBatcher(self.router.score)
         EXPERIMENT_ACTIVE.labels(experiment=EXPERIMENT.name, mode=EXPERIMENT.mode).set(
             int(challenger is not None)
         )
@@ -511,7 +513,8 @@ class ClassifierService:
     def _score(self, records: list[RecordBase]) -> list[Prediction]:
         columns = records_to_columns(records, PROFILE)
         identities = [r.value(ID_FIELD) if ID_FIELD else None for r in records]
-        probabilities, labels, versions, masks = self._score_columns(
+        masks = self._counted_issues(columns)
+        probabilities, labels, versions = self.router.score(
             columns, identities if ID_FIELD else None
         )
         self._log_records(records, identities, probabilities, labels, versions, masks, columns)
@@ -573,7 +576,7 @@ class ClassifierService:
             logged_ids,
         )
 
-    def score_columns(self, body: dict[str, Any], request_id: str) -> tuple[int, bytes]:
+    async def score_columns(self, body: dict[str, Any], request_id: str) -> tuple[int, bytes]:
         """A columnar /predict body -> (HTTP status, JSON answer), with no per-record objects:
         `{"model_version", "columns": {"probability", "label"[, id][, model_version]},
         "warnings": {field:kind: [rows]}}`; `columns.model_version`, the version that
@@ -589,7 +592,7 @@ class ClassifierService:
                 loc = error["loc"]
                 count_rejection(str(loc[1]) if len(loc) > 1 else str(loc[0]), error["type"])
             return 400, orjson.dumps({"detail": invalid.errors})
-        probabilities, labels, versions, masks = self._score_and_log(
+        probabilities, labels, versions, masks = await self._score_and_log(
             columns, ids, body["columns"], request_id
         )
         answer: dict[str, Any] = {"probability": probabilities, "label": labels}
@@ -603,7 +606,7 @@ class ClassifierService:
             option=orjson.OPT_SERIALIZE_NUMPY,
         )
 
-    def score_records(self, records: Any, request_id: str) -> tuple[int, bytes] | None:
+    async def score_records(self, records: Any, request_id: str) -> tuple[int, bytes] | None:
         """Records that meet the contract -> (200, the records API's answer), checked and
         scored column-wise; None for any that do not, which the records API then refuses
         (and counts) as it always has."""
@@ -614,7 +617,9 @@ class ClassifierService:
             columns, ids = self._validated(body)
         except ColumnsInvalid:
             return None
-        probabilities, labels, versions, masks = self._score_and_log(columns, ids, body, request_id)
+        probabilities, labels, versions, masks = await self._score_and_log(
+            columns, ids, body, request_id
+        )
         rows = len(probabilities)
         return 200, orjson.dumps(
             [
@@ -641,15 +646,17 @@ class ClassifierService:
             body, PROFILE, ID_FIELD, ARGS.unseen_category, ARGS.out_of_range, ARGS.max_records
         )
 
-    def _score_and_log(
+    async def _score_and_log(
         self,
         columns: dict[str, "np.ndarray"],
         ids: list[Any] | None,
         features: dict[str, list[Any]],
         request_id: str,
     ) -> tuple["np.ndarray", "np.ndarray", list[str], dict[str, "np.ndarray"]]:
-        """Score a column-wise request, and log it (rows as sent, in `features`)."""
-        probabilities, labels, versions, masks = self._score_columns(columns, ids)
+        """Score a column-wise request with the others of this turn, and log it (rows as
+        sent, in `features`)."""
+        masks = self._counted_issues(columns)
+        probabilities, labels, versions = await self.batcher.score(columns, ids)
         if not sampled(request_id, ARGS.log_sample_rate):
             return probabilities, labels, versions, masks
         rows = len(probabilities)
@@ -672,17 +679,13 @@ class ClassifierService:
         self.router.shadow_rows(columns, now, [request_id] * rows, ids or [None] * rows)
         return probabilities, labels, versions, masks
 
-    def _score_columns(
-        self, columns: dict[str, "np.ndarray"], ids: list[Any] | None
-    ) -> tuple["np.ndarray", "np.ndarray", list[str], dict[str, "np.ndarray"]]:
-        """Probabilities, labels, the version that answered each row, and accepted-issue
-        masks for a batch; counted in metrics."""
+    def _counted_issues(self, columns: dict[str, "np.ndarray"]) -> dict[str, "np.ndarray"]:
+        """Accepted-issue masks for a batch, counted in metrics."""
         masks = issue_masks(columns, PROFILE)
         for issue, mask in masks.items():
             field, kind = issue.split(":", 1)
             QUALITY_ISSUES.labels(field=field, kind=kind, outcome="accepted").inc(int(mask.sum()))
-        probabilities, labels, versions = self.router.score(columns, ids)
-        return probabilities, labels, versions, masks
+        return masks
 
 
 # Outermost first: a stranger is refused before anything reads the body.
