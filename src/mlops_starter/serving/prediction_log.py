@@ -24,6 +24,7 @@ import logging
 import logging.handlers
 import os
 import queue
+import re
 import socket
 import threading
 import zlib
@@ -115,13 +116,25 @@ class LogBatch:
         return encoded
 
 
+# One JSON value of an array of scalars: a string (escapes and all), or a run without a
+# comma (a number, null, true, false).
+_JSON_SCALAR = re.compile(rb'"(?:[^"\\]|\\.)*"|[^,]+')
+
+
 def _encoded(values: Sequence[Any]) -> list[bytes]:
-    """Each value as JSON (NaN as null, as orjson writes it). Numbers and nulls cannot
-    hold a comma, so a column of them is encoded in one call and split."""
+    """Each value as JSON (NaN as null, as orjson writes it), from one orjson call for
+    the column: split at its commas when it holds no text, else cut into its values by
+    `_JSON_SCALAR`; a column of repeating text (a category) is encoded once per distinct
+    value. Not one orjson call per value: keeping a thousand of its results costs
+    about 2.5 ms (each result is a fresh allocation), fifty times the whole column's."""
     whole = orjson.dumps(values)
     if b'"' not in whole:
         return whole[1:-1].split(b",")
-    return list(map(orjson.dumps, values))
+    distinct = set(values)
+    if len(distinct) * 4 <= len(values) and all(v is None or type(v) is str for v in distinct):
+        code = {value: orjson.dumps(value) for value in distinct}  # text and None never collide
+        return list(map(code.__getitem__, values))
+    return _JSON_SCALAR.findall(whole[1:-1])
 
 
 class PredictionLog:
