@@ -90,6 +90,8 @@ async def drive(
         async def client(index: int, until: float, record: bool) -> None:
             nonlocal errors
             turn = index
+            if not record:  # connections opened one by one, so each worker accepts some
+                await asyncio.sleep(index * 0.005)
             while time.perf_counter() < until:
                 body = bodies[turn % len(bodies)]
                 turn += clients
@@ -104,7 +106,7 @@ async def drive(
                     latencies.append(time.perf_counter() - started)
                     errors += not ok
 
-        warm_until = time.perf_counter() + min(WARM_UP_SECONDS, seconds / 3)
+        warm_until = time.perf_counter() + WARM_UP_SECONDS
         await asyncio.gather(*(client(i, warm_until, False) for i in range(clients)))
         until = time.perf_counter() + seconds
         await asyncio.gather(*(client(i, until, True) for i in range(clients)))
