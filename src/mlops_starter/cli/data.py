@@ -44,9 +44,15 @@ def demo_db(args: argparse.Namespace) -> None:
 
 def add_commands(commands: Any) -> None:
     database = commands.add_parser("demo-db", help="write the demo table to a database")
-    database.add_argument("--url", default="sqlite:///data/demo.sqlite")
-    database.add_argument("--table", default="customers")
-    database.add_argument("--password-env", default="MLOPS_DB_PASSWORD")
+    database.add_argument(
+        "--url", default="sqlite:///data/demo.sqlite", help="SQLAlchemy URL of the database"
+    )
+    database.add_argument("--table", default="customers", help="table to (re)create")
+    database.add_argument(
+        "--password-env",
+        default="MLOPS_DB_PASSWORD",
+        help="environment variable holding the password, if the URL needs one",
+    )
     database.set_defaults(handler=demo_db)
 
     suite = commands.add_parser(

@@ -11,13 +11,18 @@ from mlops_starter.errors import PipelineError
 from mlops_starter.runner import EXPECTED_FAILURE_EXIT_CODE
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line; the docs' CLI reference is generated from it."""
     parser = argparse.ArgumentParser(prog="mlops", description=__doc__)
     parser.add_argument("--params", default=str(DEFAULT_PARAMS), help="path to params.yaml")
     commands = parser.add_subparsers(dest="command", required=True)
     for group in (data, registry, serving, monitoring, tree):
         group.add_commands(commands)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     try:
         args.handler(args)
     except PipelineError as exc:

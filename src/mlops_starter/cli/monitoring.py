@@ -186,7 +186,9 @@ def add_commands(commands: Any) -> None:
         help="shadow: both versions scored every row; split: each row went to one version "
         "(default: serve.experiment.mode)",
     )
-    report_cmd.add_argument("--log", nargs="+", default=["predictions/predictions-*.jsonl*"])
+    report_cmd.add_argument(
+        "--log", nargs="+", default=["predictions/predictions-*.jsonl*"], help="log file globs"
+    )
     report_cmd.add_argument(
         "--labels", required=True, help="CSV/Parquet: the id and target columns"
     )
@@ -222,8 +224,10 @@ def add_commands(commands: Any) -> None:
     monitor_cmd.set_defaults(handler=monitor)
 
     demo_cmd = commands.add_parser("monitor-demo", help="drifted batches through the service")
-    demo_cmd.add_argument("--scenario", choices=[*DRIFT_SCENARIOS, "all"], default="all")
+    demo_cmd.add_argument(
+        "--scenario", choices=[*DRIFT_SCENARIOS, "all"], default="all", help="which drift to send"
+    )
     demo_cmd.add_argument("--rows", type=int, default=3000, help="records per scenario")
-    demo_cmd.add_argument("--seed", type=int, default=100)
-    demo_cmd.add_argument("--out", default="build/monitor-demo")
+    demo_cmd.add_argument("--seed", type=int, default=100, help="seeds the drifted batches")
+    demo_cmd.add_argument("--out", default="build/monitor-demo", help="report folder")
     demo_cmd.set_defaults(handler=monitor_demo)

@@ -101,7 +101,9 @@ def add_commands(commands: Any) -> None:
     rollback_cmd.set_defaults(handler=rollback)
 
     for command in (promote_cmd, rollback_cmd):
-        command.add_argument("--reason", help="recorded in the registry (required with --force)")
+        command.add_argument(
+            "--reason", help="recorded in the registry (promote: required with --force)"
+        )
         command.add_argument(
             "--actor", help="who is acting (default: $GITHUB_ACTOR or the login name)"
         )

@@ -219,7 +219,11 @@ def add_commands(commands: Any) -> None:
     scored.add_argument("--query", help="or a SELECT on the database at --db-url")
     scored.add_argument("--table", help="or a table of the database at --db-url")
     score_cmd.add_argument("--db-url", help="the database (its password: --password-env)")
-    score_cmd.add_argument("--password-env", default="MLOPS_DB_PASSWORD")
+    score_cmd.add_argument(
+        "--password-env",
+        default="MLOPS_DB_PASSWORD",
+        help="environment variable holding the database's password",
+    )
     score_cmd.add_argument("--output", required=True, help="the Parquet file to write")
     score_cmd.add_argument("--version", default=CHAMPION, help="number, champion or challenger")
     score_cmd.add_argument("--chunk-rows", type=int, default=100_000, help="rows held at once")
