@@ -310,8 +310,8 @@ class ModelCardConfig(_Section):
     """What the model card says that no metric can (src/mlops_starter/registry/model_card.py)."""
 
     intended_use: str = "Not stated: set model_card.intended_use in params.yaml."
-    out_of_scope: str = ""
-    limitations: list[str] = []
+    out_of_scope: str = Field("", description="what the model must not be used for")
+    limitations: list[str] = Field([], description="known limits, one per item")
 
 
 class GateConfig(_Section):
@@ -447,13 +447,15 @@ class ScaleConfig(_Section):
 
 class Paths(_Section):
     source_fingerprint: str = "data/source.fingerprint.json"
-    raw: str = "data/raw/table.parquet"
-    train: str = "data/split/train.parquet"
-    test: str = "data/split/test.parquet"
-    reports: str = "reports"
-    model_dir: str = "models"
-    metrics: str = "metrics"
-    plots: str = "plots"
+    raw: str = Field("data/raw/table.parquet", description="ingest's table")
+    train: str = Field("data/split/train.parquet", description="the split's training rows")
+    test: str = Field("data/split/test.parquet", description="the split's test rows")
+    reports: str = Field("reports", description="validation, leakage, slices, gate, model card")
+    model_dir: str = Field("models", description="the model file, its metadata and stamps")
+    metrics: str = Field("metrics", description="DVC metrics: cv.json, test.json")
+    plots: str = Field(
+        "plots", description="DVC plots: ROC, PR, confusion, calibration, importance"
+    )
 
 
 class Config(_Section):
