@@ -1,4 +1,4 @@
-# The one list of commands. `make run` and `make test` are the README's two commands:
+# The one list of commands (`make help` lists them). `make run` and `make test` are the README's two commands:
 # each creates the environment it needs first (from the committed lock file).
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -14,8 +14,13 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: env run repro push pull clean-tree test browser postgres podman test-fast lint typecheck check audit audit-deps lock suite ui gate promote rollback history smoke smoke-served serve bento bento-experiment containerize bench-serving bench-container bench-sql demo-db fetch-monitoring-data monitor experiment-report experiment-conclude monitor-demo metrics-diff clean
+.PHONY: help env run repro docs docs-update screenshots push pull clean-tree test browser postgres podman test-fast lint typecheck check audit audit-deps lock suite ui gate promote rollback history smoke smoke-served serve bento bento-experiment containerize bench-serving bench-container bench-sql demo-db fetch-monitoring-data monitor experiment-report experiment-conclude monitor-demo metrics-diff clean
 
+## help: every target with what it does (these `##` lines; the docs' make reference is made from them too)
+help:
+	@awk '/^## /{sub(/^## /, ""); print (more ? "    " : "") $$0; more = 1; next} {more = 0}' $(MAKEFILE_LIST)
+
+## env: the .venv, from requirements.lock (every other target makes it first)
 env: $(STAMP)
 
 # Same versions on every machine: requirements.lock is resolved by `make lock`.
@@ -34,10 +39,11 @@ run: env
 	$(BIN)/dvc repro
 	$(BIN)/dvc metrics show --precision 4 metrics/test.json
 
+## repro: the same as run
 repro: run
 
 ## push / pull: the data and model files DVC tracks, to and from the DVC remote
-## (default `../dvc-storage` beside this clone; README: sharing data and models).
+## (default `../dvc-storage` beside this clone; docs/how-to/dvc-remote.md).
 ## push DVC_REMOTE_URL=s3://...: to that remote instead (this clone only), as CD does
 push: env
 	$(if $(filter s3://%,$(DVC_REMOTE_URL)),$(BIN)/uv pip install --quiet --python $(BIN)/python "dvc-s3>=3,<4")
@@ -53,7 +59,8 @@ clean-tree: env
 	@$(BIN)/mlops clean-tree
 
 ## test [TEST_WORKERS=2]: the full test suite, end-to-end tests included, a test file per
-## worker (module fixtures such as one `dvc repro` stay shared within a file)
+## worker (module fixtures such as one `dvc repro` stay shared within a file); installs
+## Chromium, PostgreSQL and podman first where missing (browser, postgres, podman)
 TEST_WORKERS ?= 2
 test: env browser postgres podman
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
@@ -89,14 +96,35 @@ PODMAN_PACKAGES := podman runc debootstrap uidmap golang-github-containernetwork
 test-fast: env
 	$(BIN)/pytest -m "not e2e"
 
+## lint: ruff's lint rules (security rules included) and its format check
 lint: env
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+## typecheck: mypy on src/
 typecheck: env
 	$(BIN)/mypy
 
+## check: lint, typecheck and test
 check: lint typecheck test
+
+## docs: the docs site into site/: generated blocks checked against their files, plots
+## drawn from plots/, then `mkdocs build --strict` (a broken link or anchor fails)
+# NO_MKDOCS_2_WARNING: Material prints a banner on its end of life (May 2027) and Zensical,
+# its successor, which reads this mkdocs.yml; see CHANGELOG.md for why MkDocs for now.
+docs: env
+	$(BIN)/python docs/generate.py --check
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+## docs-update: rewrite the docs' generated blocks (figures, params, CLI and make
+## references) from the files that hold them; commit what changes
+docs-update: env
+	$(BIN)/python docs/generate.py
+
+## screenshots: retake the docs' screenshots with the browser tests that open each page
+## (they write into docs/images/screenshots/ instead of build/screenshots/)
+screenshots: env browser
+	MLOPS_SCREENSHOT_DIR=$(abspath docs/images/screenshots) $(BIN)/pytest -q tests/registry/test_mlflow_ui_e2e.py
 
 ## audit: offline security checks: no secret in the tracked files (detect-secrets, against
 ## .secrets.baseline), the deploy files pinned and unprivileged, model files allow-listed.
@@ -114,7 +142,7 @@ lock:
 	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --universal --python-version 3.11 --generate-hashes -o requirements.lock
 
 ## demo-db [URL=...]: the demo table into a database (default sqlite:///data/demo.sqlite;
-## the password, if any, from $MLOPS_DB_PASSWORD), to train from it (README: a database as the source)
+## the password, if any, from $MLOPS_DB_PASSWORD), to train from it (docs/how-to/database.md)
 demo-db: env
 	$(BIN)/mlops demo-db $(if $(URL),--url "$(URL)")
 
@@ -213,5 +241,7 @@ metrics-diff: env
 ui: env
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
+## clean: delete what the pipeline, the tools and the docs made here, the local MLflow store
+## included (not .venv)
 clean:
-	rm -rf data/raw data/split models metrics plots reports mlflow.db mlruns predictions build
+	rm -rf data/raw data/split models metrics plots reports mlflow.db mlruns predictions build site
