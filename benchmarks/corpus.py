@@ -1,4 +1,4 @@
-"""The corpus table of the README: every real table through ingest, validate, split,
+"""The corpus table of the docs (docs/benchmarks/real-tables.md): every real table through ingest, validate, split,
 train and evaluate with this repository's params.yaml (plus each table's own `data:`
 settings), calling the same library functions as the stages. Prints a Markdown table
 and saves benchmarks/results/corpus.json, with the fit seconds of every candidate.

@@ -26,6 +26,36 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
 DASHBOARD = REPO_ROOT / "deploy/grafana/dashboards/classifier.json"
+# Without these, Chromium reaches out to Google's services at every start, and a machine
+# with no way out refuses those connections many at a time.
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium() -> str:
+    """Debian's Chromium (`make test` installs it where it can), or CHROMIUM's choice."""
+    for name in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
+        if name and (found := shutil.which(name)):
+            return found
+    pytest.fail(
+        "this browser test needs Chromium: `apt-get install chromium` (Debian, Ubuntu), "
+        "or set CHROMIUM to the path of a Chromium or Chrome executable"
+    )
+
+
+def screenshot_path(name: str) -> Path:
+    """Where a browser test saves the screenshot the docs show: build/screenshots/ in a test
+    run, docs/images/screenshots/ under `make screenshots` (MLOPS_SCREENSHOT_DIR)."""
+    folder = Path(os.environ.get("MLOPS_SCREENSHOT_DIR", REPO_ROOT / "build" / "screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
 
 
 def dashboard_metric_names() -> set[str]:

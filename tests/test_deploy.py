@@ -1,5 +1,5 @@
 """The team stack in deploy/: no Docker engine runs here, so check everything that can be
-checked without one. The compose file parses and holds the services the README names,
+checked without one. The compose file parses and holds the services the docs name,
 every secret comes from the env file, the tracking server is the locked MLflow with
 PostgreSQL, proxied artifacts and authentication, Prometheus scrapes the service, and
 Grafana's dashboard reads from the provisioned source (its metrics are checked against
@@ -28,17 +28,16 @@ def compose() -> dict:
     return yaml.safe_load((DEPLOY / "compose.yaml").read_text())
 
 
-def team_stack_section() -> str:
-    readme = (REPO_ROOT / "README.md").read_text()
-    return readme.split("### The team stack (deploy/)")[1].split("\n## ")[0]
+def team_stack_page() -> str:
+    return (REPO_ROOT / "docs/how-to/team-stack.md").read_text()
 
 
-def test_compose_holds_every_service_the_readme_names():
+def test_compose_holds_every_service_the_docs_name():
     services = compose()["services"]
     assert set(services) == SERVICES
-    section = team_stack_section()
+    page = team_stack_page()
     for name in SERVICES:
-        assert f"`{name}`" in section, f"README's team stack section does not mention {name}"
+        assert f"`{name}`" in page, f"docs/how-to/team-stack.md does not mention {name}"
 
 
 def test_every_variable_comes_from_the_env_file_and_no_secret_is_written_in():

@@ -432,7 +432,7 @@ class DaskConfig(_Section):
 
 
 class ScaleConfig(_Section):
-    """How the stages read the table: all at once, or in batches (issue 11)."""
+    """How the stages read the table: all at once, or in batches (docs/how-to/scaling.md)."""
 
     mode: Literal["in_memory", "streaming", "dask"] = "in_memory"
     batch_rows: int = Field(100_000, ge=1, description="rows per batch and per Parquet row group")

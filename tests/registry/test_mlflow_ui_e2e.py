@@ -3,13 +3,11 @@ one `mlops history` reads and the bento `make bento` builds. Nothing is mocked: 
 `mlflow ui` on the local store that two `dvc repro` runs filled, Debian's Chromium driven
 by Playwright, and a real `bentoml serve` of the result."""
 
-import os
 import re
-import shutil
 
 import httpx
 import pytest
-from conftest import mlflow_process
+from conftest import CHROMIUM_FLAGS, chromium, mlflow_process, screenshot_path
 from mlflow.tracking import MlflowClient
 from playwright.sync_api import sync_playwright
 
@@ -22,28 +20,6 @@ ONLY_LOGISTIC = {
     "train": {"candidates": {"random_forest": {"enabled": False}, "xgboost": {"enabled": False}}},
     "gate": {"min_test": {"roc_auc": 0.6, "pr_auc": 0.07}, "bootstrap_rounds": 300},
 }
-# Without these, Chromium reaches out to Google's services at every start, and a machine
-# with no way out refuses those connections many at a time.
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def chromium() -> str:
-    """Debian's Chromium (`make test` installs it where it can), or CHROMIUM's choice."""
-    for name in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
-        if name and (found := shutil.which(name)):
-            return found
-    pytest.fail(
-        "the MLflow UI test needs Chromium: `apt-get install chromium` (Debian, Ubuntu), "
-        "or set CHROMIUM to the path of a Chromium or Chrome executable"
-    )
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +43,9 @@ def mlflow_ui(two_versions, tmp_path_factory):
         yield url
 
 
-def move_champion_in_the_ui(url: str, version: str, screenshot) -> None:
-    """Open the version's page, add the `champion` alias in the alias dialog, save."""
+def move_champion_in_the_ui(url: str, version: str, screenshot, versions_screenshot) -> None:
+    """Open the version's page, add the `champion` alias in the alias dialog, save; then
+    the registered model's page, where the aliases column shows the move."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS)
         try:
@@ -91,6 +68,9 @@ def move_champion_in_the_ui(url: str, version: str, screenshot) -> None:
             page.screenshot(path=screenshot)
             dialog.get_by_role("button", name="Save aliases").click()
             dialog.wait_for(state="hidden")
+            page.goto(f"{url}/#/models/{MODEL}")
+            page.get_by_text("@ champion").first.wait_for()
+            page.screenshot(path=versions_screenshot, full_page=True)
         finally:
             browser.close()
 
@@ -103,9 +83,10 @@ def test_champion_moved_in_the_ui_is_what_history_and_the_bento_follow(
     assert "champion: version 1" in before
     assert "moved outside this CLI" not in before
 
-    screenshot = tmp_path / "mlflow-ui-promotion.png"
-    move_champion_in_the_ui(mlflow_ui, "2", str(screenshot))
-    assert screenshot.stat().st_size > 10_000
+    screenshot = screenshot_path("mlflow-ui-promotion.png")
+    versions = screenshot_path("mlflow-ui-versions.png")
+    move_champion_in_the_ui(mlflow_ui, "2", str(screenshot), str(versions))
+    assert screenshot.stat().st_size > 10_000 and versions.stat().st_size > 10_000
 
     assert str(two_versions.client.get_model_version_by_alias(MODEL, "champion").version) == "2"
     history = two_versions.run("mlops", "history").stdout

@@ -151,7 +151,7 @@ def clean_tree(_: argparse.Namespace) -> None:
         print(f"  {describe_change(path, committed_text(path), new)}", file=sys.stderr)
     print(
         "Differences at the 6th significant digit are float noise that escaped the rounding "
-        "(README: 'The same result everywhere'); larger ones are a real change.",
+        "(docs/explanation/reproducibility.md); larger ones are a real change.",
         file=sys.stderr,
     )
     sys.exit(1)

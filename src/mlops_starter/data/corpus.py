@@ -6,7 +6,7 @@ bring: no id column, integer-coded categoricals, many duplicate feature rows, a 
 table, string, integer and boolean labels, targets with three and five values, dates
 as text, categoricals with over a hundred values, a constant and an all-null column,
 free text, and the target anywhere but last. `tests/test_corpus_e2e.py` runs each
-through the whole DAG and `benchmarks/corpus.py` makes the README's table.
+through the whole DAG and `benchmarks/corpus.py` makes the table in docs/benchmarks/real-tables.md.
 """
 
 from __future__ import annotations

@@ -9,8 +9,7 @@ to SIGNIFICANT_DIGITS.
 The rounding is correctly rounded decimal (Python's float formatting), the same on
 every platform. For the result to differ, noise of about 1e-16 must straddle a
 rounding boundary 1e-6 wide: roughly once in a billion values. A figure one part in a
-million finer would sit far inside any metric's sampling error (README: "The same
-result everywhere").
+million finer would sit far inside any metric's sampling error (docs/explanation/reproducibility.md).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ a Dask cluster that reads the training Parquet file as a Dask dataframe.
 The cluster is `scale.dask.scheduler_address`, else $DASK_SCHEDULER_ADDRESS, else a
 LocalCluster of `scale.dask.local_workers` processes on loopback. Every worker must be
 able to read `paths.train` at the same path (a shared disk or object store) and run the
-same locked packages (README: "Past memory and past one machine").
+same locked packages (docs/how-to/scaling.md).
 """
 
 from __future__ import annotations
