@@ -215,7 +215,7 @@ def test_a_better_verdict_promotes_the_challenger_once_and_rollback_undoes_it(
     assert "experiment-promote: champion 3 -> 4 by cd" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         conclude(tmp_path, "better")  # the champion it was judged against is gone
-    assert "compared against champion 3, but champion is 4" in capsys.readouterr().err
+    assert "is version 4, not 3 as this move expected" in capsys.readouterr().err
     assert registry.rollback("tester").to_version == CHAMPION
 
 

@@ -136,7 +136,6 @@ def experiment_conclude(args: argparse.Namespace) -> None:
     worse ends the experiment with the champion kept, undecided moves nothing. Each move
     goes into the alias log with the verdict (`mlops history`)."""
     from mlops_starter.cli.registry import describe
-    from mlops_starter.registry.model_registry import same_version
     from mlops_starter.storage import read_json
 
     if not Path(args.report).is_file():
@@ -147,12 +146,6 @@ def experiment_conclude(args: argparse.Namespace) -> None:
         print(f"experiment {found['experiment']}: not yet decided; nothing moves")
         return
     registry = registry_from(args)
-    champion = registry.champion()
-    if champion is None or not same_version(champion.version, found["champion"]):
-        raise PipelineError(
-            f"the report compared against champion {found['champion']}, but champion is "
-            f"{champion.version if champion else 'unset'} now: report again before acting"
-        )
     effect = found["effect"]
     reason = (
         f"experiment {found['experiment']} ({found['mode']}, as of {found['as_of']}): "
@@ -160,11 +153,16 @@ def experiment_conclude(args: argparse.Namespace) -> None:
         f"gain per row {effect['estimate']:.4g} [{effect['low']:.4g}, {effect['high']:.4g}] "
         f"at alpha {effect['alpha']}"
     )
+    # The report compared against one champion: act only if it still is champion when the
+    # move is made (checked under the registry's alias lock).
+    expected = str(found["champion"])
     if verdict == "better":
-        move = registry.promote(found["challenger"], actor(args), reason, by_experiment=True)
+        move = registry.promote(
+            found["challenger"], actor(args), reason, by_experiment=True, expect_champion=expected
+        )
     else:
         move = registry.end_experiment(
-            found["experiment"], found["challenger"], actor(args), reason
+            found["experiment"], found["challenger"], actor(args), reason, expect_champion=expected
         )
     print(
         describe(move)

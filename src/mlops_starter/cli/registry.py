@@ -11,7 +11,12 @@ from typing import Any
 from mlops_starter.cli.common import actor, append_to_github_file, registry_from
 from mlops_starter.config import Config
 from mlops_starter.errors import PipelineError
-from mlops_starter.registry.model_registry import CHAMPION, AliasMove, moved_outside_cli
+from mlops_starter.registry.model_registry import (
+    CHAMPION,
+    AliasMove,
+    chain_breaks,
+    moved_outside_cli,
+)
 from mlops_starter.storage import read_json
 
 GATE_FAILED_EXIT_CODE = 1
@@ -72,8 +77,15 @@ def rollback(args: argparse.Namespace) -> None:
 def history(args: argparse.Namespace) -> None:
     registry = registry_from(args)
     moves = registry.history()
-    for move in moves:
+    breaks = {move.seq for move in chain_breaks(moves)}
+    for number, move in enumerate(moves):
         print(describe(move))
+        if move.seq in breaks:
+            print(
+                f"  note: champion was moved outside this CLI (e.g. in the MLflow UI) between "
+                f"#{moves[number - 1].seq} (to {moves[number - 1].to_version}) and #{move.seq} "
+                f"(from {move.from_version})"
+            )
     champion = registry.champion()
     print(f"{CHAMPION}: version {champion.version if champion else '-'}")
     if moved_outside_cli(moves, champion.version if champion else None):

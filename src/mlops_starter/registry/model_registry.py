@@ -5,11 +5,27 @@ alias and nothing else; no version is ever deleted. Every move is written to the
 registered model as a tag `alias_log.<seq>` (who, when, why, from, to), so the
 history can be read back from MLflow alone. MLflow keeps no alias history of its
 own, so a move made in the UI shows up as a gap between the log and the alias.
+
+MLflow's alias API has no compare-and-set either, so two moves at once (CD promoting
+while a person rolls back) would each log the champion they read before the other
+moved it. Every move is therefore made under a lock kept in the registry itself: a
+registered model named `<name>.alias-lock` that exists while a move is made. Creating
+a registered model is atomic in every MLflow store (its name is unique), so of two
+movers one creates it and the other waits its turn; the log stays a chain in which each
+move's "from" is the previous move's "to".
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +49,10 @@ REGISTRATION_TAG = "registration"
 # The moves that put a new version in place: what `rollback` undoes.
 PROMOTIONS = frozenset({"promote", "auto-promote", "forced-promote", "experiment-promote"})
 EXPERIMENT_END = "experiment-end"
+LOCK_SUFFIX = ".alias-lock"
+LOCK_TAG = "holder"
+# A move takes a second or two: a lock older than this was left by a mover that died.
+LOCK_LEASE_SECONDS = 120.0
 
 
 def same_version(a: object, b: object) -> bool:
@@ -71,6 +91,16 @@ class AliasMove:
         )
 
 
+def chain_breaks(moves: list[AliasMove]) -> list[AliasMove]:
+    """Moves whose "from" is not the previous move's "to": between the two, the champion
+    was moved outside this CLI (in the MLflow UI, or through the API)."""
+    return [
+        move
+        for before, move in itertools.pairwise(moves)
+        if not same_version(move.from_version, before.to_version)
+    ]
+
+
 def moved_outside_cli(moves: list[AliasMove], champion_version: object) -> bool:
     """True when `champion` holds another version than the last logged move put there:
     someone moved it in the MLflow UI or through the API."""
@@ -84,9 +114,12 @@ def moved_outside_cli(moves: list[AliasMove], champion_version: object) -> bool:
 class Registry:
     """One registered model in one MLflow registry."""
 
-    def __init__(self, client: MlflowClient, model_name: str) -> None:
+    def __init__(
+        self, client: MlflowClient, model_name: str, lock_wait_seconds: float = 60.0
+    ) -> None:
         self.client = client
         self.name = model_name
+        self.lock_wait_seconds = lock_wait_seconds
 
     @classmethod
     def connect(cls, model_name: str, tracking_uri: str | None = None) -> Registry:
@@ -188,9 +221,75 @@ class Registry:
         moves = [json.loads(v) for k, v in tags.items() if k.startswith(LOG_PREFIX)]
         return [AliasMove.from_dict(m) for m in sorted(moves, key=lambda m: m["seq"])]
 
-    def _logged(self, to_version: str, action: str, actor: str, reason: str) -> AliasMove:
-        """Append a move to the alias log (registered-model tags, one per move)."""
-        current = self.champion()
+    @contextmanager
+    def _champion_lock(self, actor: str, action: str) -> Iterator[None]:
+        """Hold the registry's alias lock while the champion is read, moved and logged.
+        A mover that finds it held waits its turn (up to lock_wait_seconds), then is
+        refused naming who holds it; a lock older than its lease is taken over."""
+        lock = self.name + LOCK_SUFFIX
+        holder: dict[str, Any] = {
+            "actor": actor,
+            "action": action,
+            "since": time.time(),
+            "process": f"{socket.gethostname()}:{os.getpid()}",
+            "token": uuid.uuid4().hex,
+        }
+        deadline = time.monotonic() + self.lock_wait_seconds
+        while not self._take_lock(lock, holder):
+            held = self._lock_holder(lock)
+            if held is not None and time.time() - held["since"] > LOCK_LEASE_SECONDS:
+                self._release_lock(lock, held["token"])  # its mover died mid-move
+                continue
+            if time.monotonic() > deadline:
+                who = (
+                    f"{held['actor']} ({held['action']}, process {held['process']}, since "
+                    f"{datetime.fromtimestamp(held['since'], UTC).isoformat(timespec='seconds')})"
+                    if held
+                    else "another mover"
+                )
+                raise RegistryError(
+                    f"the champion of '{self.name}' is being moved by {who}; nothing was moved: "
+                    f"try again when that move is done (`mlops history` shows it)"
+                )
+            time.sleep(0.05 + random.random() * 0.2)  # noqa: S311 (jitter, not security)
+        try:
+            yield
+        finally:
+            self._release_lock(lock, holder["token"])
+
+    def _take_lock(self, lock: str, holder: dict[str, Any]) -> bool:
+        try:
+            self.client.create_registered_model(
+                lock,
+                tags={LOCK_TAG: json.dumps(holder)},
+                description=f"Held while the champion alias of '{self.name}' is moved; "
+                "removed when the move is done.",
+            )
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_ALREADY_EXISTS":
+                return False
+            raise
+        return True
+
+    def _lock_holder(self, lock: str) -> dict[str, Any] | None:
+        try:
+            tags = self.client.get_registered_model(lock).tags
+        except MlflowException:
+            return None  # released meanwhile
+        return json.loads(tags[LOCK_TAG]) if LOCK_TAG in tags else None
+
+    def _release_lock(self, lock: str, token: str) -> None:
+        """Delete the lock if it is still the one with this token (not a successor's)."""
+        held = self._lock_holder(lock)
+        if held is not None and held["token"] == token:
+            with suppress(MlflowException):  # released meanwhile
+                self.client.delete_registered_model(lock)
+
+    def _logged(
+        self, current: ModelVersion | None, to_version: str, action: str, actor: str, reason: str
+    ) -> AliasMove:
+        """Append a move to the alias log (registered-model tags, one per move). Called
+        under the lock, with the champion read under it."""
         move = AliasMove(
             seq=len(self.history()) + 1,
             action=action,
@@ -205,12 +304,24 @@ class Registry:
         )
         return move
 
-    def _move_champion(self, to_version: str, action: str, actor: str, reason: str) -> AliasMove:
-        move = self._logged(to_version, action, actor, reason)
+    def _move_champion(
+        self, current: ModelVersion | None, to_version: str, action: str, actor: str, reason: str
+    ) -> AliasMove:
+        move = self._logged(current, to_version, action, actor, reason)
         self.client.set_registered_model_alias(self.name, CHAMPION, move.to_version)
         self.client.set_model_version_tag(self.name, move.to_version, "champion.since", move.at)
         self.client.set_model_version_tag(self.name, move.to_version, "champion.reason", reason)
         return move
+
+    def _check_expected(self, current: ModelVersion | None, expected: str | None) -> None:
+        if expected is not None and not same_version(
+            current.version if current else None, expected
+        ):
+            raise RegistryError(
+                f"the champion of '{self.name}' is version {current.version if current else 'unset'}, "
+                f"not {expected} as this move expected (it was moved meanwhile): nothing was moved; "
+                "read it again (report again) before acting"
+            )
 
     def promote(
         self,
@@ -220,15 +331,14 @@ class Registry:
         force: bool = False,
         automatic: bool = False,
         by_experiment: bool = False,
+        expect_champion: str | None = None,
     ) -> AliasMove | None:
         """Point `champion` at `version`. A version whose gate failed needs force and a reason.
 
         Idempotent: when `version` already is champion, nothing moves and None is returned.
+        With `expect_champion`, refused unless that version is champion when the move is made.
         """
         target = self.version(version)
-        current = self.champion()
-        if current is not None and same_version(current.version, target.version):
-            return None
         if target.tags.get(REGISTRATION_TAG) != "complete":
             raise RegistryError(
                 f"version {target.version} of '{self.name}' was left half-made (its registration "
@@ -252,7 +362,12 @@ class Registry:
             action = "experiment-promote"
         else:
             action = "auto-promote" if automatic else "promote"
-        move = self._move_champion(target.version, action, actor, reason or action)
+        with self._champion_lock(actor, action):
+            current = self.champion()
+            self._check_expected(current, expect_champion)
+            if current is not None and same_version(current.version, target.version):
+                return None
+            move = self._move_champion(current, target.version, action, actor, reason or action)
         if not gate_passed:
             self.client.set_model_version_tag(
                 self.name, target.version, "forced_promotion.reason", reason
@@ -266,29 +381,41 @@ class Registry:
 
         Idempotent: when `champion` already holds the target, nothing moves and None is returned.
         """
-        current = self.champion()
-        if to_version is None:
-            promotions = [m for m in self.history() if m.action in PROMOTIONS and m.from_version]
-            if not promotions:
-                raise RegistryError(f"'{self.name}' has no earlier champion to roll back to")
-            to_version = str(promotions[-1].from_version)
-        target = self.version(to_version)
-        if current is not None and same_version(current.version, target.version):
-            return None
-        return self._move_champion(target.version, "rollback", actor, reason or "rollback")
+        with self._champion_lock(actor, "rollback"):
+            current = self.champion()
+            if to_version is None:
+                promotions = [
+                    m for m in self.history() if m.action in PROMOTIONS and m.from_version
+                ]
+                if not promotions:
+                    raise RegistryError(f"'{self.name}' has no earlier champion to roll back to")
+                to_version = str(promotions[-1].from_version)
+            target = self.version(to_version)
+            if current is not None and same_version(current.version, target.version):
+                return None
+            return self._move_champion(
+                current, target.version, "rollback", actor, reason or "rollback"
+            )
 
     def end_experiment(
-        self, experiment: str, challenger: str | int, actor: str, reason: str
+        self,
+        experiment: str,
+        challenger: str | int,
+        actor: str,
+        reason: str,
+        expect_champion: str | None = None,
     ) -> AliasMove | None:
         """Record in the alias log that `experiment` ended with the champion kept, and tag
         the challenger with why. Idempotent: a daily report that keeps saying "worse" ends
-        the experiment once."""
-        champion = self.champion()
-        if champion is None:
-            raise RegistryError(f"'{self.name}' has no champion to keep")
+        the experiment once. With `expect_champion`, refused unless that one is champion."""
         target = self.version(challenger)
         tag = f"experiment.{experiment}.ended"
-        if tag in target.tags:
-            return None
-        self.client.set_model_version_tag(self.name, target.version, tag, reason)
-        return self._logged(str(champion.version), EXPERIMENT_END, actor, reason)
+        with self._champion_lock(actor, EXPERIMENT_END):
+            champion = self.champion()
+            if champion is None:
+                raise RegistryError(f"'{self.name}' has no champion to keep")
+            self._check_expected(champion, expect_champion)
+            if tag in self.version(challenger).tags:
+                return None
+            self.client.set_model_version_tag(self.name, target.version, tag, reason)
+            return self._logged(champion, str(champion.version), EXPERIMENT_END, actor, reason)
