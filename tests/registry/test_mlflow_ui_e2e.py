@@ -70,7 +70,7 @@ def move_champion_in_the_ui(url: str, version: str, screenshot, versions_screens
             dialog.wait_for(state="hidden")
             page.goto(f"{url}/#/models/{MODEL}")
             page.get_by_text("@ champion").first.wait_for()
-            page.screenshot(path=versions_screenshot, full_page=True)
+            page.screenshot(path=versions_screenshot)
         finally:
             browser.close()
 
