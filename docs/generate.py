@@ -618,6 +618,91 @@ def draw_plots(out: Path) -> None:
         plt.close(fig)
 
 
+def bar_chart(
+    out: Path, name: str, title: str, bars: dict[str, dict[str, float]], unit: str
+) -> None:
+    """Grouped horizontal bars: one group per label, one bar per series."""
+    import matplotlib.pyplot as plt
+
+    labels = list(bars)
+    series = list(dict.fromkeys(key for values in bars.values() for key in values))
+    height = 0.8 / len(series)
+    fig, axes = plt.subplots(figsize=(8, 1.2 + 0.4 * len(labels) * len(series)), dpi=110)
+    for number, key in enumerate(series):
+        positions = [i + number * height for i in range(len(labels))]
+        axes.barh(positions, [bars[label].get(key, 0) for label in labels], height, label=key)
+    axes.set_yticks([i + height * (len(series) - 1) / 2 for i in range(len(labels))], labels)
+    axes.invert_yaxis()
+    axes.set(xlabel=unit, title=title)
+    if len(series) > 1:
+        axes.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
+    axes.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / f"{name}.png", metadata={"Software": None})
+    plt.close(fig)
+
+
+def draw_benchmark_charts(out: Path) -> None:
+    """One chart per benchmark page, from its results file."""
+    serving = read_json("benchmarks/results/serving.json")["results"]
+    short = {
+        "bentoml_service": "this service",
+        "mlflow_models_serve": "mlflow models serve",
+        "minimal_asgi": "bare ASGI app",
+        "in_process_pipeline": "in-process pipeline",
+        "in_process_compiled": "in-process compiled",
+    }
+    bar_chart(
+        out,
+        "serving",
+        "Throughput per server (2 cores)",
+        {
+            label: {
+                "single rows, requests/s": serving[key]["single_row"]["requests_per_s"],
+                "1,000-row requests, rows/s ÷ 100": serving[key]["batch_1000"]["rows_per_s"] / 100,
+            }
+            for key, label in short.items()
+        },
+        "per second",
+    )
+    start = read_json("benchmarks/results/container.json")["cold_start_to_ready_s"]
+    bar_chart(
+        out,
+        "container",
+        "Cold start to /readyz",
+        {
+            "container": {"median": start["container_median"]},
+            "bentoml serve on the host": {"median": start["bentoml_serve_on_host_median"]},
+        },
+        "seconds",
+    )
+    runs = read_json("benchmarks/results/sql_source.json")["runs"]
+    bar_chart(
+        out,
+        "sql_source",
+        "Peak memory reading the table from PostgreSQL",
+        {
+            f"{run['rows'] / 1e6:g}M rows": {
+                "ingest (streamed)": run["ingest"]["peak_rss_mb"],
+                "pandas.read_sql": run["read_sql"]["peak_rss_mb"],
+            }
+            for run in runs
+        },
+        "MB",
+    )
+    corpus = read_json("benchmarks/results/corpus.json")
+    bar_chart(
+        out,
+        "corpus",
+        "Test ROC-AUC and PR-AUC per real table",
+        {
+            t["table"]: {"ROC-AUC": t["test"]["roc_auc"], "PR-AUC": t["test"]["pr_auc"]}
+            for t in corpus
+        },
+        "score on the untouched test set",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -638,6 +723,7 @@ def main(argv: list[str] | None = None) -> int:
             page.write_text(new)
     generated = DOCS / "images" / "generated"
     draw_plots(generated)
+    draw_benchmark_charts(generated)
     for image in COPIED_IMAGES:
         shutil.copyfile(REPO / image, generated / Path(image).name)
     if stale and args.check:
