@@ -38,7 +38,18 @@ ILLUSTRATIVE_PATHS = {
     "apis/openapi.yaml",
     "logs/*.jsonl*",
 }
-PATH_SUFFIXES = (".py", ".yaml", ".yml", ".toml", ".lock", ".json", ".csv", ".md", ".parquet")
+PATH_SUFFIXES = (
+    ".py",
+    ".yaml",
+    ".yml",
+    ".toml",
+    ".lock",
+    ".json",
+    ".csv",
+    ".md",
+    ".parquet",
+    ".db",
+)
 TOP_FOLDERS = {p.name for p in REPO_ROOT.iterdir() if p.is_dir() and not p.name.startswith(".")}
 TOP_FOLDERS |= {".github", ".ci", ".dvc"}
 LIBRARY = REPO_ROOT / "src" / "mlops_starter"
@@ -226,7 +237,8 @@ def library_text() -> str:
 
 def tag_exists(name: str) -> bool:
     """An MLflow tag or metric name (`data.train_md5`, `gate.passed`) the library writes."""
-    return f'"{name}"' in library_text() or f'"{name.rpartition(".")[0]}.' in library_text()
+    prefix = name.rpartition(".")[0]
+    return f'"{name}"' in library_text() or f'"{prefix}.{{' in library_text()  # f"test.{m}"
 
 
 def test_every_params_key_the_docs_name_exists():
@@ -275,8 +287,9 @@ def module_attribute_exists(path: str) -> bool:
 def path_exists(path: str) -> bool:
     path = path.rstrip("/.,:;")
     pattern = re.sub(r"<[^>]+>|\{[^}]+\}", "*", path)
-    if "/" not in path:  # a bare module or file name: anywhere in the code
-        return any(p for p in REPO_ROOT.glob(f"**/{pattern}") if ".venv" not in p.parts)
+    if "/" not in path:  # a bare module or file name: anywhere in the code, or made at run time
+        found = any(p for p in REPO_ROOT.glob(f"**/{pattern}") if ".venv" not in p.parts)
+        return found or ignored_by_git(path)
     return (
         any(any(root.glob(pattern)) for root in (REPO_ROOT, LIBRARY))
         or module_attribute_exists(path)
