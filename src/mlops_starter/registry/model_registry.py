@@ -266,7 +266,9 @@ class Registry:
                 "removed when the move is done.",
             )
         except MlflowException as exc:
-            if exc.error_code == "RESOURCE_ALREADY_EXISTS":
+            # Held by another mover; or held a moment ago: MLflow's store looks the holder
+            # up after the failed insert, and finds it gone if it was released meanwhile.
+            if exc.error_code in ("RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST"):
                 return False
             raise
         return True
