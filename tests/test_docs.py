@@ -4,6 +4,7 @@ every make target, params.yaml key, mlops command and file path they name exists
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import importlib.util
 import re
 import shutil
@@ -37,6 +38,7 @@ ILLUSTRATIVE_PATHS = {
     "env/docker/Dockerfile",
     "apis/openapi.yaml",
     "logs/*.jsonl*",
+    "model_card_v1.md",
 }
 PATH_SUFFIXES = (
     ".py",
@@ -263,7 +265,15 @@ def test_every_params_key_the_docs_name_exists():
 
 
 def ignored_by_git(path: str) -> bool:
-    return subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO_ROOT).returncode == 0
+    """Made at run time and kept out of git (mlflow.db, build/, mlruns/)."""
+    probe = path + "x" if path.endswith("/") else path  # a folder's pattern needs a child
+    return subprocess.run(["git", "check-ignore", "-q", probe], cwd=REPO_ROOT).returncode == 0
+
+
+@cache
+def tracked_files() -> list[str]:
+    listed = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True)
+    return listed.stdout.splitlines()
 
 
 @cache
@@ -276,6 +286,27 @@ def dvc_outputs() -> set[str]:
     }
 
 
+def expand_braces(path: str) -> list[str]:
+    """`plots/{roc,pr}.csv` is two paths."""
+    match = re.search(r"\{([^}]*)\}", path)
+    if not match:
+        return [path]
+    return [
+        expanded
+        for choice in match[1].split(",")
+        for expanded in expand_braces(path[: match.start()] + choice + path[match.end() :])
+    ]
+
+
+def written_by_library(name: str) -> bool:
+    """An artifact name the code writes (`test_slices.json`, `model_card_v<N>.md`)."""
+    pattern = "".join(
+        r"\{[^}]*\}" if part.startswith("<") else re.escape(part)
+        for part in re.split(r"(<[^>]+>)", name)
+    )
+    return re.search(rf"[\"']{pattern}[\"']", library_text()) is not None
+
+
 def module_attribute_exists(path: str) -> bool:
     """`data/sources.ingest`: a function or constant of a library module."""
     module, _, name = path.rpartition(".")
@@ -284,18 +315,31 @@ def module_attribute_exists(path: str) -> bool:
     return source.is_file() and re.search(pattern, source.read_text(), re.M) is not None
 
 
-def path_exists(path: str) -> bool:
-    path = path.rstrip("/.,:;")
-    pattern = re.sub(r"<[^>]+>|\{[^}]+\}", "*", path)
-    if "/" not in path:  # a bare module or file name: anywhere in the code, or made at run time
-        found = any(p for p in REPO_ROOT.glob(f"**/{pattern}") if ".venv" not in p.parts)
-        return found or ignored_by_git(path)
+def one_path_exists(path: str) -> bool:
+    """In git (here or under src/mlops_starter/), made by the DAG, or made at run time."""
+    folder = path.endswith("/")
+    path = path.removeprefix("./").rstrip("/")
+    if "/" not in path and not folder:  # a bare file name: a tracked file, or one the code writes
+        pattern = re.sub(r"<[^>]+>", "*", path)
+        named = {Path(tracked).name for tracked in tracked_files()}
+        found = any(fnmatch.fnmatch(n, pattern) for n in named)
+        return found or written_by_library(path) or ignored_by_git(path)
+    pattern = re.sub(r"<[^>]+>", "*", path)
+    for candidate in (pattern, f"src/mlops_starter/{pattern}"):
+        if any(
+            fnmatch.fnmatch(t, candidate) or fnmatch.fnmatch(t, candidate + "/*")
+            for t in tracked_files()
+        ):
+            return True
     return (
-        any(any(root.glob(pattern)) for root in (REPO_ROOT, LIBRARY))
-        or module_attribute_exists(path)
+        module_attribute_exists(path)
         or path in dvc_outputs()
-        or ignored_by_git(path.replace("*", "x"))
+        or ignored_by_git(path + "/" if folder else path.replace("*", "x"))
     )
+
+
+def path_exists(path: str) -> bool:
+    return all(one_path_exists(each) for each in expand_braces(path.rstrip(".,:;")))
 
 
 def test_every_file_path_the_docs_name_exists():
