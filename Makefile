@@ -92,9 +92,9 @@ podman:
 	  else echo "no container engine: the image tests will fail until one runs (apt-get install $(PODMAN_PACKAGES))"; fi
 PODMAN_PACKAGES := podman runc debootstrap uidmap golang-github-containernetworking-plugin-dnsname
 
-## test-fast: unit tests only
+## test-fast: the unit tests only (no `dvc repro`, no server), on TEST_WORKERS workers
 test-fast: env
-	$(BIN)/pytest -m "not e2e"
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not e2e"
 
 ## lint: ruff's lint rules (security rules included) and its format check
 lint: env
