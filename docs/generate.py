@@ -19,6 +19,7 @@ import json
 import re
 import shutil
 import sys
+import types
 import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -381,7 +382,7 @@ def type_name(annotation: Any) -> str:
     if origin is typing.Literal:
         return " \\| ".join(f"`{a}`" for a in args)
     if args:
-        if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if origin in (typing.Union, types.UnionType):
             return " or ".join("null" if a is type(None) else type_name(a) for a in args)
         return (
             f"{getattr(origin, '__name__', str(origin))}[{', '.join(type_name(a) for a in args)}]"

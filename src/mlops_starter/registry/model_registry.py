@@ -410,14 +410,14 @@ class Registry:
         """Record in the alias log that `experiment` ended with the champion kept, and tag
         the challenger with why. Idempotent: a daily report that keeps saying "worse" ends
         the experiment once. With `expect_champion`, refused unless that one is champion."""
-        target = self.version(challenger)
         tag = f"experiment.{experiment}.ended"
         with self._champion_lock(actor, EXPERIMENT_END):
             champion = self.champion()
             if champion is None:
                 raise RegistryError(f"'{self.name}' has no champion to keep")
             self._check_expected(champion, expect_champion)
-            if tag in self.version(challenger).tags:
+            target = self.version(challenger)  # read under the lock: ended once
+            if tag in target.tags:
                 return None
             self.client.set_model_version_tag(self.name, target.version, tag, reason)
             return self._logged(champion, str(champion.version), EXPERIMENT_END, actor, reason)
