@@ -25,7 +25,7 @@ from ruamel.yaml import YAML
 
 from mlops_starter.config import Config
 from mlops_starter.data.corpus import CORPUS, corpus_params, load_corpus_table
-from mlops_starter.data.sources import ingest
+from mlops_starter.data.ingest import ingest
 from mlops_starter.evaluation.evaluate import evaluate
 from mlops_starter.storage import read_json, write_json, write_parquet
 from mlops_starter.training.split import split_table

@@ -67,7 +67,7 @@ def worker(reader: str, url: str, out: str) -> None:
     started = time.perf_counter()
     if reader == "ingest":
         from mlops_starter.config import Config
-        from mlops_starter.data.sources import ingest
+        from mlops_starter.data.ingest import ingest
 
         cfg = Config.from_dict(
             {

@@ -416,9 +416,16 @@ def params_comments() -> dict[str, str]:
 
 def walk(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, Any, Any, str]]:
     """(key, type, default, description) for every setting; a section yields itself first."""
+    from mlops_starter.candidates import CANDIDATES
+
     for name, field in model.model_fields.items():
         key = f"{prefix}{field.alias or name}"
         annotation = field.annotation
+        if key == "train.candidates":  # a registry: each candidate a section of its settings
+            for candidate, entry in CANDIDATES.items():
+                yield f"{key}.{candidate}", entry.settings, None, entry.settings.__doc__ or ""
+                yield from walk(entry.settings, f"{key}.{candidate}.")
+            continue
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             yield key, annotation, None, field.description or (annotation.__doc__ or "")
             yield from walk(annotation, key + ".")

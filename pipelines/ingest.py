@@ -1,9 +1,9 @@
-"""Stage ingest: the demo generator or the user's CSV/Parquet file -> raw Parquet table."""
+"""Stage ingest: the table data.source names (demo, a file, a database) -> raw Parquet table."""
 
 import logging
 
 from mlops_starter.config import Config
-from mlops_starter.data.sources import ingest
+from mlops_starter.data.ingest import ingest
 from mlops_starter.runner import stage
 
 

@@ -17,8 +17,11 @@ import pandas as pd
 import pytest
 import yaml
 
+from mlops_starter.candidates import CANDIDATES
+from mlops_starter.config import CsvConfig, DataConfig
 from mlops_starter.data.demo import generate_demo_table
 from mlops_starter.data.schema import FeatureSchema, encode_target
+from mlops_starter.data.sources import open_table
 from mlops_starter.serving.process import free_port, wait_for_http
 from mlops_starter.storage import read_json
 
@@ -80,6 +83,21 @@ FAST_PARAMS = {
         },
     },
 }
+
+
+def candidate_defaults() -> dict[str, dict]:
+    """Each registered candidate's default hyperparameters (src/mlops_starter/candidates.py),
+    a fresh copy a test may change."""
+    return {name: entry.settings().hyperparameters() for name, entry in CANDIDATES.items()}
+
+
+def table_batches(
+    path: Path, chunk_rows: int, csv: CsvConfig | None = None
+) -> Iterator[pd.DataFrame]:
+    """Every column of the file at `path`, read as ingest and `mlops score` read it."""
+    data = DataConfig(target="churned", positive_label="yes", csv=csv or CsvConfig())
+    table = open_table(path, data)
+    return table.batches(table.columns(), chunk_rows)
 
 
 def deep_update(base: dict, changes: dict) -> dict:

@@ -17,7 +17,7 @@ def repo_params() -> dict:
 def test_repository_params_load_into_typed_config():
     cfg = Config.from_yaml(REPO_PARAMS)
     assert cfg.data.is_demo
-    assert set(cfg.train.candidates.enabled()) == {
+    assert set(cfg.train.enabled_candidates()) == {
         "logistic_regression",
         "random_forest",
         "xgboost",
@@ -93,4 +93,19 @@ def test_streaming_refuses_what_needs_every_row_by_name(change, named):
     for section, values in change.items():
         deep_update(raw[section], values)
     with pytest.raises(ConfigError, match=named):
+        Config.from_dict(raw)
+
+
+@pytest.mark.parametrize(
+    ("source", "recheck", "named"),
+    [
+        ({"url": "sqlite:///crm.db", "table": "customers"}, [], r"set recheck_source: \[table\]"),
+        ("data/source/customers.csv", ["table"], r"set recheck_source: \[\]"),
+    ],
+)
+def test_recheck_source_must_say_whether_dvc_can_hash_the_source(source, recheck, named):
+    """dvc.yaml builds the fingerprint@table stage from data.recheck_source: a database
+    without it would never be seen to change, a file with it would rerun every time."""
+    raw = deep_update(repo_params(), {"data": {"source": source, "recheck_source": recheck}})
+    with pytest.raises(ConfigError, match=r"data: .*" + named):
         Config.from_dict(raw)

@@ -85,13 +85,13 @@ def test_the_logged_model_requires_the_library_of_every_type_it_may_hold():
     here and fail there."""
     from importlib.metadata import packages_distributions
 
-    from mlops_starter.storage import SKOPS_TRUSTED_TYPES
-    from mlops_starter.training.tracking import MODEL_LIBRARIES, model_requirements
+    from mlops_starter.storage import trusted_types
+    from mlops_starter.training.tracking import model_libraries, model_requirements
 
     owners = packages_distributions()
-    modules = {t.split(".")[0] for t in SKOPS_TRUSTED_TYPES} | {"mlflow", "skops", "sklearn"}
+    modules = {t.split(".")[0] for t in trusted_types()} | {"mlflow", "skops", "sklearn"}
     for module in modules:
-        assert set(owners[module]) & set(MODEL_LIBRARIES), module
+        assert set(owners[module]) & set(model_libraries()), module
     assert all("==" in line and "pytest" not in line for line in model_requirements())
 
 

@@ -3,6 +3,7 @@ with MLflow on its default local SQLite store (no server, no environment variabl
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import mlflow
@@ -178,14 +179,36 @@ def ran_stages(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([\w-]+)'", output))
 
 
-def test_second_repro_reruns_only_the_fingerprint_which_finds_the_source_unchanged(reproduced):
-    """DVC cannot hash a database table, so the fingerprint stage runs every time
-    (`always_changed`); its unchanged output keeps every other stage as it was."""
+def test_second_repro_runs_no_stage_and_dvc_status_is_clean(reproduced):
+    """A file source is hashed by DVC itself: nothing changed, nothing runs."""
     again = reproduced.run("dvc", "repro")
-    assert ran_stages(again.stdout) == {"fingerprint"}, again.stdout
-    assert "Stage 'ingest' didn't change, skipping" in again.stdout
-    status = json.loads(reproduced.run("dvc", "status", "--json").stdout)
-    assert status == {"fingerprint": ["always changed"]}
+    assert ran_stages(again.stdout) == set(), again.stdout
+    assert "Data and pipelines are up to date." in again.stdout
+    assert json.loads(reproduced.run("dvc", "status", "--json").stdout) == {}
+
+
+def test_a_stage_run_by_a_python_without_the_project_deletes_no_committed_file(
+    reproduced, tmp_path
+):
+    """`.venv/bin/dvc repro` with the environment not active runs each stage's `python`
+    from PATH, which lacks the project's libraries: every stage fails, and DVC, told that
+    outputs kept in git persist, leaves each of them as it was."""
+    bare = tmp_path / "bare-python"
+    bare.mkdir()
+    (bare / "python").symlink_to(Path(sys.base_prefix) / "bin" / "python3")
+    committed = reproduced.run("git", "ls-files", "-z").stdout.split("\0")
+    before = {name: file_md5(reproduced.root / name) for name in committed if name}
+    path = reproduced.env["PATH"]
+    reproduced.env["PATH"] = f"{bare}:{path}"
+    try:
+        for stage in ("ingest", "validate", "split", "train", "evaluate"):
+            failed = reproduced.run("dvc", "repro", "--force", "--single-item", stage, check=False)
+            assert "ModuleNotFoundError: No module named" in failed.stderr, (stage, failed.stderr)
+        after = {name: file_md5(reproduced.root / name) for name in before}
+        assert after == before
+    finally:
+        reproduced.env["PATH"] = path
+        reproduced.run("dvc", "checkout", "--force")  # the DVC-cached outputs the runs removed
 
 
 def test_an_identical_retrain_still_packages_the_version_registered_from_that_model(reproduced):
@@ -197,7 +220,7 @@ def test_an_identical_retrain_still_packages_the_version_registered_from_that_mo
     assert "Running stage 'train'" in retrained.stdout
     reproduced.run("dvc", "repro", "--force", "--single-item", "package")
     assert reproduced.read_json("models/bento.json")["version"] == before
-    assert ran_stages(reproduced.run("dvc", "repro").stdout) == {"fingerprint"}
+    assert ran_stages(reproduced.run("dvc", "repro").stdout) == set()
 
 
 def test_experiment_with_a_train_param_reruns_only_what_depends_on_it(reproduced):

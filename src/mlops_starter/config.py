@@ -7,13 +7,23 @@ names the key instead of a silently ignored setting.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from mlops_starter.candidates import CANDIDATES, CandidateSettings, validate_candidates
 from mlops_starter.errors import ConfigError
+from mlops_starter.extensions import import_extensions
 
 DEFAULT_PARAMS = Path("params.yaml")
 # Test-set metrics that the gate and the monitor hold bars on.
@@ -80,6 +90,12 @@ class DatabaseSource(_Section):
 
 class DataConfig(_Section):
     source: str | DatabaseSource = "demo"
+    recheck_source: list[Literal["table"]] = Field(
+        [],
+        description="[table] for a database source: DVC cannot hash a table, so the "
+        "fingerprint@table stage re-reads it on every dvc repro; [] for a file, which DVC "
+        "hashes itself",
+    )
     demo: DemoData = DemoData()
     target: str
     positive_label: str | int | bool
@@ -119,6 +135,24 @@ class DataConfig(_Section):
             raise ValueError(f"drop_columns names {sorted(clash)}, which the pipeline needs")
         return self
 
+    @model_validator(mode="after")
+    def _recheck_only_a_database(self) -> DataConfig:
+        """dvc.yaml makes the fingerprint stage from recheck_source, so it must say what
+        the source is: DVC would otherwise miss a changed table, or rerun a stage on every
+        repro of a file it hashes anyway."""
+        database = isinstance(self.source, DatabaseSource)
+        if database and not self.recheck_source:
+            raise ValueError(
+                "source is a database table, which DVC cannot hash: set recheck_source: "
+                "[table], so every dvc repro re-reads its fingerprint and sees when it changed"
+            )
+        if self.recheck_source and not database:
+            raise ValueError(
+                "recheck_source is [table], but the source is a file (or the demo), which DVC "
+                "hashes itself: set recheck_source: [], so an unchanged dvc repro runs no stage"
+            )
+        return self
+
 
 class ValidateConfig(_Section):
     suite: str | None = "expectations/raw_table.json"
@@ -152,57 +186,7 @@ class LeakageConfig(_Section):
     max_shared_feature_rows: int = Field(0, ge=0)
 
 
-class LogisticRegressionParams(_Section):
-    enabled: bool = True
-    C: float = Field(1.0, gt=0)
-    l1_ratio: float = Field(0.0, ge=0.0, le=1.0)
-    class_weight: Literal["balanced"] | None = "balanced"
-    max_iter: int = Field(2000, ge=10)
-
-
-class RandomForestParams(_Section):
-    enabled: bool = True
-    n_estimators: int = Field(300, ge=1)
-    max_depth: int | None = Field(12, ge=1)
-    min_samples_leaf: int = Field(5, ge=1)
-    max_features: Literal["sqrt", "log2"] | float = "sqrt"
-    class_weight: Literal["balanced", "balanced_subsample"] | None = "balanced_subsample"
-
-
-class XGBoostParams(_Section):
-    enabled: bool = True
-    n_estimators: int = Field(400, ge=1)
-    learning_rate: float = Field(0.05, gt=0, le=1)
-    max_depth: int = Field(4, ge=1)
-    min_child_weight: float = Field(1.0, ge=0)
-    subsample: float = Field(0.8, gt=0, le=1)
-    colsample_bytree: float = Field(0.8, gt=0, le=1)
-    reg_alpha: float = Field(0.0, ge=0, description="L1 penalty on leaf weights")
-    reg_lambda: float = Field(1.0, ge=0, description="L2 penalty on leaf weights")
-    scale_pos_weight: float = Field(1.0, gt=0)
-
-
-class Candidates(_Section):
-    logistic_regression: LogisticRegressionParams = LogisticRegressionParams()
-    random_forest: RandomForestParams = RandomForestParams()
-    xgboost: XGBoostParams = XGBoostParams()
-
-    def enabled(self) -> dict[str, LogisticRegressionParams | RandomForestParams | XGBoostParams]:
-        """Enabled candidates by name, in a stable order."""
-        candidates = (
-            ("logistic_regression", self.logistic_regression),
-            ("random_forest", self.random_forest),
-            ("xgboost", self.xgboost),
-        )
-        return {name: params for name, params in candidates if params.enabled}
-
-
 SearchValue = str | int | float | bool | None
-CANDIDATE_PARAMS: dict[str, type[_Section]] = {
-    "logistic_regression": LogisticRegressionParams,
-    "random_forest": RandomForestParams,
-    "xgboost": XGBoostParams,
-}
 
 
 class SearchRange(_Section):
@@ -247,11 +231,11 @@ class TuningConfig(_Section):
     @model_validator(mode="after")
     def _space_names_real_parameters(self) -> TuningConfig:
         for candidate, ranges in self.space.items():
-            if candidate not in CANDIDATE_PARAMS:
+            if candidate not in CANDIDATES:
                 raise ValueError(
-                    f"space.{candidate}: not a candidate (one of {sorted(CANDIDATE_PARAMS)})"
+                    f"space.{candidate}: not a candidate (one of {sorted(CANDIDATES)})"
                 )
-            params = CANDIDATE_PARAMS[candidate]
+            params = CANDIDATES[candidate].settings
             for name, search in ranges.items():
                 if name not in params.model_fields or name == "enabled":
                     raise ValueError(
@@ -280,14 +264,26 @@ class TrainConfig(_Section):
     )
     resampling: Literal["none", "smote", "undersample"] = "none"
     n_jobs: int = -1
-    candidates: Candidates = Candidates()
+    candidates: dict[str, SerializeAsAny[CandidateSettings]] = Field(
+        default_factory=lambda: validate_candidates({}),
+        description="the registered candidates' settings (src/mlops_starter/candidates.py)",
+    )
     tuning: TuningConfig = TuningConfig()
+
+    @field_validator("candidates", mode="before")
+    @classmethod
+    def _registered_candidates(cls, raw: Any) -> dict[str, CandidateSettings]:
+        return validate_candidates(raw)
 
     @model_validator(mode="after")
     def _at_least_one_candidate(self) -> TrainConfig:
-        if not self.candidates.enabled():
+        if not self.enabled_candidates():
             raise ValueError("enable at least one of train.candidates")
         return self
+
+    def enabled_candidates(self) -> dict[str, CandidateSettings]:
+        """Enabled candidates by name, in the registry's order."""
+        return {name: settings for name, settings in self.candidates.items() if settings.enabled}
 
 
 class SliceConfig(_Section):
@@ -419,6 +415,9 @@ class MonitorConfig(_Section):
     max_rejected_rate: float = Field(0.05, ge=0, le=1)
     max_latency_p99_s: float = Field(1.0, gt=0)
     min_rows: int = Field(200, ge=1)
+    custom: dict[str, dict[str, Any]] = Field(
+        {}, description="the settings of a team's own checks, by check name"
+    )
 
 
 class DaskConfig(_Section):
@@ -472,6 +471,11 @@ class Config(_Section):
     monitor: MonitorConfig = MonitorConfig()
     scale: ScaleConfig = ScaleConfig()
     paths: Paths = Paths()
+    extensions: list[str] = Field(
+        [],
+        description="a team's own modules (dotted names, at the repository root or on "
+        "PYTHONPATH), imported first: each registers its sources, checks or candidates",
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -492,7 +496,7 @@ class Config(_Section):
                     f"'{self.train.resampling}'; use train.candidates.xgboost.scale_pos_weight "
                     "for class imbalance, or scale.mode: in_memory"
                 )
-            if not self.train.candidates.xgboost.enabled:
+            if not self.train.candidates["xgboost"].enabled:
                 raise ValueError(
                     f"scale.mode {self.scale.mode} trains only the xgboost candidate, which is disabled"
                 )
@@ -533,4 +537,7 @@ class Config(_Section):
             raw = YAML(typ="safe").load(path.read_text())
         except YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        # A team's modules first: they register the candidates and checks the rest names.
+        if isinstance(raw, dict) and isinstance(modules := raw.get("extensions", []), list):
+            import_extensions([str(m) for m in modules], path.resolve().parent)
         return cls.from_dict(raw, source=str(path))

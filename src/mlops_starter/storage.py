@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from mlops_starter.candidates import CANDIDATES
 from mlops_starter.errors import ModelFileError
 
 
@@ -82,19 +83,25 @@ def file_md5(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-# Types skops may load from a model file we wrote (beyond its built-in safe set).
-# tests/training/test_candidates.py checks that every candidate needs no type outside this list.
-SKOPS_TRUSTED_TYPES = [
+# Types skops may load from a model file we wrote (beyond its built-in safe set): those of
+# the shared pipeline here, and each registered candidate's (candidates.py).
+# tests/training/test_candidates.py checks that every candidate needs no type outside them.
+PIPELINE_TRUSTED_TYPES = (
     "mlops_starter.evaluation.calibration.CalibratedClassifier",
     "mlops_starter.evaluation.calibration.CalibrationMap",
     "imblearn.pipeline.Pipeline",
     "numpy.dtype",
     "imblearn.over_sampling._smote.base.SMOTE",
     "imblearn.under_sampling._prototype_selection._random_under_sampler.RandomUnderSampler",
-    "sklearn.tree._tree.Tree",
-    "xgboost.core.Booster",
-    "xgboost.sklearn.XGBClassifier",
-]
+)
+
+
+def trusted_types() -> list[str]:
+    """Every type a model file of ours may hold: the pipeline's and the candidates'."""
+    listed = [*PIPELINE_TRUSTED_TYPES]
+    for candidate in CANDIDATES.values():
+        listed += [t for t in candidate.trusted_types if t not in listed]
+    return listed
 
 
 def model_bytes(pipeline: Any) -> bytes:
@@ -144,18 +151,18 @@ def load_model(path: str | Path) -> Any:
     """Load a pipeline written from `model_bytes`: the one way any model file is loaded.
 
     skops, unlike pickle, runs no code on load, but it rebuilds any type the file names
-    and the caller trusts. Only SKOPS_TRUSTED_TYPES (and skops's own safe set) are
+    and the caller trusts. Only `trusted_types()` (and skops's own safe set) are
     trusted; a file naming anything else (`os.system`, `builtins.eval`, a class of
     another package) is refused, naming those types."""
     import skops.io
     from skops.io.exceptions import UntrustedTypesFoundException
 
     try:
-        return skops.io.load(path, trusted=SKOPS_TRUSTED_TYPES)
+        return skops.io.load(path, trusted=trusted_types())
     except UntrustedTypesFoundException:
-        named = sorted(set(skops.io.get_untrusted_types(file=path)) - set(SKOPS_TRUSTED_TYPES))
+        named = sorted(set(skops.io.get_untrusted_types(file=path)) - set(trusted_types()))
         raise ModelFileError(
-            f"{path} names types outside the allow-list (storage.SKOPS_TRUSTED_TYPES), so it "
+            f"{path} names types outside the allow-list (storage.trusted_types), so it "
             f"was not loaded: {', '.join(named)}"
         ) from None
     except (zipfile.BadZipFile, KeyError, ValueError) as unreadable:

@@ -5,12 +5,13 @@ read gets one line naming the setting that would read it."""
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import table_batches
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlops_starter.config import CsvConfig
 from mlops_starter.data.csv_format import SEPARATORS, sniff_csv
-from mlops_starter.data.sources import iter_table_batches, write_batches_to_parquet
+from mlops_starter.data.ingest import write_batches_to_parquet
 from mlops_starter.errors import DataError
 
 TABLE = pd.DataFrame(
@@ -34,7 +35,7 @@ EXPORTS = {  # how common spreadsheet exports write a CSV
 
 
 def read_back(path, settings=None) -> pd.DataFrame:
-    return pd.concat(list(iter_table_batches(path, 2, settings)), ignore_index=True)
+    return pd.concat(list(table_batches(path, 2, settings)), ignore_index=True)
 
 
 @pytest.mark.parametrize("export", sorted(EXPORTS))
@@ -52,7 +53,7 @@ def test_settings_override_what_is_sniffed(tmp_path):
     wrong = CsvConfig(sep=",")
     with pytest.raises(DataError) as stopped:
         write_batches_to_parquet(
-            iter_table_batches(path, 10, wrong), tmp_path / "raw.parquet", ["churned"]
+            table_batches(path, 10, wrong), tmp_path / "raw.parquet", ["churned"]
         )
     assert "The header was read as one column; its fields look separated by ';'" in str(
         stopped.value

@@ -1,13 +1,14 @@
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import table_batches
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlops_starter.config import DataConfig
 from mlops_starter.data.demo import generate_demo_table
+from mlops_starter.data.ingest import write_batches_to_parquet
 from mlops_starter.data.schema import FeatureSchema, encode_target
-from mlops_starter.data.sources import iter_table_batches, write_batches_to_parquet
 from mlops_starter.errors import DataError
 
 
@@ -29,28 +30,28 @@ def test_demo_table_has_the_traits_of_real_data(demo_frame):
 def test_iter_table_batches_streams_a_csv_in_chunks(tmp_path, demo_frame):
     path = tmp_path / "table.csv"
     demo_frame.head(250).to_csv(path, index=False)
-    sizes = [len(batch) for batch in iter_table_batches(path, chunk_rows=100)]
+    sizes = [len(batch) for batch in table_batches(path, chunk_rows=100)]
     assert sizes == [100, 100, 50]
 
 
 def test_iter_table_batches_streams_parquet_row_groups(tmp_path, demo_frame):
     path = tmp_path / "table.parquet"
     demo_frame.head(250).to_parquet(path, index=False)
-    assert [len(b) for b in iter_table_batches(path, chunk_rows=120)] == [120, 120, 10]
+    assert [len(b) for b in table_batches(path, chunk_rows=120)] == [120, 120, 10]
 
 
 def test_empty_file_gets_a_clear_error(tmp_path):
     empty = tmp_path / "empty.csv"
     empty.write_text("")
     with pytest.raises(DataError, match=r"empty\.csv: the file is empty"):
-        list(iter_table_batches(empty, 10))
+        list(table_batches(empty, 10))
 
 
 def test_unknown_file_type_is_refused(tmp_path):
     sheet = tmp_path / "table.xlsx"
     sheet.write_text("x")
     with pytest.raises(DataError, match=r"table.xlsx must end in .csv or .parquet"):
-        list(iter_table_batches(sheet, 10))
+        list(table_batches(sheet, 10))
 
 
 def test_batches_are_written_to_one_parquet_file(tmp_path, demo_frame):

@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from mlops_starter.config import Config, DatabaseSource
-from mlops_starter.data.database import fingerprint, write_table
+from mlops_starter.data.database import write_table
 from mlops_starter.data.demo import generate_demo_table
-from mlops_starter.data.sources import ingest
+from mlops_starter.data.ingest import fingerprint, ingest
 from mlops_starter.errors import ConfigError, DataError
 
 DEMO = generate_demo_table(3000, seed=3)
@@ -30,6 +30,7 @@ def data_config(source, **data) -> Config:
     raw = {
         "data": {
             "source": source,
+            "recheck_source": [] if isinstance(source, str) else ["table"],
             "target": "churned",
             "positive_label": "yes",
             "id_column": "customer_id",

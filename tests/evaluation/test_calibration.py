@@ -8,7 +8,7 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from mlops_starter.evaluation.calibration import CalibratedClassifier, CalibrationMap
 from mlops_starter.evaluation.metrics import calibration_metrics, reliability_table
-from mlops_starter.storage import SKOPS_TRUSTED_TYPES
+from mlops_starter.storage import trusted_types
 
 
 def inflated(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -48,7 +48,7 @@ def test_calibrated_classifier_round_trips_through_skops_and_predicts():
 
     y, raw = inflated(2_000, seed=4)
     model = CalibratedClassifier(Stub(), CalibrationMap.fit(raw, y, "isotonic"))
-    mapping = skops.io.loads(skops.io.dumps(model.calibration), trusted=SKOPS_TRUSTED_TYPES)
+    mapping = skops.io.loads(skops.io.dumps(model.calibration), trusted=trusted_types())
     X = raw[:10, None]
     np.testing.assert_allclose(model.predict_proba(X)[:, 1], mapping.apply(raw[:10]))
     assert set(model.predict(X)) <= {0, 1}

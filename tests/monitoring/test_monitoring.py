@@ -5,6 +5,10 @@ scored by it and written with the service's PredictionLog, then read back."""
 
 from __future__ import annotations
 
+import shutil
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,7 +18,8 @@ from mlops_starter.data.demo import generate_demo_table, generate_production_bat
 from mlops_starter.data.profile import feature_profile, score_profile
 from mlops_starter.data.schema import FeatureSchema, encode_target
 from mlops_starter.evaluation.metrics import classification_metrics
-from mlops_starter.monitoring.checks import run_checks, system_health
+from mlops_starter.extensions import import_extensions
+from mlops_starter.monitoring.checks import CHECKS, run_checks, system_health
 from mlops_starter.monitoring.inputs import MonitorError, Reference, read_prediction_log
 from mlops_starter.monitoring.report import write_report
 from mlops_starter.serving.prediction_log import LogBatch, PredictionLog
@@ -33,6 +38,7 @@ XGB = {
     "scale_pos_weight": 1.0,
 }
 SETTINGS = MonitorConfig()
+EXAMPLE_CHECK = Path(__file__).resolve().parents[2] / "docs/examples/traffic_check.py"
 
 
 @pytest.fixture(scope="module")
@@ -209,3 +215,24 @@ def test_system_health_reads_errors_and_latency_from_prometheus_text():
         ("input_quality", "rejected_requests"),
         ("system_health", "latency_p99"),
     }
+
+
+def test_a_team_check_from_outside_src_runs_and_shows_on_the_page(tmp_path, trained):
+    """The docs' example check, as a module of the team's own named in `extensions`:
+    run_checks runs it with its settings from monitor.custom, and the page shows it."""
+    shutil.copy(EXAMPLE_CHECK, tmp_path / "team_traffic.py")
+    import_extensions(["team_traffic"], tmp_path)
+    try:
+        model, schema, reference = trained
+        log = served_log(tmp_path, model, schema, generate_demo_table(300, seed=5))
+        quiet = MonitorConfig(custom={"traffic_floor": {"min_records_per_hour": 1000}})
+        report = run_checks(log, reference, quiet)
+        assert report["traffic_floor"] == {"records_per_hour": 300.0, "floor": 1000.0}
+        assert [a["check"] for a in report["alerts"]] == ["traffic_floor"]
+        page = write_report(report, log, reference, tmp_path).read_text()
+        assert "<h2>traffic floor</h2>" in page and "below the floor of 1000" in page
+        busy = MonitorConfig(custom={"traffic_floor": {"min_records_per_hour": 100}})
+        assert run_checks(log, reference, busy)["alerts"] == []
+    finally:
+        CHECKS.pop("traffic_floor")
+        sys.modules.pop("team_traffic")

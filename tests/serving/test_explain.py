@@ -3,13 +3,16 @@ the model's raw output for every row, whatever the encoders did to the columns."
 
 import numpy as np
 import pytest
+from conftest import candidate_defaults
 from scipy.special import expit
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.pipeline import Pipeline
+from xgboost import XGBClassifier
 
-from mlops_starter.config import Candidates
-from mlops_starter.serving.explain import ExplainError, encoded_sources, explain
+from mlops_starter.serving.explain import ExplainError, encoded_sources, explain, refusal
 from mlops_starter.training.candidates import build_pipeline
 
-PARAMS = {name: p.model_dump() for name, p in Candidates().enabled().items()}
+PARAMS = candidate_defaults()
 PARAMS["random_forest"] |= {"n_estimators": 25}
 PARAMS["xgboost"] |= {"n_estimators": 60}
 
@@ -59,3 +62,10 @@ def test_a_booster_that_kept_its_matrices_feature_names_is_explained(hard_table)
     np.testing.assert_allclose(
         found.base_value + found.contributions.sum(axis=1), found.margin, atol=1e-4
     )
+
+
+def test_a_model_with_no_attribution_method_is_refused_naming_its_estimator():
+    unknown = Pipeline([("preprocess", "passthrough"), ("model", HistGradientBoostingClassifier())])
+    assert "no attribution method for a HistGradientBoostingClassifier" in refusal(unknown)
+    known = Pipeline([("preprocess", "passthrough"), ("model", XGBClassifier())])
+    assert refusal(known) is None

@@ -6,10 +6,10 @@ import logging
 
 import numpy as np
 import pytest
+from conftest import candidate_defaults
 from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import StandardScaler
 
-from mlops_starter.config import Candidates
 from mlops_starter.data.profile import feature_profile
 from mlops_starter.evaluation.calibration import CalibratedClassifier, CalibrationMap
 from mlops_starter.serving.scorer import (
@@ -23,7 +23,7 @@ from mlops_starter.serving.scorer import (
 )
 from mlops_starter.training.candidates import build_pipeline
 
-PARAMS = {name: p.model_dump() for name, p in Candidates().enabled().items()}
+PARAMS = candidate_defaults()
 PARAMS["random_forest"] |= {"n_estimators": 25}
 PARAMS["xgboost"] |= {"n_estimators": 60}
 

@@ -552,6 +552,22 @@ def test_batch_scorer_keeps_ids_scores_as_the_pipeline_and_counts_issues(package
         "table.csv",
     ]
 
+    # A European export (';' between fields, decimal commas) with '?' for missing: read
+    # as ingest reads it (data.csv sniffed, data.na_values), scored as the pipeline would.
+    european = test.astype({"monthly_charges": object})
+    european.loc[[1, 2], "monthly_charges"] = "?"
+    european.to_csv(tmp_path / "european.csv", sep=";", decimal=",", index=False)
+    batch_score(packaged, version, tmp_path / "european.csv", out, 700, summary=summary)
+    ran = json.loads(summary.read_text())
+    assert "wrong_type" not in ran["issues"].get("monthly_charges", {}), ran["issues"]
+    assert ran["issues"]["monthly_charges"]["missing"] >= 2
+    as_missing = test.copy()
+    as_missing.loc[[1, 2], "monthly_charges"] = np.nan
+    expected = load_model(packaged.root / "models/model.skops").predict_proba(as_missing[features])[
+        :, 1
+    ]
+    np.testing.assert_allclose(pd.read_parquet(out)["probability"], expected, atol=TOLERANCE)
+
 
 def test_with_an_api_key_strangers_get_401_and_probes_stay_open(packaged, reference, tmp_path):
     """The key from a secret file (as compose mounts it): /predict, /explain, /metadata

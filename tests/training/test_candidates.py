@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 import skops.io
+from conftest import candidate_defaults
 
-from mlops_starter.config import Candidates
 from mlops_starter.data.schema import FeatureSchema, encode_target
-from mlops_starter.storage import SKOPS_TRUSTED_TYPES, load_model, model_bytes, write_bytes
+from mlops_starter.storage import load_model, model_bytes, trusted_types, write_bytes
 from mlops_starter.training.candidates import build_pipeline
 
-CANDIDATES = {name: params.model_dump() for name, params in Candidates().enabled().items()}
+CANDIDATES = candidate_defaults()
 FAST = {
     "random_forest": {"n_estimators": 20},
     "xgboost": {"n_estimators": 30},
@@ -29,7 +29,7 @@ def test_every_candidate_fits_and_round_trips_through_skops(tmp_path, xy, name, 
         name, CANDIDATES[name] | FAST[name], schema, resampling, seed=0, n_jobs=1
     ).fit(X, y)
     untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
-    assert set(untrusted) <= set(SKOPS_TRUSTED_TYPES), "add the new type to SKOPS_TRUSTED_TYPES"
+    assert set(untrusted) <= set(trusted_types()), "add the type to the candidate's trusted_types"
     write_bytes(tmp_path / "model.skops", model_bytes(model))
     reloaded = load_model(tmp_path / "model.skops")
     np.testing.assert_allclose(reloaded.predict_proba(X.head(50)), model.predict_proba(X.head(50)))

@@ -4,8 +4,8 @@ so any score above chance would mean held-out rows leaked into fitting."""
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import candidate_defaults
 
-from mlops_starter.config import Candidates
 from mlops_starter.data.schema import FeatureSchema, encode_target
 from mlops_starter.errors import DataError
 from mlops_starter.evaluation.metrics import ranking_metrics
@@ -14,7 +14,7 @@ from mlops_starter.training.cv import calibrated, cross_validate, cv_folds, sele
 from mlops_starter.training.split import duplicate_groups, split_holdout
 from mlops_starter.training.train import synthetic_example
 
-PARAMS = {name: p.model_dump() for name, p in Candidates().enabled().items()}
+PARAMS = candidate_defaults()
 PARAMS["random_forest"] |= {"n_estimators": 60}
 PARAMS["xgboost"] |= {"n_estimators": 80}
 
@@ -108,8 +108,10 @@ def test_calibration_learnt_out_of_fold_undoes_class_weight_inflation(demo_frame
     schema, X = prepared(demo_frame, y)
     folds = cv_folds(y, 3, seed=0, strategy="stratified")
     weighted = build_pipeline("logistic_regression", PARAMS["logistic_regression"], schema)
-    raw = cross_validate("lr", {}, weighted, X, y, folds, fbeta=1.0)
-    fixed = cross_validate("lr", {}, weighted, X, y, folds, fbeta=1.0, calibration="sigmoid")
+    raw = cross_validate("logistic_regression", {}, weighted, X, y, folds, fbeta=1.0)
+    fixed = cross_validate(
+        "logistic_regression", {}, weighted, X, y, folds, fbeta=1.0, calibration="sigmoid"
+    )
     assert raw.calibration is None and fixed.calibration is not None
     # class_weight=balanced pushes the mean probability far above the 5% base rate ...
     assert np.mean(raw.oof) > 3 * y.mean()

@@ -8,16 +8,16 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import candidate_defaults
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 from threadpoolctl import threadpool_limits
 
-from mlops_starter.config import Candidates
 from mlops_starter.data.schema import FeatureSchema, encode_target
 from mlops_starter.evaluation.calibration import CalibrationMap
 from mlops_starter.evaluation.metrics import classification_metrics, curve_tables
-from mlops_starter.evaluation.rounding import round_sig, rounded_figures
+from mlops_starter.rounding import round_sig, rounded_figures
 from mlops_starter.storage import model_bytes
 from mlops_starter.training.candidates import build_pipeline, portable
 from mlops_starter.training.cv import calibrated, cross_validate, cv_folds, summarize_oof
@@ -27,7 +27,7 @@ FAST = {
     "xgboost": {"n_estimators": 60},
     "logistic_regression": {},
 }
-PARAMS = {name: p.model_dump() | FAST[name] for name, p in Candidates().enabled().items()}
+PARAMS = {name: p | FAST[name] for name, p in candidate_defaults().items()}
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def fingerprint(name, training, n_jobs):
     schema, X, y, folds = training
     pipeline = build_pipeline(name, PARAMS[name], schema, seed=0, n_jobs=n_jobs)
     result = cross_validate(name, PARAMS[name], pipeline, X, y, folds, 2.0, "sigmoid")
-    model = calibrated(portable(clone(pipeline).fit(X, y)), result)
+    model = calibrated(portable(clone(pipeline).fit(X, y), name), result)
     return json.dumps(result.summary()), hashlib.md5(model_bytes(model)).hexdigest()
 
 

@@ -3,15 +3,16 @@ not; searches are seeded, resumable, and their ranges are checked against the ca
 
 import numpy as np
 import pytest
+from conftest import candidate_defaults
 
-from mlops_starter.config import Candidates, Config, SearchRange, TuningConfig
+from mlops_starter.config import Config, SearchRange, TuningConfig
 from mlops_starter.data.schema import FeatureSchema, encode_target
 from mlops_starter.errors import ConfigError
 from mlops_starter.training.candidates import build_pipeline
 from mlops_starter.training.cv import cross_validate, cv_folds
 from mlops_starter.training.tuning import Tuner
 
-XGB_PARAMS = Candidates().xgboost.model_dump() | {"n_estimators": 40}
+XGB_PARAMS = candidate_defaults()["xgboost"] | {"n_estimators": 40}
 SPACE = {
     "max_depth": SearchRange(low=2, high=8),
     "learning_rate": SearchRange(low=0.02, high=0.5, log=True),

@@ -67,7 +67,7 @@ def _served_probabilities(
     from mlops_starter.serving.process import bentoml_server, free_port
 
     cfg = Config.from_yaml(args.params)
-    bento = build_bento(import_version(registry, champion), cfg.serve)
+    bento = build_bento(import_version(registry, champion), cfg.serve, extensions=cfg.extensions)
     headers = authorization(api_key(cfg.serve.auth, os.environ))
     with tempfile.TemporaryDirectory() as scratch:
         env = {**os.environ, "MLOPS_PREDICTION_LOG_DIR": f"{scratch}/predictions"}
@@ -100,8 +100,9 @@ def containerize(args: argparse.Namespace) -> None:
     elif args.version:
         registry = registry_from(args)
         version = registry.version(args.version)
+        cfg = Config.from_yaml(args.params)
         bento = str(
-            build_bento(import_version(registry, version), Config.from_yaml(args.params).serve).tag
+            build_bento(import_version(registry, version), cfg.serve, extensions=cfg.extensions).tag
         )
     else:
         bento = clone_bento()
@@ -120,7 +121,8 @@ def package(args: argparse.Namespace) -> None:
     --challenger, a bento of the experiment that serve.experiment describes."""
     from mlops_starter.serving.packaging import build_bento, import_challenger, import_version
 
-    settings = Config.from_yaml(args.params).serve
+    cfg = Config.from_yaml(args.params)
+    settings = cfg.serve
     registry = registry_from(args)
     version = registry.version(args.version)
     challenger_tag, beside = None, ""
@@ -128,7 +130,12 @@ def package(args: argparse.Namespace) -> None:
         challenger = registry.version(args.challenger)
         challenger_tag = import_challenger(registry, version, challenger, settings)
         beside = f" with challenger version {challenger.version} ({settings.experiment.mode})"
-    bento = build_bento(import_version(registry, version), settings, challenger_tag=challenger_tag)
+    bento = build_bento(
+        import_version(registry, version),
+        settings,
+        challenger_tag=challenger_tag,
+        extensions=cfg.extensions,
+    )
     append_to_github_file("GITHUB_OUTPUT", f"bento={bento.tag}\n")
     print(f"built bento {bento.tag} of {registry.name} version {version.version}{beside}")
 
@@ -144,7 +151,9 @@ def serve(args: argparse.Namespace) -> None:
     registry = registry_from(args)
     version = registry.version(args.version)
     model_tag = import_version(registry, version)
-    arguments = write_arguments(serve_arguments(model_tag, cfg.serve), "build/serve-args.json")
+    arguments = write_arguments(
+        serve_arguments(model_tag, cfg.serve, extensions=cfg.extensions), "build/serve-args.json"
+    )
     port = str(args.port or cfg.serve.port)
     print(
         f"serving {registry.name} version {version.version} on http://127.0.0.1:{port}"
@@ -155,7 +164,9 @@ def serve(args: argparse.Namespace) -> None:
 
 
 def score(args: argparse.Namespace) -> None:
-    """Score a CSV or Parquet table with a registry version into a Parquet file."""
+    """Score a table (a file or a database's rows) with a registry version into Parquet,
+    reading it as ingest would: data.csv's dialect and data.na_values from params.yaml."""
+    from mlops_starter.data.sources import open_table
     from mlops_starter.serving.batch import score_file
 
     source: Any = args.input
@@ -168,7 +179,15 @@ def score(args: argparse.Namespace) -> None:
             )
         except ValidationError as invalid:
             raise PipelineError(f"--db-url: {invalid.errors()[0]['msg']}") from None
-    summary = score_file(registry_from(args), args.version, source, args.output, args.chunk_rows)
+    data = Config.from_yaml(args.params).data
+    summary = score_file(
+        registry_from(args),
+        args.version,
+        open_table(source, data),
+        args.output,
+        args.chunk_rows,
+        data.na_values,
+    )
     print(
         f"scored {summary['rows']} rows with {summary['model']} version {summary['version']} "
         f"({summary['scorer']['kind']} scorer) into {summary['output']}"

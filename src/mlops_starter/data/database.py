@@ -20,7 +20,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from mlops_starter.config import DatabaseSource, DataConfig
+from mlops_starter.config import DatabaseSource
 from mlops_starter.errors import DataError
 
 FINGERPRINT_SCHEMA = 1
@@ -97,38 +97,19 @@ def _select(source: DatabaseSource, columns: list[str], order_by: Sequence[str] 
     return select.order_by(*(sa.column(c) for c in order_by))
 
 
-def needed_columns(data: DataConfig, available: list[str]) -> list[str]:
-    """What ingest asks for: every column but `drop_columns`. Refuses, naming them, the
-    target, id or time column the table lacks."""
-    required = [c for c in (data.target, data.id_column, data.time_column) if c]
-    if missing := [c for c in required if c not in available]:
-        raise DataError(
-            f"column(s) {missing} named in params.yaml are not in data.source "
-            f"{data.source_label}; it has {available}"
-        )
-    return [c for c in available if c not in data.drop_columns]
-
-
 def _stream(
-    source: DatabaseSource, columns: list[str] | None, chunk_rows: int, data: DataConfig | None
+    source: DatabaseSource, columns: list[str], chunk_rows: int, order_by: Sequence[str]
 ) -> Iterator[pd.DataFrame]:
-    """Rows in batches. For ingest (`data` given): the pipeline's columns in a set order. A
-    database returns rows in no order of its own (PostgreSQL places inserted rows wherever
-    a page has room), and the split depends on it: so by data.id_column, or by every
-    column when there is none, for the same split on every run and machine."""
-    order: list[str] = []
+    """`columns` of every row, in batches, sorted by `order_by`: a database returns rows
+    in no order of its own (PostgreSQL places inserted rows wherever a page has room),
+    and the split depends on it."""
     try:
         with engine_for(source).connect() as connection:
             available = _columns(connection, source)
-            if data is not None:
-                columns = needed_columns(data, list(available))
-                order = [data.id_column] if data.id_column else columns
-            elif columns is None:
-                columns = list(available)
             numeric = [c for c in columns if available.get(c)]
             streaming = connection.execution_options(stream_results=True, max_row_buffer=chunk_rows)
             rows = 0
-            select = _select(source, columns, order)
+            select = _select(source, columns, order_by)
             for batch in pd.read_sql(select, streaming, chunksize=chunk_rows):
                 if len(batch):
                     rows += len(batch)
@@ -144,56 +125,57 @@ def _stream(
         raise _refused(source, error) from None
 
 
-def iter_database_batches(data: DataConfig) -> Iterator[pd.DataFrame]:
-    """Ingest's batches: the columns the pipeline uses (all but data.drop_columns)."""
-    assert isinstance(data.source, DatabaseSource)  # noqa: S101 (the caller dispatches on it)
-    return _stream(data.source, None, data.read_chunk_rows, data)
+class DatabaseTable:
+    """A database table, or a query's rows, as a table source (data/sources.py)."""
 
+    def __init__(self, source: DatabaseSource) -> None:
+        self.source = source
 
-def iter_rows(
-    source: DatabaseSource, columns: list[str], chunk_rows: int
-) -> Iterator[pd.DataFrame]:
-    """`columns` of the source's rows, `chunk_rows` at a time (the batch scorer's input)."""
-    return _stream(source, columns, chunk_rows, None)
+    def label(self) -> str:
+        return self.source.label()
 
-
-def columns_of(source: DatabaseSource) -> list[str]:
-    try:
-        with engine_for(source).connect() as connection:
-            return list(_columns(connection, source))
-    except sa.exc.DBAPIError as error:
-        raise _refused(source, error) from None
-
-
-def fingerprint(data: DataConfig) -> dict[str, Any]:
-    """What tells DVC the table changed: with `fingerprint_column`, the row count and its
-    newest value (one query); otherwise the row count and an order-independent checksum
-    of every row ingest would read."""
-    source = data.source
-    assert isinstance(source, DatabaseSource)  # noqa: S101 (the caller dispatches on it)
-    found: dict[str, Any] = {"schema": FINGERPRINT_SCHEMA, "source": source.label()}
-    if source.fingerprint_column:
-        subject = _select(source, [source.fingerprint_column]).subquery()
+    def columns(self) -> list[str]:
         try:
-            with engine_for(source).connect() as connection:
-                if source.fingerprint_column not in _columns(connection, source):
-                    raise DataError(
-                        f"data.source.fingerprint_column '{source.fingerprint_column}' is not a "
-                        f"column of {source.label()}"
-                    )
-                rows, newest = connection.execute(
-                    sa.select(sa.func.count(), sa.func.max(subject.c[source.fingerprint_column]))
-                ).one()
+            with engine_for(self.source).connect() as connection:
+                return list(_columns(connection, self.source))
         except sa.exc.DBAPIError as error:
-            raise _refused(source, error) from None
-        return found | {"rows": int(rows), f"newest {source.fingerprint_column}": str(newest)}
-    rows, checksum = 0, 0
-    for batch in iter_database_batches(data):
-        rows += len(batch)
-        hashed = pd.util.hash_pandas_object(batch.astype("string"), index=False).to_numpy()
-        # A sum of row hashes modulo 2**64: the order the database returns rows in is free.
-        checksum = (checksum + int(hashed.sum(dtype=np.uint64))) % 2**64
-    return found | {"rows": rows, "checksum": f"{checksum:016x}"}
+            raise _refused(self.source, error) from None
+
+    def batches(
+        self, columns: list[str], chunk_rows: int, order_by: Sequence[str] = ()
+    ) -> Iterator[pd.DataFrame]:
+        return _stream(self.source, columns, chunk_rows, order_by)
+
+    def total_rows(self) -> int | None:
+        return None
+
+    def fingerprint(self, columns: list[str], chunk_rows: int) -> dict[str, Any]:
+        """With `fingerprint_column`, the row count and its newest value (one query);
+        otherwise the row count and an order-independent checksum of `columns` in every
+        row."""
+        source = self.source
+        found: dict[str, Any] = {"schema": FINGERPRINT_SCHEMA, "source": source.label()}
+        if column := source.fingerprint_column:
+            if column not in self.columns():
+                raise DataError(
+                    f"data.source.fingerprint_column '{column}' is not a column of {source.label()}"
+                )
+            subject = _select(source, [column]).subquery()
+            try:
+                with engine_for(source).connect() as connection:
+                    rows, newest = connection.execute(
+                        sa.select(sa.func.count(), sa.func.max(subject.c[column]))
+                    ).one()
+            except sa.exc.DBAPIError as error:
+                raise _refused(source, error) from None
+            return found | {"rows": int(rows), f"newest {column}": str(newest)}
+        rows, checksum = 0, 0
+        for batch in self.batches(columns, chunk_rows):
+            rows += len(batch)
+            hashed = pd.util.hash_pandas_object(batch.astype("string"), index=False).to_numpy()
+            # A sum of row hashes modulo 2**64: the order the database returns rows in is free.
+            checksum = (checksum + int(hashed.sum(dtype=np.uint64))) % 2**64
+        return found | {"rows": rows, "checksum": f"{checksum:016x}"}
 
 
 def write_table(source: DatabaseSource, frame: pd.DataFrame) -> None:

@@ -3,6 +3,10 @@ batches drawn from it with a chosen kind of drift, for the monitoring demo and t
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from functools import cached_property
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -94,6 +98,34 @@ def generate_demo_table(n_rows: int, seed: int, positive_rate: float = 0.05) -> 
 
 
 DRIFT_SCENARIOS = ("none", "covariate", "prior", "concept", "broken")
+
+
+class DemoTable:
+    """The generated demo as a table source (data/sources.py): one batch, in memory."""
+
+    def __init__(self, n_rows: int, seed: int, positive_rate: float) -> None:
+        self.n_rows, self.seed, self.positive_rate = n_rows, seed, positive_rate
+
+    @cached_property
+    def _frame(self) -> pd.DataFrame:
+        return generate_demo_table(self.n_rows, self.seed, self.positive_rate)
+
+    def label(self) -> str:
+        return "demo"
+
+    def columns(self) -> list[str]:
+        return list(self._frame.columns)
+
+    def batches(
+        self, columns: list[str], chunk_rows: int, order_by: Sequence[str] = ()
+    ) -> Iterator[pd.DataFrame]:
+        yield self._frame[columns]
+
+    def total_rows(self) -> int | None:
+        return self.n_rows
+
+    def fingerprint(self, columns: list[str], chunk_rows: int) -> dict[str, Any] | None:
+        return None
 
 
 def generate_production_batch(

@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
-from mlops_starter.evaluation.rounding import round_sig
+from mlops_starter.rounding import round_sig
 
 _EDGE = 1e-6
 
@@ -29,7 +29,7 @@ class CalibrationMap:
     """A monotone map from raw to calibrated probability, stored as plain numbers
     (isotonic: knots for linear interpolation; sigmoid: slope and intercept on the
     logit), so a model holding it stays safe to load with skops and cheap to apply. The
-    numbers are rounded (evaluation/rounding.py): the Platt fit's last bits are the BLAS
+    numbers are rounded (rounding.py): the Platt fit's last bits are the BLAS
     kernel's, and the model file must not be."""
 
     def __init__(self, method: str, knots: np.ndarray) -> None:

@@ -30,8 +30,8 @@ from mlops_starter.evaluation.metrics import (
     curve_tables,
     reliability_table,
 )
-from mlops_starter.evaluation.rounding import round_sig, rounded_figures
 from mlops_starter.evaluation.slices import feature_importance, slice_metrics
+from mlops_starter.rounding import round_sig, rounded_figures
 from mlops_starter.storage import file_md5
 
 
@@ -106,7 +106,7 @@ def report_evaluation(
 ) -> Evaluation:
     """Metrics and curves from every test row's score; importance and slices from the
     rows in `X` (all of them, or the `sampled` ones with their own scores). Every figure
-    is rounded (evaluation/rounding.py), as the scores in `test` already are."""
+    is rounded (rounding.py), as the scores in `test` already are."""
     schema = FeatureSchema(**model_info["feature_schema"])
     y, proba = test.y, test.proba
     scores = pd.DataFrame({"actual": y, "probability": proba})

@@ -16,7 +16,7 @@ import pandas as pd
 
 from mlops_starter.config import SliceConfig
 from mlops_starter.evaluation.metrics import RANKING_SCORERS
-from mlops_starter.evaluation.rounding import round_sig
+from mlops_starter.rounding import round_sig
 
 MISSING = "(missing)"
 

@@ -5,10 +5,15 @@ Immediate signals need only the log: input quality, data drift, prediction drift
 system health. Performance needs ground truth, which arrives later: a labels file
 joined by id. Every check yields figures; a figure beyond its threshold in
 params.yaml (`monitor:`) is an alert.
+
+The checks are one registry, CHECKS: `run_checks` runs them and the report shows them
+in its order. A team's own check is one function decorated `@monitoring_check("name")`
+in a module named in params.yaml `extensions`, its settings under `monitor.custom.name`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -26,7 +31,7 @@ PSI_FLOOR = 1e-4  # share used for an empty bin, so PSI stays finite
 
 @dataclass(frozen=True)
 class Alert:
-    check: str  # input_quality | data_drift | prediction_drift | performance | system_health
+    check: str  # its name in CHECKS
     subject: str  # feature, metric or signal
     value: float
     threshold: float
@@ -330,6 +335,83 @@ def _histogram_quantile(buckets: dict[float, float], quantile: float) -> float |
     return None
 
 
+@dataclass(frozen=True)
+class Window:
+    """What every check is given: the log entries of one model version and what they
+    are compared with."""
+
+    served: pd.DataFrame  # the prediction log's entries of reference.version
+    features: pd.DataFrame  # their inputs, one column per feature
+    probabilities: np.ndarray  # their predicted probabilities
+    reference: Reference  # what the version recorded at training time
+    labels: pd.DataFrame | None  # ground truth by id, once it arrives
+    target: str | None  # the labels' target column
+    metrics_text: str | None  # the service's /metrics, when it was reached
+
+
+# A check returns its figures and alerts, or None when it cannot be assessed at all
+# (performance without labels): it is then left out of the report.
+Check = Callable[[Window, MonitorConfig], tuple[dict[str, Any], list[Alert]] | None]
+CHECKS: dict[str, Check] = {}
+
+
+def monitoring_check(name: str) -> Callable[[Check], Check]:
+    """Register `check` under `name`: its figures become report[name], its section on
+    the page is titled after it."""
+
+    def register(check: Check) -> Check:
+        CHECKS[name] = check
+        return check
+
+    return register
+
+
+@monitoring_check("input_quality")
+def _input_quality(window: Window, settings: MonitorConfig) -> tuple[dict[str, Any], list[Alert]]:
+    return input_quality(window.features, window.reference.feature_profile, settings)
+
+
+@monitoring_check("data_drift")
+def _data_drift(window: Window, settings: MonitorConfig) -> tuple[dict[str, Any], list[Alert]]:
+    return data_drift(window.features, window.reference.feature_profile, settings)
+
+
+@monitoring_check("prediction_drift")
+def _prediction_drift(
+    window: Window, settings: MonitorConfig
+) -> tuple[dict[str, Any], list[Alert]]:
+    reference = window.reference
+    return prediction_drift(
+        window.probabilities, reference.threshold, reference.score_profile, settings
+    )
+
+
+@monitoring_check("performance")
+def _performance(
+    window: Window, settings: MonitorConfig
+) -> tuple[dict[str, Any], list[Alert]] | None:
+    if window.labels is None:
+        return None
+    reference = window.reference
+    if not reference.id_column or not window.target:
+        raise MonitorError("joining labels needs the model's id column and the target column")
+    return performance(
+        window.served,
+        window.labels,
+        reference.id_column,
+        window.target,
+        reference.positive_label,
+        reference.threshold,
+        reference.test_metrics,
+        settings,
+    )
+
+
+@monitoring_check("system_health")
+def _system_health(window: Window, settings: MonitorConfig) -> tuple[dict[str, Any], list[Alert]]:
+    return system_health(window.served, window.metrics_text, settings)
+
+
 def run_checks(
     log: pd.DataFrame,
     reference: Reference,
@@ -338,41 +420,28 @@ def run_checks(
     target: str | None = None,
     metrics_text: str | None = None,
 ) -> dict[str, Any]:
-    """Every check on the log entries of `reference.version`; the report's `alerts`
-    lists what is beyond its threshold."""
+    """Every check in CHECKS on the log entries of `reference.version`; the report's
+    `alerts` lists what is beyond its threshold."""
     served = entries_of(log, reference.version)
-    features = feature_frame(served)
-    probabilities = served["probability"].to_numpy(dtype=float)
+    window = Window(
+        served=served,
+        features=feature_frame(served),
+        probabilities=served["probability"].to_numpy(dtype=float),
+        reference=reference,
+        labels=labels,
+        target=target,
+        metrics_text=metrics_text,
+    )
     report: dict[str, Any] = {
         "model": reference.model,
         "version": reference.version,
         "records": len(served),
     }
     alerts: list[Alert] = []
-    checks = {
-        "input_quality": input_quality(features, reference.feature_profile, settings),
-        "data_drift": data_drift(features, reference.feature_profile, settings),
-        "prediction_drift": prediction_drift(
-            probabilities, reference.threshold, reference.score_profile, settings
-        ),
-        "system_health": system_health(served, metrics_text, settings),
-    }
-    if labels is not None:
-        if not reference.id_column or not target:
-            raise MonitorError("joining labels needs the model's id column and the target column")
-        checks["performance"] = performance(
-            served,
-            labels,
-            reference.id_column,
-            target,
-            reference.positive_label,
-            reference.threshold,
-            reference.test_metrics,
-            settings,
-        )
-    for name, (figures, found) in checks.items():
-        report[name] = figures
-        alerts += found
+    for name, check in CHECKS.items():
+        if (found := check(window, settings)) is not None:
+            report[name], raised = found
+            alerts += raised
     if len(served) < settings.min_rows:
         report["note"] = (
             f"only {len(served)} records: drift figures are not assessed below {settings.min_rows}"

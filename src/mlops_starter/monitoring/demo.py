@@ -55,7 +55,7 @@ def run_demo(
     champion = registry.version("champion")
     reference = load_reference(registry, str(champion.version))
     columns = [c for c in [reference.id_column, *reference.feature_profile] if c]
-    bento = build_bento(import_version(registry, champion), cfg.serve)
+    bento = build_bento(import_version(registry, champion), cfg.serve, extensions=cfg.extensions)
     log_dir = out / "predictions"
     for old in log_dir.glob("predictions-*"):
         old.unlink()

@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from mlops_starter.monitoring.checks import binned_shares, category_shares
+from mlops_starter.monitoring.checks import CHECKS, binned_shares, category_shares
 from mlops_starter.monitoring.inputs import Reference, entries_of, feature_frame
 from mlops_starter.storage import write_json, write_text
 
@@ -114,14 +114,7 @@ def _render(
     )
     sections = "".join(
         f"<h2>{name.replace('_', ' ')}</h2>{_table(report[name])}"
-        for name in (
-            "input_quality",
-            "data_drift",
-            "prediction_drift",
-            "performance",
-            "system_health",
-            "experiment",
-        )
+        for name in [*CHECKS, "experiment"]
         if name in report
     )
     page = f"""<!doctype html><html><head><meta charset="utf-8">

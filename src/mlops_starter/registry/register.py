@@ -19,7 +19,6 @@ from mlflow.entities.model_registry import ModelVersion
 
 from mlops_starter.config import Config
 from mlops_starter.data.batches import iter_parquet, parquet_columns, row_keys
-from mlops_starter.evaluation.rounding import round_sig
 from mlops_starter.lineage import MODEL_URI_TAG, trained_rows
 from mlops_starter.registry.gate import (
     ComparedRows,
@@ -35,6 +34,7 @@ from mlops_starter.registry.gate import (
 )
 from mlops_starter.registry.model_card import CardInputs, model_card
 from mlops_starter.registry.model_registry import GATE_TAG, Registry
+from mlops_starter.rounding import round_sig
 from mlops_starter.storage import LoggedModel
 
 

@@ -1,7 +1,8 @@
-"""The batch scorer: a table in (CSV or Parquet, or a database query; any size), a
-Parquet of scores out.
+"""The batch scorer: a table in (any source ingest reads: CSV, Parquet, a database
+table or query; any size), a Parquet of scores out.
 
-It reads the input in chunks, so memory stays at one chunk whatever the table's
+It reads the input in chunks through the same table source as ingest (data/sources.py:
+the same CSV dialect, the same missing-value markers), so memory stays at one chunk whatever the table's
 size; scores each chunk with the same compiled scorer the service uses (checked
 against the registered pipeline first); and writes id, probability, label and
 model version beside each other in a temporary file that replaces the output only
@@ -18,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +26,11 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from mlops_starter.config import DatabaseSource
-from mlops_starter.data.batches import iter_parquet
-from mlops_starter.data.database import columns_of, iter_rows
+from mlops_starter.data.ingest import missing_markers
+from mlops_starter.data.sources import TableSource
 from mlops_starter.errors import DataError
 from mlops_starter.registry.model_registry import Registry
 from mlops_starter.serving.schema import FLOAT32_MAX, issue_masks
@@ -40,64 +38,6 @@ from mlops_starter.serving.scorer import build_scorer
 from mlops_starter.storage import LoggedModel
 
 log = logging.getLogger(__name__)
-
-
-def _chunks(path: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """The input's `columns` (all present in it), `chunk_rows` at a time; CSV cells as text,
-    so a stray word in a numeric column is counted, not a parse error. A file that
-    breaks part-way (a malformed line, a damaged row group) stops with its name."""
-    read = 0
-    chunks = (
-        _csv_chunks(path, columns, chunk_rows)
-        if path.suffix.lower() == ".csv"
-        else iter_parquet(path, chunk_rows, columns)
-    )
-    try:
-        for chunk in chunks:
-            read += len(chunk)
-            yield chunk
-    except (pa.ArrowException, OSError) as error:
-        raise DataError(f"{path} could not be read past row {read}: {error}") from None
-
-
-def _header(path: Path) -> list[str]:
-    """The table's column names; a file that is not a table says so, naming itself."""
-    try:
-        if path.suffix.lower() == ".csv":
-            return list(pd.read_csv(path, nrows=0).columns)
-        return list(pq.ParquetFile(path).schema_arrow.names)
-    except (pa.ArrowException, OSError, ValueError) as error:  # UnicodeDecodeError included
-        raise DataError(f"{path} is not a readable {path.suffix[1:]} table: {error}") from None
-
-
-def _csv_chunks(path: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
-    reader = pyarrow.csv.open_csv(
-        path,
-        convert_options=pyarrow.csv.ConvertOptions(
-            include_columns=columns,
-            column_types={c: pa.string() for c in columns},
-            strings_can_be_null=True,  # an empty cell is missing, as pandas reads it
-        ),
-    )
-    pending: list[pd.DataFrame] = []
-    rows = 0
-    for batch in reader:  # blocks of ~1 MB
-        pending.append(batch.to_pandas())
-        rows += batch.num_rows
-        while rows >= chunk_rows:
-            whole = pd.concat(pending, ignore_index=True)
-            yield whole.iloc[:chunk_rows]
-            pending, rows = [whole.iloc[chunk_rows:]], rows - chunk_rows
-    if rows:
-        yield pd.concat(pending, ignore_index=True)
-
-
-def _name(source: Path | DatabaseSource) -> str:
-    return source.label() if isinstance(source, DatabaseSource) else str(source)
-
-
-def _total_rows(path: Path) -> int | None:
-    return pq.ParquetFile(path).metadata.num_rows if path.suffix.lower() != ".csv" else None
 
 
 _BOOLEAN_TEXT = {"true": 1.0, "false": 0.0, "True": 1.0, "False": 0.0, "TRUE": 1.0, "FALSE": 0.0}
@@ -118,13 +58,18 @@ def _is_boolean(values: pd.Series) -> bool:
 
 
 def _as_columns(
-    chunk: pd.DataFrame, profile: dict[str, dict[str, Any]], issues: Counter[str]
+    chunk: pd.DataFrame,
+    profile: dict[str, dict[str, Any]],
+    issues: Counter[str],
+    na_values: list[str],
 ) -> dict[str, np.ndarray]:
-    """Scorer `Columns` from a chunk, counting what the service would refuse."""
+    """Scorer `Columns` from a chunk, counting what the service would refuse; the
+    missing-value markers ingest reads as missing (data.na_values) are missing here too."""
     columns: dict[str, np.ndarray] = {}
     rows = len(chunk)
     for name, spec in profile.items():
         values = chunk[name] if name in chunk else pd.Series([None] * rows, dtype=object)
+        values = values.where(~missing_markers(values, na_values), None)
         present = values.notna().to_numpy()
         if spec["kind"] == "category":
             if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
@@ -155,31 +100,20 @@ def _as_columns(
 def score_file(
     registry: Registry,
     version_ref: str,
-    input_path: str | Path | DatabaseSource,
+    table: TableSource,
     output_path: str | Path,
     chunk_rows: int = 100_000,
+    na_values: list[str] = (),  # type: ignore[assignment]
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Score every row of `input_path` (a CSV or Parquet file, or a database table or
-    query) with registry version `version_ref` (a number, champion or challenger) into
-    `output_path` (Parquet). Returns the run's summary."""
+    """Score every row of `table` (a file or database table opened by
+    `data.sources.open_table`, read as ingest reads it) with registry version
+    `version_ref` (a number, champion or challenger) into `output_path` (Parquet).
+    Returns the run's summary."""
     target = Path(output_path)
     if chunk_rows < 1:
         raise DataError(f"--chunk-rows must be at least 1, not {chunk_rows}")
-    if isinstance(input_path, DatabaseSource):
-        source: Path | DatabaseSource = input_path
-        header = columns_of(input_path)
-        total: int | None = None
-    else:
-        source = Path(input_path)
-        if not source.is_file():
-            raise DataError(f"input table {source} does not exist")
-        if source.suffix.lower() not in (".csv", ".parquet", ".pq"):
-            raise DataError(
-                f"{source}: the batch scorer reads .csv or .parquet, not '{source.suffix}'"
-            )
-        header = _header(source)
-        total = _total_rows(source)
+    header = table.columns()
     version = registry.version(version_ref)
     uri = f"models:/{registry.name}/{version.version}"
     metadata = mlflow.models.get_model_info(uri).metadata or {}
@@ -187,7 +121,7 @@ def score_file(
     id_column, threshold = metadata.get("id_column"), float(metadata["threshold"])
     if missing := [n for n, s in profile.items() if not s["nullable"] and n not in header]:
         raise DataError(
-            f"{_name(source)} lacks required feature column(s) {missing} of {registry.name} "
+            f"{table.label()} lacks required feature column(s) {missing} of {registry.name} "
             f"version {version.version}; it has {header}"
         )
     scorer, check = build_scorer(LoggedModel.load(uri).pipeline, profile)
@@ -198,14 +132,10 @@ def score_file(
     rows = 0
     writer: pq.ParquetWriter | None = None
     try:
+        total = table.total_rows()
         with tqdm(total=total, unit="rows", disable=not progress, desc="scoring") as bar:
-            chunks = (
-                iter_rows(source, wanted, chunk_rows)
-                if isinstance(source, DatabaseSource)
-                else _chunks(source, wanted, chunk_rows)
-            )
-            for chunk in chunks:
-                columns = _as_columns(chunk, profile, issues)
+            for chunk in table.batches(wanted, chunk_rows):
+                columns = _as_columns(chunk, profile, issues, list(na_values))
                 for issue, mask in issue_masks(columns, profile).items():
                     issues[issue] += int(mask.sum())
                 probability = scorer.predict_proba(columns)
@@ -215,14 +145,14 @@ def score_file(
                     "label": (probability >= threshold).astype(np.int8),
                     "model_version": np.full(len(chunk), str(version.version)),
                 }
-                table = pa.table(scored)
+                written = pa.table(scored)
                 if writer is None:
-                    writer = pq.ParquetWriter(partial, table.schema)
-                writer.write_table(table)
+                    writer = pq.ParquetWriter(partial, written.schema)
+                writer.write_table(written)
                 rows += len(chunk)
                 bar.update(len(chunk))
         if writer is None:
-            raise DataError(f"{_name(source)} has no rows to score")
+            raise DataError(f"{table.label()} has no rows to score")
         writer.close()
         writer = None
         os.replace(partial, target)
@@ -236,7 +166,7 @@ def score_file(
             name, kind = issue.split(":", 1)
             per_column.setdefault(name, {})[kind] = count
     return {
-        "input": _name(source),
+        "input": table.label(),
         "output": str(target),
         "rows": rows,
         "model": registry.name,

@@ -101,14 +101,24 @@ def _forest_contributions(forest: Any, encoded: np.ndarray) -> tuple[np.ndarray,
     return total / len(forest.estimators_), bias / len(forest.estimators_)
 
 
+def refusal(model: Any) -> str | None:
+    """Why `model` cannot be explained (its estimator has no attribution method here),
+    or None: known when the service starts, so /explain refuses at once, naming it."""
+    pipeline = getattr(model, "classifier", model)  # behind a calibration map, or not
+    kind = type(pipeline.steps[-1][1]).__name__
+    if kind in METHODS:
+        return None
+    return f"no attribution method for a {kind} (there is one for {', '.join(METHODS)})"
+
+
 def explain(model: Any, frame: pd.DataFrame) -> Explanations:
     """Per-feature contributions for every row of `frame` (the columns /predict takes)."""
+    if reason := refusal(model):
+        raise ExplainError(reason)
     pipeline = getattr(model, "classifier", model)  # behind a calibration map, or not
     steps = dict(pipeline.steps)
     preprocessor, estimator = steps["preprocess"], pipeline.steps[-1][1]
     kind = type(estimator).__name__
-    if kind not in METHODS:
-        raise ExplainError(f"no attribution method for a {kind}")
     features = list(frame.columns)
     encoded = np.asarray(preprocessor.transform(frame), dtype=float)
     to_feature = np.zeros((encoded.shape[1], len(features)))

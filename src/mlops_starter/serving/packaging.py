@@ -91,11 +91,17 @@ def import_version(
 
 
 def serve_arguments(
-    model_tag: str, settings: ServeConfig, challenger_tag: str | None = None
+    model_tag: str,
+    settings: ServeConfig,
+    challenger_tag: str | None = None,
+    extensions: list[str] = (),  # type: ignore[assignment]
 ) -> dict[str, Any]:
+    """The service's arguments; `extensions` (params.yaml's) are imported before it loads
+    a model, so a team candidate's trusted types are known there too."""
     return {
         "model_tag": model_tag,
         "challenger_tag": challenger_tag,
+        "extensions": list(extensions),
         **settings.model_dump(exclude={"port"}),
     }
 
@@ -196,6 +202,7 @@ def build_bento(
     settings: ServeConfig,
     repo_root: str | Path = ".",
     challenger_tag: str | None = None,
+    extensions: list[str] = (),  # type: ignore[assignment]
 ) -> bentoml.Bento:
     """Build the bento from bentofile.yaml with src/ as build context, pinning the
     model (and a challenger's), its registry labels, the serving settings and the
@@ -211,7 +218,7 @@ def build_bento(
             name=f"{model_tag.split(':')[0]}-service",
             labels=dict(bentoml.models.get(model_tag).info.labels),
             build_ctx=str(root / "src"),
-            args=serve_arguments(model_tag, settings, challenger_tag),
+            args=serve_arguments(model_tag, settings, challenger_tag, extensions),
         )
     return bento
 
@@ -237,7 +244,7 @@ def package_gated_version(run_ids: list[str], cfg: Config) -> dict[str, Any]:
     # The scorer's check: the test set, or its first scale.sample_rows rows when it is large.
     check_rows = next(iter_parquet(cfg.paths.test, cfg.scale.sample_rows))
     model_tag = import_version(registry, version, check_rows)
-    bento = build_bento(model_tag, cfg.serve)
+    bento = build_bento(model_tag, cfg.serve, extensions=cfg.extensions)
     log.info("built bento %s of %s version %s", bento.tag, registry.name, version.version)
     return {
         "built": True,

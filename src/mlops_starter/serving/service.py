@@ -23,6 +23,7 @@ import os
 import random
 import uuid
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 import bentoml
@@ -31,6 +32,7 @@ from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlops_starter.config import ServeConfig
+from mlops_starter.extensions import import_extensions
 from mlops_starter.serving.auth import ApiKeyMiddleware, api_key
 from mlops_starter.serving.routing import (
     Router,
@@ -57,7 +59,7 @@ with bentoml.importing():
     import numpy as np
     import orjson
 
-    from mlops_starter.serving.explain import ExplainError, explain
+    from mlops_starter.serving.explain import ExplainError, explain, refusal
     from mlops_starter.serving.histogram import observe_all
     from mlops_starter.serving.prediction_log import LogBatch, PredictionLog, sampled
     from mlops_starter.serving.scorer import build_scorer, columns_to_frame
@@ -68,9 +70,14 @@ class ServeArgs(ServeConfig):
     challenger_tag: str | None = Field(
         None, description="the challenger's tag (`mlops package --challenger`), or none"
     )
+    extensions: list[str] = Field(
+        [],
+        description="params.yaml's extensions: a team candidate's types are trusted once imported",
+    )
 
 
 ARGS = bentoml.use_arguments(ServeArgs)
+import_extensions(ARGS.extensions, Path.cwd())
 MODEL = bentoml.models.BentoModel(ARGS.model_tag)
 _stored = MODEL.stored
 if _stored is None:
@@ -347,6 +354,23 @@ class ColumnWisePredictMiddleware:
         await self.app(scope, replay, send)
 
 
+class NotExplainableMiddleware:
+    """`POST /explain` for a model no attribution method covers: 501 naming its estimator,
+    at once. BentoML answers a 5xx raised in an API with a generic message only."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/explain":
+            service: ClassifierService = bentoml.get_current_service()
+            if service.explain_refusal:
+                body = orjson.dumps({"error": f"no explanation: {service.explain_refusal}"})
+                await _answer(send, HTTPStatus.NOT_IMPLEMENTED, body)
+                return
+        await self.app(scope, receive, send)
+
+
 metadata_app = FastAPI(title="metadata")
 
 
@@ -370,6 +394,7 @@ class ClassifierService:
         self.version = LABELS.get("registered_version", "unknown")
         logged = LoggedModel.load(MLFLOW_MODEL_PATH)  # allow-listed types only
         self.model = logged.pipeline
+        self.explain_refusal = refusal(self.model)
         RecordBase.on_rejected = count_rejection
         self.log = PredictionLog(PREDICTION_LOG_DIR, on_drop=LOG_DROPPED.inc).start()
         # The compiled scorer, checked against the pipeline here as at packaging time.
@@ -705,3 +730,4 @@ ClassifierService.add_asgi_middleware(  # type: ignore[attr-defined]
 )
 ClassifierService.add_asgi_middleware(RequestIdMiddleware)  # type: ignore[attr-defined]
 ClassifierService.add_asgi_middleware(ColumnWisePredictMiddleware)  # type: ignore[attr-defined]
+ClassifierService.add_asgi_middleware(NotExplainableMiddleware)  # type: ignore[attr-defined]

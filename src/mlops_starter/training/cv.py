@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from mlops_starter.errors import DataError
 from mlops_starter.evaluation.calibration import CalibratedClassifier, CalibrationMap
 from mlops_starter.evaluation.metrics import classification_metrics, tune_threshold
-from mlops_starter.evaluation.rounding import round_sig
+from mlops_starter.rounding import round_sig
 from mlops_starter.training.candidates import portable
 from mlops_starter.training.tuning import SearchResult, Tuner
 
@@ -127,7 +127,7 @@ def cross_validate(
             )
             searches.append(found)
             pipeline = tuner.build(found.best_params)
-        model = portable(clone(pipeline).fit(X.iloc[train_rows], y_array[train_rows]))
+        model = portable(clone(pipeline).fit(X.iloc[train_rows], y_array[train_rows]), name)
         oof[valid_rows] = model.predict_proba(X.iloc[valid_rows])[:, 1]
         on_fold()
     elapsed = time.perf_counter() - started
@@ -157,7 +157,7 @@ def summarize_oof(
 ) -> CandidateResult:
     """Calibrate the out-of-fold probabilities `oof` (NaN where no fold scored a row), tune
     the threshold on them and score each fold's `valid_rows` at that shared threshold.
-    Probabilities are rounded before and after calibration (evaluation/rounding.py), so
+    Probabilities are rounded before and after calibration (rounding.py), so
     the threshold, one of them, is the same short decimal on every machine."""
     scored = ~np.isnan(oof)  # time-series folds never score the earliest block
     oof = round_sig(oof)

@@ -19,6 +19,7 @@ import pandas as pd
 from mlflow.entities import Metric, Param
 from mlflow.models import infer_signature
 
+from mlops_starter.candidates import CANDIDATES
 from mlops_starter.training.cv import CandidateResult
 from mlops_starter.training.tuning import SearchResult
 
@@ -113,15 +114,15 @@ def log_search(search: SearchResult, candidate: str, parent: mlflow.ActiveRun) -
 
 
 # What loading a logged model imports: MLflow's sklearn flavour, skops, and the libraries
-# of every type its file may hold (storage.SKOPS_TRUSTED_TYPES). Named rather than left
-# to MLflow's inference, which reloads the model in a subprocess (4 s a training run) and
-# listed pytest (loaded in the test process) but not xgboost.
+# of every type its file may hold (storage.trusted_types; a candidate's own are its
+# `libraries`). Named rather than left to MLflow's inference, which reloads the model in
+# a subprocess (4 s a training run) and listed pytest (loaded in the test process) but
+# not xgboost.
 MODEL_LIBRARIES = (
     "mlflow",
     "mlops-starter",
     "skops",
     "scikit-learn",
-    "xgboost-cpu",
     "imbalanced-learn",
     "numpy",
     "pandas",
@@ -129,9 +130,17 @@ MODEL_LIBRARIES = (
 )
 
 
+def model_libraries() -> list[str]:
+    """MODEL_LIBRARIES and every registered candidate's own, in a stable order."""
+    listed = list(MODEL_LIBRARIES)
+    for candidate in CANDIDATES.values():
+        listed += [name for name in candidate.libraries if name not in listed]
+    return listed
+
+
 def model_requirements() -> list[str]:
-    """The logged model's requirements.txt: MODEL_LIBRARIES as installed here."""
-    return [f"{name}=={importlib.metadata.version(name)}" for name in MODEL_LIBRARIES]
+    """The logged model's requirements.txt: model_libraries() as installed here."""
+    return [f"{name}=={importlib.metadata.version(name)}" for name in model_libraries()]
 
 
 def log_model(

@@ -18,9 +18,9 @@ from mlops_starter.config import Config
 from mlops_starter.data.batches import row_keys
 from mlops_starter.data.profile import feature_profile
 from mlops_starter.data.schema import FeatureSchema, target_of
-from mlops_starter.evaluation.rounding import round_sig
 from mlops_starter.lineage import MODEL_MD5_TAG, MODEL_URI_TAG, log_training_rows
-from mlops_starter.storage import SKOPS_TRUSTED_TYPES, file_md5, model_bytes
+from mlops_starter.rounding import round_sig
+from mlops_starter.storage import file_md5, model_bytes, trusted_types
 from mlops_starter.training import tracking
 from mlops_starter.training.candidates import build_pipeline, portable
 from mlops_starter.training.cv import (
@@ -68,8 +68,8 @@ def pipeline_factory(cfg: Config, schema: FeatureSchema, name: str) -> Callable[
 def build_candidates(cfg: Config, schema: FeatureSchema) -> dict[str, tuple[dict[str, Any], Any]]:
     """(params, unfitted pipeline) for each enabled candidate."""
     candidates = {}
-    for name, params in cfg.train.candidates.enabled().items():
-        fixed = {k: v for k, v in params.model_dump().items() if k != "enabled"}
+    for name, params in cfg.train.enabled_candidates().items():
+        fixed = params.hyperparameters()
         candidates[name] = (fixed, pipeline_factory(cfg, schema, name)(fixed))
     return candidates
 
@@ -217,7 +217,7 @@ def train(frame: pd.DataFrame, cfg: Config) -> TrainOutcome:
             final_pipeline = tuners[winner.name].build(final_params)
             tracking.log_search(final_search, winner.name, train_run)
             mlflow.log_metric(f"search_best_{settings.primary_metric}", final_search.best_score)
-        model = calibrated(portable(clone(final_pipeline).fit(X, y)), winner)
+        model = calibrated(portable(clone(final_pipeline).fit(X, y), winner.name), winner)
         model_file = track_winner(cfg, shared, winner, model, X, schema, lineage)
 
     model_info = winner_info(cfg, winner, final_params, schema, frame, y, lineage)
@@ -255,7 +255,7 @@ def track_winner(
         "feature_profile": feature_profile(X, schema),
         "data_train_md5": lineage["data.train_md5"],
     }
-    model_uri = tracking.log_model(model, synthetic_example(X), SKOPS_TRUSTED_TYPES, serving)
+    model_uri = tracking.log_model(model, synthetic_example(X), trusted_types(), serving)
     # Which rows it learnt from, so the gate never judges this version on them later.
     trained_on = [*schema.columns, cfg.data.target]
     log_training_rows(row_keys(cfg.paths.train, trained_on, cfg.scale.batch_rows), trained_on)

@@ -163,7 +163,7 @@ def scan_training_rows(cfg: Config, blocks: RowBlocks) -> TrainingScan:
 
 def xgboost_pipeline(cfg: Config, schema: FeatureSchema) -> Pipeline:
     """The in-memory xgboost candidate's pipeline (preprocessing, then the classifier)."""
-    params = cfg.train.candidates.xgboost.model_dump()
+    params = cfg.train.candidates["xgboost"].hyperparameters()
     return build_pipeline(
         "xgboost",
         params,
@@ -263,10 +263,10 @@ def train_streaming(cfg: Config, trainer: Trainer | None = None) -> TrainOutcome
     everything = list(range(blocks.count))
     sample = scan.sample(everything)
     schema = FeatureSchema.infer(sample, cfg.non_feature_columns, cfg.data.categorical_columns)
-    params = {k: v for k, v in settings.candidates.xgboost.model_dump().items() if k != "enabled"}
+    params = settings.candidates["xgboost"].hyperparameters()
     template = xgboost_pipeline(cfg, schema)
     native, rounds = native_params(template)
-    skipped = {name: CANNOT_STREAM for name in settings.candidates.enabled() if name != "xgboost"}
+    skipped = {name: CANNOT_STREAM for name in settings.enabled_candidates() if name != "xgboost"}
     for name, reason in skipped.items():
         log.warning("scale.mode %s: %s %s", cfg.scale.mode, name, reason)
     log.info(
@@ -331,4 +331,4 @@ def refit_pipeline(template: Pipeline, preprocessor: Any, booster: xgb.Booster) 
     XGBClassifier holding `booster`."""
     model = clone(template.named_steps["model"])
     model.load_model(bytearray(booster.save_raw("ubj")))
-    return portable(Pipeline([("preprocess", preprocessor), ("model", model)]))
+    return portable(Pipeline([("preprocess", preprocessor), ("model", model)]), "xgboost")

@@ -27,7 +27,7 @@ from sklearn.base import clone
 
 from mlops_starter.config import SearchRange, TuningConfig
 from mlops_starter.evaluation.metrics import RANKING_SCORERS
-from mlops_starter.evaluation.rounding import round_sig
+from mlops_starter.rounding import round_sig
 from mlops_starter.training.candidates import portable
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar shows the trials
@@ -112,7 +112,9 @@ class Tuner:
             pipeline = self.build(params)
             fold_scores = []
             for train_rows, valid_rows in folds:
-                model = portable(clone(pipeline).fit(X.iloc[train_rows], y[train_rows]))
+                model = portable(
+                    clone(pipeline).fit(X.iloc[train_rows], y[train_rows]), self.candidate
+                )
                 proba = round_sig(model.predict_proba(X.iloc[valid_rows])[:, 1])
                 fold_scores.append(round_sig(score(y[valid_rows], proba)))
             trial.set_user_attr("fold_scores", fold_scores)

@@ -1,0 +1,182 @@
+"""The candidate models: one registry, CANDIDATES, and the three the template ships.
+
+An entry is everything the project needs to know about one model: its settings under
+`train.candidates.<name>` in params.yaml (a pydantic model, so a typo is named), how to
+build its estimator, how to make the fitted one the same on every machine, the types
+its model file holds (which loading it must trust) and the libraries loading it needs.
+Config, training and model storage look here; serving does not (it compiles and
+explains by the fitted estimator's class). A team's own candidate is one module that
+calls `register_candidate`, named in params.yaml `extensions` (docs/how-to/extending.md).
+
+Estimator libraries are imported inside `build` and `portable`, so reading params.yaml
+does not import scikit-learn or XGBoost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+
+class CandidateSettings(BaseModel):
+    """A candidate's settings: `enabled`, and the hyperparameters its `build` takes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(False, description="false: not trained")
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"enabled"})
+
+
+def _unchanged(estimator: Any) -> None:
+    """Nothing of the machine stays in this estimator once fitted."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    settings: type[CandidateSettings]
+    # (hyperparameters, seed, n_jobs) -> an unfitted scikit-learn estimator
+    build: Callable[[dict[str, Any], int, int], Any]
+    # clears, in place, what the training machine left in the fitted estimator
+    portable: Callable[[Any], None] = _unchanged
+    # the types its model file holds beyond skops's safe set and the shared pipeline's
+    trusted_types: tuple[str, ...] = ()
+    # the pip distributions that loading it needs beyond scikit-learn
+    libraries: tuple[str, ...] = ()
+    # standardise numeric inputs before it (a linear model); trees need no scaling
+    scaled_inputs: bool = False
+
+
+CANDIDATES: dict[str, Candidate] = {}
+
+
+def register_candidate(name: str, candidate: Candidate) -> None:
+    """Make `name` a candidate: `train.candidates.<name>` in params.yaml sets it."""
+    CANDIDATES[name] = candidate
+
+
+def validate_candidates(raw: Any) -> dict[str, CandidateSettings]:
+    """`train.candidates` as each registered candidate's settings (defaults for those
+    params.yaml leaves out); an unknown name or a bad value is named by pydantic."""
+    fields: dict[str, Any] = {
+        name: (entry.settings, entry.settings()) for name, entry in CANDIDATES.items()
+    }
+    every = create_model("Candidates", __config__=ConfigDict(extra="forbid", frozen=True), **fields)
+    validated = every.model_validate(raw if raw is not None else {})
+    return {name: getattr(validated, name) for name in CANDIDATES}
+
+
+# --- the three the template ships -------------------------------------------------------
+
+
+class LogisticRegressionSettings(CandidateSettings):
+    """The baseline, regularised (L2 by default, L1 or elastic net by l1_ratio)."""
+
+    enabled: bool = Field(True, description="false: not trained")
+    C: float = Field(1.0, gt=0)
+    l1_ratio: float = Field(0.0, ge=0.0, le=1.0)
+    class_weight: Literal["balanced"] | None = "balanced"
+    max_iter: int = Field(2000, ge=10)
+
+
+def _logistic_regression(params: dict[str, Any], seed: int, n_jobs: int) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    # l1_ratio mixes L1 (sparsity) and L2 (shrinkage); C is the inverse strength. Only
+    # saga fits a mix, and it crawls on wide correlated tables: pure L2 takes lbfgs.
+    solver = "lbfgs" if params["l1_ratio"] == 0 else "saga"
+    return LogisticRegression(solver=solver, random_state=seed, **params)
+
+
+def _round_coefficients(estimator: Any) -> None:
+    """lbfgs leaves the BLAS kernel's last bits in the coefficients: rounded away
+    (rounding.py)."""
+    from mlops_starter.rounding import round_sig
+
+    estimator.coef_ = round_sig(estimator.coef_)
+    estimator.intercept_ = round_sig(estimator.intercept_)
+
+
+class RandomForestSettings(CandidateSettings):
+    """Bagging: deep trees on bootstrap samples, their votes averaged."""
+
+    enabled: bool = Field(True, description="false: not trained")
+    n_estimators: int = Field(300, ge=1)
+    max_depth: int | None = Field(12, ge=1)
+    min_samples_leaf: int = Field(5, ge=1)
+    max_features: Literal["sqrt", "log2"] | float = "sqrt"
+    class_weight: Literal["balanced", "balanced_subsample"] | None = "balanced_subsample"
+
+
+def _random_forest(params: dict[str, Any], seed: int, n_jobs: int) -> Any:
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(random_state=seed, n_jobs=n_jobs, **params)
+
+
+def _single_threaded(estimator: Any) -> None:
+    """A forest with several jobs sums its trees' votes in the order the threads finish."""
+    estimator.set_params(n_jobs=None)
+
+
+class XGBoostSettings(CandidateSettings):
+    """Boosting: shallow trees added one by one, each fitting what the others miss."""
+
+    enabled: bool = Field(True, description="false: not trained")
+    n_estimators: int = Field(400, ge=1)
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    max_depth: int = Field(4, ge=1)
+    min_child_weight: float = Field(1.0, ge=0)
+    subsample: float = Field(0.8, gt=0, le=1)
+    colsample_bytree: float = Field(0.8, gt=0, le=1)
+    reg_alpha: float = Field(0.0, ge=0, description="L1 penalty on leaf weights")
+    reg_lambda: float = Field(1.0, ge=0, description="L2 penalty on leaf weights")
+    scale_pos_weight: float = Field(1.0, gt=0)
+
+
+def _xgboost(params: dict[str, Any], seed: int, n_jobs: int) -> Any:
+    from xgboost import XGBClassifier
+
+    return XGBClassifier(
+        tree_method="hist", eval_metric="aucpr", random_state=seed, n_jobs=n_jobs, **params
+    )
+
+
+def _xgboost_portable(estimator: Any) -> None:
+    """XGBoost stores the thread count that trained it in the model file."""
+    estimator.set_params(n_jobs=None)
+    estimator.get_booster().set_param({"nthread": 0})
+
+
+register_candidate(
+    "logistic_regression",
+    Candidate(
+        LogisticRegressionSettings,
+        _logistic_regression,
+        _round_coefficients,
+        scaled_inputs=True,
+    ),
+)
+register_candidate(
+    "random_forest",
+    Candidate(
+        RandomForestSettings,
+        _random_forest,
+        _single_threaded,
+        trusted_types=("sklearn.tree._tree.Tree",),
+    ),
+)
+register_candidate(
+    "xgboost",
+    Candidate(
+        XGBoostSettings,
+        _xgboost,
+        _xgboost_portable,
+        trusted_types=("xgboost.core.Booster", "xgboost.sklearn.XGBClassifier"),
+        libraries=("xgboost-cpu",),
+    ),
+)
