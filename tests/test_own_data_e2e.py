@@ -112,11 +112,11 @@ def test_feature_copied_from_the_target_stops_split(repo_copy):
     assert leakage["passed"] is False and leakage["checks"][-1]["value"]["closure_code"] == 1.0
 
 
-def test_bad_param_stops_the_first_stage_it_reruns_naming_the_key(repo_copy):
+def test_bad_param_stops_the_first_stage_naming_the_key(repo_copy):
     copy = repo_copy({"split": {"test_size": 1.5}})
     failed = copy.run("dvc", "repro", check=False)
     assert (
-        "stage 'split' failed: params.yaml: split.test_size: Input should be less than 0.9"
+        "stage 'ingest' failed: params.yaml: split.test_size: Input should be less than 0.9"
         in failed.stderr
     )
     assert "Traceback" not in failed.stderr

@@ -126,3 +126,13 @@ def test_an_extension_that_is_missing_or_broken_is_named(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.raises(ConfigError, match=r"importing 'team_broken' failed: .*no_such_dependency"):
         Config.from_yaml(tmp_path / "params.yaml")
+
+
+def test_a_csv_line_with_too_many_fields_stops_naming_the_file_and_row(tmp_path):
+    """A shifted row (an unquoted separator in a text field) is an error, not a row
+    whose first fields are read, whichever columns are asked for."""
+    path = tmp_path / "shifted.csv"
+    path.write_text("plan,monthly_charges,churned\nbasic,10.5,no\npro, plus,20.0,yes\n")
+    source = open_table(path, DATA)
+    with pytest.raises(DataError, match=r"shifted\.csv could not be read past row 0"):
+        list(source.batches(["plan", "churned"], 10))

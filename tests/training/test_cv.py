@@ -1,6 +1,8 @@
 """Cross-validation fits everything inside the folds: with random labels nothing can be learnt,
 so any score above chance would mean held-out rows leaked into fitting."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -132,3 +134,16 @@ def test_input_example_is_no_training_row_and_keeps_every_column_typed(demo_fram
     assert example.notna().all().all()  # even where the training rows are mostly null
     rows = set(map(tuple, X.astype(str).itertuples(index=False)))
     assert not rows & set(map(tuple, example.astype(str).itertuples(index=False)))
+
+
+@pytest.mark.parametrize("strategy", ["stratified", "group"])
+def test_a_class_rarer_than_the_folds_stops_naming_the_setting_without_a_warning(strategy):
+    """scikit-learn only warns, then makes a fold without that class."""
+    y = pd.Series([1, 1] + [0] * 40)
+    groups = np.arange(42) // 2 if strategy == "group" else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(
+            DataError, match=r"2 row\(s\) of the positive class: 3 cross-validation folds"
+        ):
+            cv_folds(y, 3, seed=0, strategy=strategy, groups=groups)

@@ -58,9 +58,11 @@ class CsvTable:
     ) -> Iterator[pd.DataFrame]:
         read = 0
         try:
-            for chunk in self._read(usecols=columns, chunksize=chunk_rows):
+            # Every column is parsed, then `columns` kept: with usecols, pandas lets a line
+            # with too many fields (a shifted row) pass without a word.
+            for chunk in self._read(chunksize=chunk_rows):
                 read += len(chunk)
-                yield chunk
+                yield chunk[columns]
         except pd.errors.ParserError as exc:
             raise DataError(
                 f"{self.path} could not be read past row {read} as a CSV with "

@@ -38,6 +38,17 @@ def cv_folds(
     class on either side (few positives, early in time or in few groups) stops training,
     naming `setting`, the number of folds."""
     index = np.zeros(len(y))
+    labels = np.asarray(y)
+    if strategy != "time":
+        # Stratified folds need each class in every fold; scikit-learn would only warn.
+        values, counts = np.unique(labels, return_counts=True)
+        if counts.min() < n_folds:
+            rarest = "positive" if values[counts.argmin()] == 1 else "negative"
+            raise DataError(
+                f"the training split holds {counts.min()} row(s) of the {rarest} class: "
+                f"{n_folds} cross-validation folds need at least {n_folds}. Lower {setting}, "
+                "or train on a table with more of that class"
+            )
     if strategy == "time":
         folds = list(TimeSeriesSplit(n_splits=n_folds).split(index))
     elif groups is not None and len(np.unique(groups)) < len(groups):
@@ -46,7 +57,6 @@ def cv_folds(
     else:
         splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
         folds = list(splitter.split(index, y))
-    labels = np.asarray(y)
     for number, (fit_rows, check_rows) in enumerate(folds, start=1):
         for part, rows in (("training", fit_rows), ("validation", check_rows)):
             if len(np.unique(labels[rows])) < 2:
