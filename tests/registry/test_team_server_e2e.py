@@ -9,6 +9,7 @@ import contextlib
 import os
 import subprocess
 import time
+from collections.abc import Iterator
 
 import httpx
 import psycopg
@@ -65,11 +66,17 @@ def team(repo_copy, tmp_path_factory):
         copy = repo_copy(ONLY_LOGISTIC)
         copy.database, copy.server_artifacts = database, home / "server-artifacts"
 
-        def start_server() -> contextlib.AbstractContextManager[str]:
+        @contextlib.contextmanager
+        def start_server() -> Iterator[str]:
             # The same port each time, as a team server keeps its address across restarts.
-            return mlflow_process(
+            with mlflow_process(
                 "server", options, home / "server.log", env=server_env, port=copy.port
-            )
+            ) as url:
+                # The auth app's first request sets up its user store: slow on a busy
+                # machine, longer than the 10 s the CLI is given below. Make it here.
+                search = f"{url}/api/2.0/mlflow/registered-models/search"
+                httpx.get(search, auth=(ADMIN, PASSWORD), timeout=120).raise_for_status()
+                yield url
 
         copy.port = free_port()
         copy.start_server = start_server
@@ -89,7 +96,6 @@ def team(repo_copy, tmp_path_factory):
 def test_an_unauthenticated_write_is_refused(team):
     created = {"name": "intruder"}
     url = f"{team.url}/api/2.0/mlflow/experiments/create"
-    # Generous: the auth app's first request sets up its user store, slow on a busy machine.
     refused = httpx.post(url, json=created, timeout=60)
     assert refused.status_code == 401
     allowed = httpx.post(url, json=created, auth=(ADMIN, PASSWORD), timeout=60)

@@ -65,6 +65,16 @@ class RegistryError(PipelineError):
     """A registry action that cannot be done as asked (unknown version, failed gate, ...)."""
 
 
+# What MLflow answers for a name, version or alias that is not there. Anything else (a
+# timeout, a refused connection, a 5xx) is the server failing, never "not found": read as
+# "no champion", a slow answer would let register promote a first version a second time.
+_NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
+
+
+def _unreachable(exc: MlflowException) -> RegistryError:
+    return RegistryError(f"the tracking server did not answer as expected: {exc.message}")
+
+
 @dataclass(frozen=True)
 class AliasMove:
     seq: int
@@ -129,8 +139,10 @@ class Registry:
     def version_by_alias(self, alias: str) -> ModelVersion | None:
         try:
             return self.client.get_model_version_by_alias(self.name, alias)
-        except MlflowException:
-            return None  # no such model yet, or the alias is not set
+        except MlflowException as exc:
+            if exc.error_code in _NOT_FOUND:
+                return None  # no such model yet, or the alias is not set
+            raise _unreachable(exc) from exc
 
     def champion(self) -> ModelVersion | None:
         return self.version_by_alias(CHAMPION)
@@ -145,8 +157,10 @@ class Registry:
             return found
         try:
             return self.client.get_model_version(self.name, version)
-        except MlflowException:
-            raise RegistryError(f"model '{self.name}' has no version {version}") from None
+        except MlflowException as exc:
+            if exc.error_code in _NOT_FOUND:
+                raise RegistryError(f"model '{self.name}' has no version {version}") from None
+            raise _unreachable(exc) from exc
 
     def latest_from_runs(self, run_ids: list[str]) -> ModelVersion:
         """The newest version registered from any of `run_ids` (runs that logged the same
@@ -183,7 +197,9 @@ class Registry:
         """Add `model_uri` as a new version, tag it, and point `challenger` at it."""
         try:
             self.client.get_registered_model(self.name)
-        except MlflowException:
+        except MlflowException as exc:
+            if exc.error_code not in _NOT_FOUND:
+                raise _unreachable(exc) from exc
             self.client.create_registered_model(
                 self.name, description="Managed by mlops_starter.registry"
             )
