@@ -27,7 +27,7 @@ from mlops_starter.config import Config
 from mlops_starter.data.corpus import CORPUS, corpus_params, load_corpus_table
 from mlops_starter.data.ingest import ingest
 from mlops_starter.evaluation.evaluate import evaluate
-from mlops_starter.storage import read_json, write_json, write_parquet
+from mlops_starter.storage import read_json, write_json
 from mlops_starter.training.split import split_table
 from mlops_starter.training.train import train
 from mlops_starter.validation.validate import validate_table
@@ -46,7 +46,6 @@ def merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
 def run_streaming(cfg: Config, rows: int) -> tuple[Any, Any, dict, Any, dict[str, Any]]:
     """The stages in scale.mode streaming, batches of a fifth of the table."""
     from mlops_starter.evaluation.evaluate import evaluate_streaming
-    from mlops_starter.training.split_streaming import split_streaming
     from mlops_starter.training.train_streaming import train_streaming
     from mlops_starter.validation.validate import table_expectations
     from mlops_starter.validation.validate_streaming import validate_batches
@@ -54,7 +53,7 @@ def run_streaming(cfg: Config, rows: int) -> tuple[Any, Any, dict, Any, dict[str
     scale = cfg.scale.model_copy(update={"mode": "streaming", "batch_rows": rows // 5 + 1})
     cfg = cfg.model_copy(update={"scale": scale})
     report = validate_batches(cfg.paths.raw, table_expectations(cfg), scale.batch_rows)
-    split_streaming(cfg)
+    split_table(cfg)
     leakage = read_json(Path(cfg.paths.reports) / "leakage.json")
     trained = train_streaming(cfg)
     run_id = mlflow.last_active_run().info.run_id
@@ -79,13 +78,12 @@ def run_table(name: str, scratch: Path, streaming: bool = False) -> dict[str, An
     else:
         raw = pd.read_parquet(cfg.paths.raw)
         report = validate_table(raw, cfg)
-        split = split_table(raw, cfg)
-        write_parquet(cfg.paths.train, split.train)
-        write_parquet(cfg.paths.test, split.test)
-        leakage, test = split.report, split.test
-        trained = train(split.train, cfg)
+        split_table(cfg)
+        leakage = read_json(Path(cfg.paths.reports) / "leakage.json")
+        test = pd.read_parquet(cfg.paths.test)
+        trained = train(pd.read_parquet(cfg.paths.train), cfg)
         run_id = mlflow.last_active_run().info.run_id  # the train run just ended
-        metrics = evaluate(trained.model, trained.model_info, split.test, cfg, run_id).metrics
+        metrics = evaluate(trained.model, trained.model_info, test, cfg, run_id).metrics
     # Calibrated probabilities make 0.5 a meaningful cut-off: comparable to published error rates.
     features = trained.model_info["feature_schema"]
     proba = trained.model.predict_proba(test[features["numeric"] + features["categorical"]])

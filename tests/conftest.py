@@ -18,12 +18,13 @@ import pytest
 import yaml
 
 from mlops_starter.candidates import CANDIDATES
-from mlops_starter.config import CsvConfig, DataConfig
+from mlops_starter.config import Config, CsvConfig, DataConfig
 from mlops_starter.data.demo import generate_demo_table
 from mlops_starter.data.schema import FeatureSchema, encode_target
 from mlops_starter.data.sources import open_table
 from mlops_starter.serving.process import free_port, wait_for_http
 from mlops_starter.storage import read_json
+from mlops_starter.training.placement import RowPlaces
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -98,6 +99,33 @@ def table_batches(
     data = DataConfig(target="churned", positive_label="yes", csv=csv or CsvConfig())
     table = open_table(path, data)
     return table.batches(table.columns(), chunk_rows)
+
+
+def stage_config(tmp_path: Path, mode: str = "in_memory", **changes: dict) -> Config:
+    """params.yaml's settings with paths under tmp_path, in `mode` (batches of 700 rows
+    past memory), two CV folds and a small booster; `changes` update whole sections."""
+    raw = Config.from_yaml().model_dump(by_alias=True)
+    raw["paths"] = {k: str(tmp_path / v) for k, v in raw["paths"].items()}
+    raw["scale"] |= {"mode": mode, "batch_rows": 700}
+    raw["train"] |= {"cv_folds": 2}
+    raw["train"]["candidates"]["xgboost"] |= {"n_estimators": 40}
+    raw["validate"]["suite"] = None
+    for section, values in changes.items():
+        raw[section] |= values
+    return Config.from_dict(raw)
+
+
+def write_raw(cfg: Config, table: pd.DataFrame) -> None:
+    """`table` where the split stage reads it, as ingest writes it."""
+    Path(cfg.paths.raw).parent.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(cfg.paths.raw, index=False)
+
+
+def places(frame: pd.DataFrame, columns: list[str] | None = None, times=None) -> RowPlaces:
+    """Rows placed by a hash of `columns` (all, by default) or by `times`, as the stages do."""
+    chosen = frame if columns is None else frame[columns]
+    hashes = pd.util.hash_pandas_object(chosen, index=False).to_numpy()
+    return RowPlaces(hashes, None if times is None else pd.Series(times, name="when"))
 
 
 def deep_update(base: dict, changes: dict) -> dict:

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import candidate_defaults
+from conftest import candidate_defaults, places
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
@@ -35,7 +35,12 @@ def training(demo_frame):
     frame = demo_frame.head(4000)
     schema = FeatureSchema.infer(frame, ["churned", "customer_id", "signup_date"])
     y = encode_target(frame["churned"], "yes")
-    return schema, frame[schema.columns], y, cv_folds(y, 3, seed=0, strategy="stratified")
+    return (
+        schema,
+        frame[schema.columns],
+        y,
+        cv_folds(y, 3, 0, "stratified", places(frame[schema.columns])),
+    )
 
 
 def fingerprint(name, training, n_jobs):

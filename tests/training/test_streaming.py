@@ -2,12 +2,12 @@
 in-memory mode as the oracle where both exist."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from conftest import stage_config, write_raw
 from sklearn.metrics import roc_auc_score
 
 from mlops_starter.config import Config
@@ -22,28 +22,12 @@ from mlops_starter.data.demo import generate_demo_table
 from mlops_starter.data.schema import FeatureSchema, target_of
 from mlops_starter.errors import DataError, LeakageError
 from mlops_starter.training.split import split_table
-from mlops_starter.training.split_streaming import split_streaming
 from mlops_starter.training.train_streaming import train_streaming, xgboost_pipeline
-
-BATCH = 700
 
 
 def streaming_config(tmp_path, **changes) -> Config:
-    """params.yaml's settings with paths under tmp_path, streaming in batches of BATCH."""
-    raw = Config.from_yaml().model_dump(by_alias=True)
-    raw["paths"] = {k: str(tmp_path / v) for k, v in raw["paths"].items()}
-    raw["scale"] |= {"mode": "streaming", "batch_rows": BATCH}
-    raw["train"] |= {"cv_folds": 2}
-    raw["train"]["candidates"]["xgboost"] |= {"n_estimators": 40}
-    raw["validate"]["suite"] = None
-    for section, values in changes.items():
-        raw[section] |= values
-    return Config.from_dict(raw)
-
-
-def write_raw(cfg: Config, table: pd.DataFrame) -> None:
-    Path(cfg.paths.raw).parent.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(cfg.paths.raw, index=False)
+    """params.yaml's settings with paths under tmp_path, streaming in batches of 700."""
+    return stage_config(tmp_path, "streaming", **changes)
 
 
 @pytest.fixture
@@ -87,7 +71,7 @@ def test_streaming_split_keeps_duplicates_together_in_row_groups(tmp_path):
     copies = table.iloc[:300].copy()
     copies["customer_id"] = [f"copy-{i}" for i in range(300)]  # same features, other ids
     write_raw(cfg, pd.concat([table, copies], ignore_index=True))
-    split_streaming(cfg)
+    split_table(cfg)
     train, test = pd.read_parquet(cfg.paths.train), pd.read_parquet(cfg.paths.test)
     assert len(train) + len(test) == 4300
     assert pq.ParquetFile(cfg.paths.train).num_row_groups > 3  # written batch by batch
@@ -108,7 +92,7 @@ def test_streaming_split_writes_nothing_when_the_audit_fails(tmp_path):
     table["closure_code"] = np.where(table["churned"] == "yes", "C-17", "none")
     write_raw(cfg, table)
     with pytest.raises(LeakageError, match="closure_code"):
-        split_streaming(cfg)
+        split_table(cfg)
     assert not (tmp_path / cfg.paths.train).exists()
     report = json.loads((tmp_path / "reports" / "leakage.json").read_text())
     assert not report["passed"]
@@ -117,7 +101,7 @@ def test_streaming_split_writes_nothing_when_the_audit_fails(tmp_path):
 def test_streaming_time_split_puts_test_strictly_later(tmp_path):
     cfg = streaming_config(tmp_path, split={"strategy": "time"})
     write_raw(cfg, generate_demo_table(3000, seed=5))
-    split_streaming(cfg)
+    split_table(cfg)
     train, test = pd.read_parquet(cfg.paths.train), pd.read_parquet(cfg.paths.test)
     assert train["signup_date"].max() < test["signup_date"].min()
 
@@ -131,10 +115,13 @@ def test_streaming_audit_counts_shared_ids_rows_and_duplicates_as_in_memory(tmp_
     twice = copies.tail(1).copy()
     twice["churned"] = np.where(twice["churned"] == "yes", "no", "yes")  # a label conflict too
     write_raw(cfg, pd.concat([table, copies, twice], ignore_index=True))
-    in_memory = split_table(pd.read_parquet(cfg.paths.raw), cfg).report
-    with pytest.raises(LeakageError, match="shared_feature_rows"):
-        split_streaming(cfg)
-    streamed = json.loads((tmp_path / "reports" / "leakage.json").read_text())
+    whole = stage_config(tmp_path, split={"strategy": "time"})
+    reports = []
+    for each in (whole, cfg):
+        with pytest.raises(LeakageError, match="shared_feature_rows"):
+            split_table(each)
+        reports.append(json.loads((tmp_path / "reports" / "leakage.json").read_text()))
+    in_memory, streamed = reports
 
     def values(report):
         return {
@@ -150,7 +137,7 @@ def test_streaming_audit_counts_shared_ids_rows_and_duplicates_as_in_memory(tmp_
 def test_streaming_train_matches_in_memory_pipeline(tmp_path, mlflow_here):
     cfg = streaming_config(tmp_path)
     write_raw(cfg, generate_demo_table(3000, seed=6))
-    split_streaming(cfg)
+    split_table(cfg)
     outcome = train_streaming(cfg)
     test = pd.read_parquet(cfg.paths.test)
     y = target_of(test, cfg.data)
@@ -173,7 +160,7 @@ def test_streaming_cv_scores_shuffled_labels_at_chance(tmp_path, mlflow_here):
     table = generate_demo_table(3000, seed=8)
     table["churned"] = np.random.default_rng(0).permutation(table["churned"].to_numpy())
     write_raw(cfg, table)
-    split_streaming(cfg)
+    split_table(cfg)
     outcome = train_streaming(cfg)
     assert abs(outcome.cv_metrics["cv_roc_auc"] - 0.5) < 0.05
 
@@ -192,7 +179,7 @@ def test_streaming_time_split_on_a_coarse_time_column_trains(
         [f"{2000 + year}-01-01" for year in np.arange(3000) * years // 3000]
     )
     write_raw(cfg, table)
-    split_streaming(cfg)
+    split_table(cfg)
     outcome = train_streaming(cfg)
     assert 0 < outcome.cv_metrics["cv_roc_auc"] < 1
 
@@ -201,7 +188,7 @@ def test_streaming_time_split_with_one_time_value_names_the_setting(tmp_path, ml
     cfg = streaming_config(tmp_path, split={"strategy": "time"})
     table = generate_demo_table(3000, seed=9)
     write_raw(cfg, table)
-    split_streaming(cfg)
+    split_table(cfg)
     train = pd.read_parquet(cfg.paths.train).assign(signup_date=pd.Timestamp("2020-01-01"))
     train.to_parquet(cfg.paths.train, index=False)
     with pytest.raises(DataError, match=r"data\.time_column\) has a single value"):

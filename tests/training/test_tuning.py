@@ -3,7 +3,7 @@ not; searches are seeded, resumable, and their ranges are checked against the ca
 
 import numpy as np
 import pytest
-from conftest import candidate_defaults
+from conftest import candidate_defaults, places
 
 from mlops_starter.config import Config, SearchRange, TuningConfig
 from mlops_starter.data.schema import FeatureSchema, encode_target
@@ -30,7 +30,7 @@ def make_tuner(schema, storage, trials, seed=0):
         TuningConfig(enabled=True, trials=trials, inner_folds=3, storage=str(storage)),
         "roc_auc",
         seed,
-        lambda y, groups: cv_folds(y, 3, seed, "stratified", groups),
+        lambda y, rows: cv_folds(y, 3, seed, "stratified", rows),
     )
 
 
@@ -46,12 +46,15 @@ def shuffled(demo_frame):
 def test_reported_score_stays_at_chance_while_the_search_flatters_itself(shuffled, tmp_path):
     schema, X, y = shuffled
     tuner = make_tuner(schema, tmp_path / "optuna.db", trials=12)
-    folds = cv_folds(y, 3, seed=0, strategy="stratified")
+    rows = places(X)
+    folds = cv_folds(y, 3, 0, "stratified", rows)
     base = build_pipeline("xgboost", XGB_PARAMS, schema, n_jobs=1)
-    nested = cross_validate("xgboost", XGB_PARAMS, base, X, y, folds, fbeta=1.0, tuner=tuner)
+    nested = cross_validate(
+        "xgboost", XGB_PARAMS, base, X, y, folds, fbeta=1.0, tuner=tuner, places=rows
+    )
     reported = nested.mean("roc_auc")
     search_best = float(np.mean([s.best_score for s in nested.searches]))
-    final = tuner.search(X, y.to_numpy(), None, "final")
+    final = tuner.search(X, y.to_numpy(), rows, "final")
     assert abs(reported - 0.5) < 0.05, reported
     # Picking the best of many noisy trials on the folds it is scored on looks like skill.
     assert search_best > reported + 0.02, (search_best, reported)
@@ -63,18 +66,18 @@ def test_reported_score_stays_at_chance_while_the_search_flatters_itself(shuffle
 def test_search_is_deterministic_by_seed_and_resumes_where_it_stopped(shuffled, tmp_path):
     schema, X, y = shuffled
     X, y = X.iloc[:600], y.iloc[:600].to_numpy()
-    first = make_tuner(schema, tmp_path / "a.db", trials=6).search(X, y, None, "final")
-    again = make_tuner(schema, tmp_path / "b.db", trials=6).search(X, y, None, "final")
+    first = make_tuner(schema, tmp_path / "a.db", trials=6).search(X, y, places(X), "final")
+    again = make_tuner(schema, tmp_path / "b.db", trials=6).search(X, y, places(X), "final")
     assert [(t.params, t.score) for t in first.trials] == [
         (t.params, t.score) for t in again.trials
     ]
 
-    stopped = make_tuner(schema, tmp_path / "c.db", trials=3).search(X, y, None, "final")
-    resumed = make_tuner(schema, tmp_path / "c.db", trials=6).search(X, y, None, "final")
+    stopped = make_tuner(schema, tmp_path / "c.db", trials=3).search(X, y, places(X), "final")
+    resumed = make_tuner(schema, tmp_path / "c.db", trials=6).search(X, y, places(X), "final")
     assert [t.number for t in resumed.trials] == list(range(6))
     assert resumed.trials[:3] == stopped.trials  # kept, not rerun
     # A different seed is a different study, not a resumption of this one.
-    other = make_tuner(schema, tmp_path / "c.db", trials=2, seed=1).search(X, y, None, "final")
+    other = make_tuner(schema, tmp_path / "c.db", trials=2, seed=1).search(X, y, places(X), "final")
     assert len(other.trials) == 2
 
 

@@ -18,7 +18,8 @@ from mlops_starter.storage import atomic_path
 # Salts keep the hashes that pick the test set, the CV folds and the samples independent:
 # the sample must not be "the rows with the smallest split hash", which are all test rows.
 # Row keys (which rows a model trained on) must not depend on the split's seed at all.
-SPLIT_SALT, FOLD_SALT, SAMPLE_SALT, ROW_KEY_SALT = 1, 2, 3, 4
+# Folds inside a fold's training rows (nested tuning) are hashed again first (NESTED_SALT).
+SPLIT_SALT, FOLD_SALT, SAMPLE_SALT, ROW_KEY_SALT, NESTED_SALT = 1, 2, 3, 4, 5
 
 
 def iter_parquet(
@@ -69,7 +70,11 @@ def stable_hash(frame: pd.DataFrame, seed: int, salt: int) -> np.ndarray:
     here: otherwise a table of numbers would get the same hash for its split and its CV
     folds, and the first fold would hold no training row at all.
     """
-    hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    return remix(pd.util.hash_pandas_object(frame, index=False).to_numpy(), seed, salt)
+
+
+def remix(hashes: np.ndarray, seed: int, salt: int) -> np.ndarray:
+    """pandas row hashes mixed with a seed and salt: `stable_hash` from hashes already made."""
     return _mix(hashes ^ _mix(np.array([seed * 1_000_003 + salt], dtype=np.uint64))[0])
 
 

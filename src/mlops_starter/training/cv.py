@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, TimeSeriesSplit
 from tqdm.auto import tqdm
 
 from mlops_starter.errors import DataError
@@ -19,9 +18,15 @@ from mlops_starter.evaluation.calibration import CalibratedClassifier, Calibrati
 from mlops_starter.evaluation.metrics import classification_metrics, tune_threshold
 from mlops_starter.rounding import round_sig
 from mlops_starter.training.candidates import portable
+from mlops_starter.training.placement import (
+    Folds,
+    RowPlaces,
+    block_count,
+    fold_blocks,
+    fold_edges,
+    row_folds,
+)
 from mlops_starter.training.tuning import SearchResult, Tuner
-
-Folds = list[tuple[np.ndarray, np.ndarray]]
 
 
 def cv_folds(
@@ -29,18 +34,17 @@ def cv_folds(
     n_folds: int,
     seed: int,
     strategy: str,
-    groups: np.ndarray | pd.Series | None = None,
+    places: RowPlaces,
     setting: str = "train.cv_folds",
 ) -> Folds:
-    """Folds that respect the holdout strategy: time-ordered folds for a time split
-    (the caller sorts rows by time), else stratified folds that keep each of `groups`
-    (the group column, or rows with identical features) inside one fold. A fold with one
-    class on either side (few positives, early in time or in few groups) stops training,
-    naming `setting`, the number of folds."""
-    index = np.zeros(len(y))
+    """Folds by the one placement rule (placement.py), as the batch trainers make them:
+    time-ordered blocks for a time split, else hashed folds that keep rows with one
+    placement hash (identical features, or one group) together. A fold with one class on
+    either side (few positives, early in time or in few groups) stops training, naming
+    `setting`, the number of folds."""
     labels = np.asarray(y)
     if strategy != "time":
-        # Stratified folds need each class in every fold; scikit-learn would only warn.
+        # Hashed folds place each class in every fold only if it has a row per fold.
         values, counts = np.unique(labels, return_counts=True)
         if counts.min() < n_folds:
             rarest = "positive" if values[counts.argmin()] == 1 else "negative"
@@ -49,19 +53,14 @@ def cv_folds(
                 f"{n_folds} cross-validation folds need at least {n_folds}. Lower {setting}, "
                 "or train on a table with more of that class"
             )
-    if strategy == "time":
-        folds = list(TimeSeriesSplit(n_splits=n_folds).split(index))
-    elif groups is not None and len(np.unique(groups)) < len(groups):
-        splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-        folds = list(splitter.split(index, y, groups=groups))
-    else:
-        splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-        folds = list(splitter.split(index, y))
+    edges = fold_edges(strategy, [places], n_folds, seed)
+    blocks = fold_blocks(places, strategy, n_folds, seed, edges)
+    folds = row_folds(blocks, block_count(n_folds, edges), strategy == "time")
     for number, (fit_rows, check_rows) in enumerate(folds, start=1):
         for part, rows in (("training", fit_rows), ("validation", check_rows)):
             if len(np.unique(labels[rows])) < 2:
                 raise DataError(
-                    f"cross-validation fold {number} of {n_folds} (split.strategy "
+                    f"cross-validation fold {number} of {len(folds)} (split.strategy "
                     f"'{strategy}'): its {part} rows ({len(rows)}) hold one class only, "
                     f"{int(labels[rows].sum())} positives, of {int(labels.sum())} in the "
                     f"training split. Lower {setting}"
@@ -114,14 +113,14 @@ def cross_validate(
     calibration: str = "none",
     on_fold: Callable[[], None] = lambda: None,
     tuner: Tuner | None = None,
-    groups: np.ndarray | None = None,
+    places: RowPlaces | None = None,
 ) -> CandidateResult:
     """Fit a fresh clone of `pipeline` per fold and collect out-of-fold probabilities.
 
     Those are calibrated (the map learnt from them is kept for the refit model), the
     threshold is tuned on the calibrated ones, and every fold is reported at that
     shared threshold. With a `tuner`, each fold's pipeline comes from a search on that
-    fold's training rows only (split by their `groups`), so the scores stay unbiased.
+    fold's training rows only (folded by their `places`), so the scores stay unbiased.
     """
     y_array = y.to_numpy()
     oof = np.full(len(y), np.nan)
@@ -129,10 +128,12 @@ def cross_validate(
     started = time.perf_counter()
     for fold, (train_rows, valid_rows) in enumerate(folds, start=1):
         if tuner is not None:
+            if places is None:
+                raise ValueError("a tuner's inner folds need the rows' places")
             found = tuner.search(
                 X.iloc[train_rows],
                 y_array[train_rows],
-                None if groups is None else np.asarray(groups)[train_rows],
+                places.nested(train_rows),
                 f"outer{fold}",
             )
             searches.append(found)
@@ -196,7 +197,7 @@ def run_candidates(
     fbeta: float,
     calibration: str = "none",
     tuners: dict[str, Tuner] | None = None,
-    groups: np.ndarray | None = None,
+    places: RowPlaces | None = None,
 ) -> list[CandidateResult]:
     """Cross-validate every (params, pipeline) candidate with one progress bar over all
     folds; a candidate with a tuner is searched inside each fold (nested CV)."""
@@ -217,7 +218,7 @@ def run_candidates(
                     calibration,
                     on_fold=lambda: bar.update(),
                     tuner=tuners.get(name),
-                    groups=groups,
+                    places=places,
                 )
             )
     return results

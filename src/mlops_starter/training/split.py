@@ -1,93 +1,51 @@
-"""The split stage: the holdout set aside once, then audited for leakage."""
+"""The split stage: the holdout set aside once, then audited for leakage, in every
+scale.mode by one pass over the table's batches (in memory, the table is one batch).
+
+Rows are placed by the rule in placement.py, which looks at each row alone. The audit's
+overlap checks are exact, over hashes of ids and feature rows (16 bytes a row at most);
+the single-feature AUCs and the column notes read the training rows themselves in
+memory, and a deterministic sample of `scale.sample_rows` of them past memory.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import GroupShuffleSplit, train_test_split
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from mlops_starter.config import Config
-from mlops_starter.data.schema import FeatureSchema, target_of
-from mlops_starter.errors import DataError
-from mlops_starter.training.leakage import AuditCheck, audit_leakage
-
-SplitStrategy = Literal["stratified", "time", "group"]
-
-
-def split_holdout(
-    frame: pd.DataFrame,
-    y: pd.Series,
-    strategy: SplitStrategy,
-    test_size: float,
-    seed: int,
-    time_column: str | None = None,
-    group_column: str | None = None,
-    duplicates: np.ndarray | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split rows into (train, test).
-
-    stratified: same positive rate on both sides, and rows with identical features
-    (`duplicates`, one id per group) all on one side. time: every test row is strictly
-    later than every train row. group: no group (e.g. customer) on both sides.
-    """
-    if strategy == "stratified":
-        # Whole duplicate groups go one way, stratified by whether the group holds a positive.
-        if duplicates is None:
-            duplicates = np.arange(len(frame))
-        group_label = pd.Series(y.to_numpy()).groupby(duplicates).max()
-        try:
-            _, test_groups = train_test_split(
-                group_label.index.to_numpy(),
-                test_size=test_size,
-                random_state=seed,
-                stratify=group_label.to_numpy(),
-            )
-        except ValueError:
-            positives = int(group_label.sum())
-            raise DataError(
-                f"the {len(frame)} rows hold only {len(group_label)} distinct feature rows "
-                f"({positives} with a positive, {len(group_label) - positives} without); rows "
-                "with identical features stay on one side, so a stratified split with "
-                f"split.test_size={test_size} cannot give both sides both classes. Add "
-                "features that tell rows apart, use more data, or change split.test_size"
-            ) from None
-        test_mask = np.isin(duplicates, test_groups)
-        train_idx, test_idx = np.flatnonzero(~test_mask), np.flatnonzero(test_mask)
-    elif strategy == "time":
-        if not time_column:
-            raise DataError("split.strategy 'time' needs data.time_column")
-        times = frame[time_column]
-        cutoff = times.quantile(1 - test_size)
-        # Rows tied with the cut-off stay in train, so test is strictly later.
-        test_mask = (times > cutoff).to_numpy()
-        if not test_mask.any() or test_mask.all():
-            raise DataError(
-                f"time split on '{time_column}' left one side empty (too few distinct times)"
-            )
-        train_idx, test_idx = np.flatnonzero(~test_mask), np.flatnonzero(test_mask)
-    elif strategy == "group":
-        if not group_column:
-            raise DataError("split.strategy 'group' needs split.group_column")
-        splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
-        train_idx, test_idx = next(splitter.split(frame, y, groups=frame[group_column]))
-    else:
-        raise DataError(f"split.strategy must be stratified, time or group, got {strategy!r}")
-    train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
-    for name, rows in (("train", train_idx), ("test", test_idx)):
-        if y.iloc[rows].nunique() < 2:
-            raise DataError(
-                f"the {name} split holds only one class; change split.test_size or use more data"
-            )
-    return frame.iloc[train_idx].reset_index(drop=True), frame.iloc[test_idx].reset_index(drop=True)
-
-
-def duplicate_groups(features: pd.DataFrame) -> np.ndarray:
-    """One integer per row, shared by rows whose features are identical."""
-    hashes = pd.util.hash_pandas_object(features, index=False).to_numpy()
-    return pd.factorize(hashes)[0]
+from mlops_starter.data.batches import (
+    SAMPLE_SALT,
+    BottomSample,
+    iter_record_batches,
+    parquet_columns,
+    parquet_rows,
+    parquet_sinks,
+    stable_hash,
+    unit_interval,
+)
+from mlops_starter.data.schema import FeatureSchema, batch_target
+from mlops_starter.errors import DataError, LeakageError
+from mlops_starter.storage import write_json
+from mlops_starter.training.leakage import (
+    id_overlap_check,
+    shared_rows_check,
+    target_leak_check,
+    time_order_check,
+)
+from mlops_starter.training.placement import (
+    RowPlaces,
+    cut_columns,
+    holdout_cutoff,
+    in_test_set,
+    is_time,
+)
 
 
 def labelled_keys(groups: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -132,65 +90,154 @@ def duplicate_summary(keys: np.ndarray, chunk_rows: int = 1_000_000) -> dict[str
     }
 
 
-@dataclass(frozen=True)
-class SplitOutcome:
-    """What the split stage writes: the two sides, and the audit report (written even when it fails)."""
+def shared_keys(sorted_keys: np.ndarray, queries: np.ndarray, chunk_rows: int) -> np.ndarray:
+    """The `queries` whose group (a `labelled_keys` value without its label bit) is among
+    `sorted_keys`, looked up in chunks."""
+    one = np.uint64(1)
+    if not len(sorted_keys):
+        return queries[:0]
+    found = []
+    for start in range(0, len(queries), chunk_rows):
+        chunk = queries[start : start + chunk_rows]
+        at = np.searchsorted(sorted_keys, chunk & ~one).clip(max=len(sorted_keys) - 1)
+        found.append(chunk[(sorted_keys[at] >> one) == (chunk >> one)])
+    return np.concatenate(found) if found else queries[:0]
 
-    train: pd.DataFrame
-    test: pd.DataFrame
-    report: dict[str, Any]
-    failed: list[AuditCheck]
+
+class SideKeys:
+    """One uint64 per row in one preallocated array: train rows fill it from the front and
+    test rows from the back, so each side is a contiguous view sorted in place."""
+
+    def __init__(self, rows: int) -> None:
+        self.keys = np.empty(rows, dtype=np.uint64)
+        self.front, self.back = 0, rows
+
+    def add(self, side: int, keys: np.ndarray) -> None:
+        if side == 0:
+            self.keys[self.front : self.front + len(keys)] = keys
+            self.front += len(keys)
+        else:
+            self.keys[self.back - len(keys) : self.back] = keys
+            self.back -= len(keys)
+
+    def shared(self, chunk_rows: int) -> np.ndarray:
+        """The test side's keys whose group is also in train (sorts the train side in place)."""
+        train, test = self.keys[: self.front], self.keys[self.front :]
+        train.sort()
+        return shared_keys(train, test, chunk_rows)
 
 
-def split_table(frame: pd.DataFrame, cfg: Config) -> SplitOutcome:
-    """Sort by time (if any), split by `split.strategy`, and audit the result."""
-    if cfg.data.time_column:
-        # Time order makes the time split, and time-series CV later, meaningful.
-        frame = frame.sort_values(cfg.data.time_column, kind="stable").reset_index(drop=True)
-    y = target_of(frame, cfg.data)
-    # Which columns make two rows "the same" is read off the whole table ...
-    usable = FeatureSchema.infer(frame, cfg.non_feature_columns, cfg.data.categorical_columns)
-    duplicates = duplicate_groups(frame[usable.columns])
-    train, test = split_holdout(
-        frame,
-        y,
-        cfg.split.strategy,
-        cfg.split.test_size,
-        cfg.split.seed,
-        cfg.data.time_column,
-        cfg.split.group_column,
-        duplicates,
+def split_table(cfg: Config) -> None:
+    """Write cfg.paths.train, cfg.paths.test and the audit report from cfg.paths.raw. The
+    split files are moved into place only if the audit passes; the report is written
+    either way.
+
+    Per row it holds 8 bytes (16 with an id column): a `labelled_keys` value of the
+    feature-row hash and label, and the id's hash. The overlap checks and the duplicate
+    counts run on those arrays sorted in place."""
+    strategy, data = cfg.split.strategy, cfg.data
+    total = parquet_rows(cfg.paths.raw)
+    in_memory = cfg.scale.mode == "in_memory"
+    batch_rows = max(total, 1) if in_memory else cfg.scale.batch_rows
+    columns = parquet_columns(cfg.paths.raw)
+    features = [c for c in columns if c not in cfg.non_feature_columns]
+    cutoff = holdout_cutoff(cfg, placed_parts(cfg, cfg.paths.raw, batch_rows))
+    rows_keys = SideKeys(total)
+    id_keys = SideKeys(total if data.id_column else 0)
+    rows, positives = [0, 0], [0, 0]
+    time_range: list[list[Any]] = [[], []]
+    train_sample = BottomSample(total if in_memory else cfg.scale.sample_rows)
+    position = 0
+    arrow_schema = pq.ParquetFile(cfg.paths.raw).schema_arrow
+    with parquet_sinks([cfg.paths.train, cfg.paths.test], arrow_schema) as sinks:
+        for batch in iter_record_batches(cfg.paths.raw, batch_rows):
+            frame = batch.to_pandas()
+            is_test = in_test_set(RowPlaces.of(frame, cfg), cfg, cutoff)
+            y = batch_target(frame, data)
+            keys = labelled_keys(stable_hash(frame[features], 0, 0), y)
+            sample_key = unit_interval(stable_hash(frame[features], cfg.split.seed, SAMPLE_SALT))
+            positions = np.arange(position, position + len(frame))
+            position += len(frame)
+            for side, mask in enumerate((~is_test, is_test)):
+                if not mask.any():
+                    continue
+                sinks[side].write_batch(batch.filter(pa.array(mask)))
+                rows_keys.add(side, keys[mask])
+                rows[side] += int(mask.sum())
+                positives[side] += int(y[mask].sum())
+                if data.id_column:
+                    id_hashes = stable_hash(frame.loc[mask, [data.id_column]], 0, 0)
+                    id_keys.add(side, labelled_keys(id_hashes, np.zeros(len(id_hashes))))
+                if data.time_column:
+                    times = frame.loc[mask, data.time_column]
+                    time_range[side] += [times.min(), times.max()]
+                if side == 0:
+                    train_sample.add(frame[mask], sample_key[mask], positions[mask])
+        for name, side in (("train", 0), ("test", 1)):
+            if positives[side] in (0, rows[side]):
+                raise DataError(
+                    f"the {name} split holds {rows[side]} rows, {positives[side]} positive: "
+                    "each side needs both classes. Rows with identical features (or of one "
+                    "group) share a side; change split.test_size or split.seed, or use more data"
+                )
+        # In memory the "sample" is every training row, in file order.
+        sample = train_sample.frame()
+        y_sample = pd.Series(batch_target(sample, data))
+        schema = FeatureSchema.infer(sample, cfg.non_feature_columns, data.categorical_columns)
+        chunk = batch_rows
+        checks = []
+        if data.id_column:
+            shared_ids = len(np.unique(id_keys.shared(chunk)))
+            checks.append(id_overlap_check(shared_ids))
+            del id_keys
+        shared_rows = len(rows_keys.shared(chunk))  # test rows
+        checks.append(shared_rows_check(shared_rows, cfg.leakage.max_shared_feature_rows, strategy))
+        if is_time(cfg):
+            checks.append(time_order_check(max(time_range[0]), min(time_range[1])))
+        checks.append(
+            target_leak_check(
+                sample,
+                y_sample,
+                schema.columns,
+                cfg.leakage.max_single_feature_auc,
+                cfg.leakage.allowed_features,
+            )
+        )
+        failed = [c for c in checks if not c.passed]
+        report = {
+            "passed": not failed,
+            "strategy": strategy,
+            "scale_mode": cfg.scale.mode,
+            "rows": {"train": rows[0], "test": rows[1]},
+            "positive_rate": {
+                "train": round(positives[0] / rows[0], 5),
+                "test": round(positives[1] / rows[1], 5),
+            },
+            "duplicates": {
+                **duplicate_summary(rows_keys.keys, chunk),
+                "kept_on_one_side": strategy == "stratified",
+            },
+            "sampled_rows_for_feature_checks": len(sample),
+            "columns": schema.treatment(sample, cfg.train.max_categories),
+            "checks": [c.to_dict() for c in checks],
+        }
+        write_json(Path(cfg.paths.reports) / "leakage.json", report)
+        if failed:  # raised inside the block: neither split file is written
+            raise LeakageError("; ".join(f"{c.name}: {c.detail}" for c in failed))
+
+    logging.getLogger("split").info(
+        "split %d rows in batches of %d: %d train, %d test",
+        position,
+        batch_rows,
+        rows[0],
+        rows[1],
     )
-    y_train = target_of(train, cfg.data)
-    y_test = target_of(test, cfg.data)
-    # ... the features are decided on the training rows, as the train stage decides them.
-    schema = FeatureSchema.infer(train, cfg.non_feature_columns, cfg.data.categorical_columns)
-    checks = audit_leakage(
-        train,
-        test,
-        y_train,
-        schema.columns,
-        cfg.data.id_column,
-        cfg.data.time_column,
-        strategy=cfg.split.strategy,
-        max_single_feature_auc=cfg.leakage.max_single_feature_auc,
-        allowed_features=cfg.leakage.allowed_features,
-        max_shared_feature_rows=cfg.leakage.max_shared_feature_rows,
-    )
-    failed = [c for c in checks if not c.passed]
-    report = {
-        "passed": not failed,
-        "strategy": cfg.split.strategy,
-        "rows": {"train": len(train), "test": len(test)},
-        "positive_rate": {
-            "train": round(float(y_train.mean()), 5),
-            "test": round(float(y_test.mean()), 5),
-        },
-        "duplicates": {
-            **duplicate_summary(labelled_keys(duplicates, y.to_numpy())),
-            "kept_on_one_side": cfg.split.strategy == "stratified",
-        },
-        "columns": schema.treatment(train, cfg.train.max_categories),
-        "checks": [c.to_dict() for c in checks],
-    }
-    return SplitOutcome(train, test, report, failed)
+
+
+def placed_parts(cfg: Config, path: str, batch_rows: int) -> Iterator[RowPlaces]:
+    """The places of the Parquet file's rows from its `cut_columns` alone, batch by batch
+    (8 bytes a row for a time column), for the cut-offs that need the whole table."""
+    columns = cut_columns(cfg)
+    if columns:
+        for batch in iter_record_batches(path, batch_rows, columns):
+            yield RowPlaces.of(batch.to_pandas(), cfg)

@@ -30,7 +30,7 @@ from mlops_starter.training.cv import (
     run_candidates,
     select_winner,
 )
-from mlops_starter.training.split import duplicate_groups
+from mlops_starter.training.placement import Folds, RowPlaces
 from mlops_starter.training.tuning import SearchResult, Tuner
 
 
@@ -82,13 +82,13 @@ def build_tuners(
     if not tuning.enabled:
         return {}
 
-    def inner_folds(y: pd.Series, groups: Any) -> list:
+    def inner_folds(y: pd.Series, places: RowPlaces) -> Folds:
         return cv_folds(
             y,
             tuning.inner_folds,
             settings.seed,
             cfg.split.strategy,
-            groups,
+            places,
             "train.tuning.inner_folds",
         )
 
@@ -173,11 +173,9 @@ def train(frame: pd.DataFrame, cfg: Config) -> TrainOutcome:
     y = target_of(frame, cfg.data)
     schema = FeatureSchema.infer(frame, cfg.non_feature_columns, cfg.data.categorical_columns)
     X = frame[schema.columns]
-    # Rows with identical features stay in one fold, as they stayed on one side of the split.
-    groups = (
-        frame[cfg.split.group_column].to_numpy() if cfg.split.group_column else duplicate_groups(X)
-    )
-    folds = cv_folds(y, settings.cv_folds, settings.seed, cfg.split.strategy, groups)
+    # Rows are folded as they were split: identical features (or one group) together.
+    places = RowPlaces.of(frame, cfg)
+    folds = cv_folds(y, settings.cv_folds, settings.seed, cfg.split.strategy, places)
     candidates = build_candidates(cfg, schema)
     lineage = training_lineage(cfg)
     with tracking.start_run(cfg.mlflow.experiment, "train", lineage) as train_run:
@@ -196,7 +194,7 @@ def train(frame: pd.DataFrame, cfg: Config) -> TrainOutcome:
             settings.threshold_fbeta,
             settings.calibration,
             tuners,
-            np.asarray(groups),
+            places,
         )
         for result in results:
             tracking.log_candidate(result, shared)
@@ -212,7 +210,7 @@ def train(frame: pd.DataFrame, cfg: Config) -> TrainOutcome:
         if winner.name in tuners:
             # The winner's parameters for the refit: one more search, on all training rows.
             # Its best score is optimistic and is reported only beside the nested CV score.
-            final_search = tuners[winner.name].search(X, y.to_numpy(), groups, "final")
+            final_search = tuners[winner.name].search(X, y.to_numpy(), places, "final")
             final_params = final_search.best_params
             final_pipeline = tuners[winner.name].build(final_params)
             tracking.log_search(final_search, winner.name, train_run)

@@ -31,20 +31,25 @@ from sklearn.pipeline import Pipeline
 
 from mlops_starter.config import Config
 from mlops_starter.data.batches import (
-    FOLD_SALT,
     SAMPLE_SALT,
     BottomSample,
     iter_parquet,
-    parquet_columns,
     stable_hash,
     unit_interval,
 )
 from mlops_starter.data.schema import FeatureSchema, batch_target
-from mlops_starter.errors import ConfigError, DataError
 from mlops_starter.training import tracking
 from mlops_starter.training.candidates import build_pipeline, portable
 from mlops_starter.training.cv import calibrated, summarize_oof
-from mlops_starter.training.split_streaming import placement_columns
+from mlops_starter.training.placement import (
+    RowPlaces,
+    block_count,
+    block_folds,
+    fold_blocks,
+    fold_edges,
+    is_time,
+)
+from mlops_starter.training.split import placed_parts
 from mlops_starter.training.train import (
     TrainOutcome,
     cv_summary,
@@ -80,61 +85,27 @@ class TrainingScan:
 
 
 class RowBlocks:
-    """Assigns each row a CV block: hash-based folds keep rows with identical features (or
-    one group) in one block; a time split gets time-ordered blocks, the first never
-    validated, as TimeSeriesSplit does in memory."""
+    """Each row's CV block by the one placement rule (placement.py), batch by batch; the
+    cut-offs that need every training row come from a pass over its `cut_columns`."""
 
-    def __init__(self, cfg: Config, columns: list[str], time_edges: np.ndarray | None) -> None:
-        self.cfg, self.time_edges = cfg, time_edges
-        self.placing = placement_columns(columns, cfg)
-        self.count = cfg.train.cv_folds if time_edges is None else len(time_edges) + 1
+    def __init__(self, cfg: Config) -> None:
+        self.cfg, settings = cfg, cfg.train
+        parts = placed_parts(cfg, cfg.paths.train, cfg.scale.batch_rows)
+        self.edges = fold_edges(cfg.split.strategy, parts, settings.cv_folds, settings.seed)
+        self.count = block_count(settings.cv_folds, self.edges)
 
     def of(self, frame: pd.DataFrame) -> np.ndarray:
-        if self.time_edges is not None:
-            times = frame[self.cfg.data.time_column].to_numpy()
-            return np.searchsorted(self.time_edges, times, side="right").astype(np.int8)
-        keys = unit_interval(stable_hash(frame[self.placing], self.cfg.train.seed, FOLD_SALT))
-        return np.minimum(
-            (keys * self.cfg.train.cv_folds).astype(np.int8), self.cfg.train.cv_folds - 1
+        settings = self.cfg.train
+        return fold_blocks(
+            RowPlaces.of(frame, self.cfg),
+            self.cfg.split.strategy,
+            settings.cv_folds,
+            settings.seed,
+            self.edges,
         )
 
     def folds(self) -> list[Fold]:
-        if self.time_edges is not None:
-            return [Fold(list(range(k)), k) for k in range(1, self.count)]
-        blocks = list(range(self.count))
-        return [Fold([b for b in blocks if b != k], k) for k in blocks]
-
-
-def time_block_edges(cfg: Config) -> np.ndarray | None:
-    """Time quantiles that cut the training rows into cv_folds + 1 blocks of about equal
-    size (the time column read alone). Each edge is a time the rows hold, and no block is
-    empty: a coarse time column (a year, say) gives fewer, larger blocks, and fewer folds."""
-    if cfg.split.strategy != "time":
-        return None
-    column = cfg.data.time_column
-    if not column:
-        raise ConfigError("split.strategy 'time' needs data.time_column")
-    times: pd.Series = pd.concat(
-        [frame[column] for frame in iter_parquet(cfg.paths.train, cfg.scale.batch_rows, [column])]
-    ).dropna()
-    quantiles = np.linspace(0, 1, cfg.train.cv_folds + 2)[1:-1]
-    cuts = times.quantile(quantiles, interpolation="lower")
-    edges: np.ndarray = np.unique(cuts[cuts > times.min()].to_numpy())
-    if len(edges) == 0:
-        raise DataError(
-            f"the time column '{column}' (data.time_column) has a single value in the "
-            "training rows, so time-ordered folds cannot be made: use a finer time column, "
-            "or split.strategy: stratified"
-        )
-    if len(edges) < cfg.train.cv_folds:
-        logging.getLogger("train").warning(
-            "the time column '%s' has few distinct values: %d time-ordered folds instead of "
-            "train.cv_folds=%d",
-            column,
-            len(edges),
-            cfg.train.cv_folds,
-        )
-    return edges
+        return [Fold(fit, valid) for fit, valid in block_folds(self.count, is_time(self.cfg))]
 
 
 def scan_training_rows(cfg: Config, blocks: RowBlocks) -> TrainingScan:
@@ -258,7 +229,7 @@ def train_streaming(cfg: Config, trainer: Trainer | None = None) -> TrainOutcome
         trainer = functools.partial(train_booster_streaming, cfg)
     log = logging.getLogger("train")
     settings = cfg.train
-    blocks = RowBlocks(cfg, parquet_columns(cfg.paths.train), time_block_edges(cfg))
+    blocks = RowBlocks(cfg)
     scan = scan_training_rows(cfg, blocks)
     everything = list(range(blocks.count))
     sample = scan.sample(everything)

@@ -29,10 +29,11 @@ from mlops_starter.config import SearchRange, TuningConfig
 from mlops_starter.evaluation.metrics import RANKING_SCORERS
 from mlops_starter.rounding import round_sig
 from mlops_starter.training.candidates import portable
+from mlops_starter.training.placement import Folds, RowPlaces
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar shows the trials
 
-FoldMaker = Callable[[pd.Series, np.ndarray | None], list[tuple[np.ndarray, np.ndarray]]]
+FoldMaker = Callable[[pd.Series, RowPlaces], Folds]
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class Tuner:
     settings: TuningConfig
     metric: str  # roc_auc | pr_auc
     seed: int
-    make_folds: FoldMaker  # (labels, groups) -> inner folds, as the outer CV makes them
+    make_folds: FoldMaker  # (labels, places) -> inner folds, as the outer CV makes them
 
     def study_name(self, X: pd.DataFrame, y: np.ndarray, label: str) -> str:
         """Everything that shapes the search, hashed: the same inputs resume the same study."""
@@ -100,11 +101,9 @@ class Tuner:
         digest = hashlib.md5(shown, usedforsecurity=False).hexdigest()  # a name, not a secret
         return f"{self.candidate}-{label}-{digest[:12]}"
 
-    def search(
-        self, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None, label: str
-    ) -> SearchResult:
+    def search(self, X: pd.DataFrame, y: np.ndarray, places: RowPlaces, label: str) -> SearchResult:
         """Run (or resume) the search on these rows up to the trial budget."""
-        folds = self.make_folds(pd.Series(y), groups)
+        folds = self.make_folds(pd.Series(y), places)
         score = RANKING_SCORERS[self.metric]
 
         def objective(trial: optuna.Trial) -> float:
