@@ -176,13 +176,10 @@ def fold_blocks(
     places: RowPlaces, strategy: str, n_folds: int, seed: int, edges: np.ndarray | None
 ) -> np.ndarray:
     """Each row's CV block (int8), cut at `fold_edges`."""
-    if strategy == "time":
-        times = places.time_values().to_numpy()
-        return np.searchsorted(edges, times, side="right").astype(np.int8)
-    keys = _keys(places, seed, FOLD_SALT)
-    if edges is not None:
-        return np.searchsorted(edges, keys, side="right").astype(np.int8)
-    return np.minimum((keys * n_folds).astype(np.int8), n_folds - 1)
+    keys = places.time_values().to_numpy() if strategy == "time" else _keys(places, seed, FOLD_SALT)
+    if edges is None:  # hashed folds: the keys are uniform on [0, 1)
+        return np.minimum((keys * n_folds).astype(np.int8), n_folds - 1)
+    return np.searchsorted(edges, keys, side="right").astype(np.int8)
 
 
 def block_folds(count: int, time_ordered: bool) -> list[tuple[list[int], int]]:
