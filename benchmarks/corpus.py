@@ -29,7 +29,7 @@ from mlops_starter.data.ingest import ingest
 from mlops_starter.evaluation.evaluate import evaluate
 from mlops_starter.storage import read_json, write_json
 from mlops_starter.training.split import split_table
-from mlops_starter.training.train import train
+from mlops_starter.training.train import train_table
 from mlops_starter.validation.validate import validate_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,24 +43,6 @@ def merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def run_streaming(cfg: Config, rows: int) -> tuple[Any, Any, dict, Any, dict[str, Any]]:
-    """The stages in scale.mode streaming, batches of a fifth of the table."""
-    from mlops_starter.evaluation.evaluate import evaluate_streaming
-    from mlops_starter.training.train_streaming import train_streaming
-    from mlops_starter.validation.validate import table_expectations
-    from mlops_starter.validation.validate_streaming import validate_batches
-
-    scale = cfg.scale.model_copy(update={"mode": "streaming", "batch_rows": rows // 5 + 1})
-    cfg = cfg.model_copy(update={"scale": scale})
-    report = validate_batches(cfg.paths.raw, table_expectations(cfg), scale.batch_rows)
-    split_table(cfg)
-    leakage = read_json(Path(cfg.paths.reports) / "leakage.json")
-    trained = train_streaming(cfg)
-    run_id = mlflow.last_active_run().info.run_id
-    metrics = evaluate_streaming(trained.model, trained.model_info, cfg, run_id).metrics
-    return report, trained, leakage, pd.read_parquet(cfg.paths.test), metrics
-
-
 def run_table(name: str, scratch: Path, streaming: bool = False) -> dict[str, Any]:
     table = next(t for t in CORPUS if t.name == name)
     source = scratch / f"{name}.csv"
@@ -71,19 +53,18 @@ def run_table(name: str, scratch: Path, streaming: bool = False) -> dict[str, An
     params["paths"] = {k: str(scratch / name / Path(v).name) for k, v in params["paths"].items()}
     params["mlflow"] = {"experiment": f"corpus-{name}", "registered_model": f"corpus-{name}"}
     cfg = Config.from_dict(params)
+    if streaming:  # batches of a fifth of the table
+        scale = {"mode": "streaming", "batch_rows": len(frame) // 5 + 1}
+        cfg = cfg.model_copy(update={"scale": cfg.scale.model_copy(update=scale)})
     started = time.perf_counter()
     ingest(cfg.data, cfg.paths.raw)
-    if streaming:
-        report, trained, leakage, test, metrics = run_streaming(cfg, len(frame))
-    else:
-        raw = pd.read_parquet(cfg.paths.raw)
-        report = validate_table(raw, cfg)
-        split_table(cfg)
-        leakage = read_json(Path(cfg.paths.reports) / "leakage.json")
-        test = pd.read_parquet(cfg.paths.test)
-        trained = train(pd.read_parquet(cfg.paths.train), cfg)
-        run_id = mlflow.last_active_run().info.run_id  # the train run just ended
-        metrics = evaluate(trained.model, trained.model_info, test, cfg, run_id).metrics
+    report = validate_table(cfg)
+    split_table(cfg)
+    leakage = read_json(Path(cfg.paths.reports) / "leakage.json")
+    test = pd.read_parquet(cfg.paths.test)
+    trained = train_table(cfg)
+    run_id = mlflow.last_active_run().info.run_id  # the train run just ended
+    metrics = evaluate(trained.model, trained.model_info, cfg, run_id).metrics
     # Calibrated probabilities make 0.5 a meaningful cut-off: comparable to published error rates.
     features = trained.model_info["feature_schema"]
     proba = trained.model.predict_proba(test[features["numeric"] + features["categorical"]])

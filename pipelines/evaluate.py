@@ -4,10 +4,8 @@ training run in MLflow."""
 
 from pathlib import Path
 
-import pandas as pd
-
 from mlops_starter.config import Config
-from mlops_starter.evaluation.evaluate import evaluate, evaluate_streaming
+from mlops_starter.evaluation.evaluate import evaluate
 from mlops_starter.lineage import training_run
 from mlops_starter.runner import stage
 from mlops_starter.storage import load_model, read_json, write_csv, write_json, write_parquet
@@ -20,10 +18,7 @@ def main() -> None:
     run = training_run(model_dir / "model.skops", cfg.mlflow.experiment)
     model = load_model(model_dir / "model.skops")
     info = read_json(model_dir / "model.json")
-    if cfg.scale.mode == "in_memory":
-        result = evaluate(model, info, pd.read_parquet(cfg.paths.test), cfg, run.info.run_id)
-    else:
-        result = evaluate_streaming(model, info, cfg, run.info.run_id)
+    result = evaluate(model, info, cfg, run.info.run_id)
     write_json(Path(cfg.paths.metrics) / "test.json", result.metrics)
     for name, table in result.tables.items():
         write_csv(Path(cfg.paths.plots) / f"{name}.csv", table)

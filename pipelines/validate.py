@@ -2,23 +2,17 @@
 
 from pathlib import Path
 
-import pandas as pd
-
 from mlops_starter.config import Config
 from mlops_starter.errors import DataValidationError
 from mlops_starter.runner import stage
 from mlops_starter.storage import write_json
-from mlops_starter.validation.validate import table_expectations, validate_table
-from mlops_starter.validation.validate_streaming import validate_batches
+from mlops_starter.validation.validate import validate_table
 
 
 @stage("validate")
 def main() -> None:
     cfg = Config.from_yaml()
-    if cfg.scale.mode == "in_memory":
-        report = validate_table(pd.read_parquet(cfg.paths.raw), cfg)
-    else:
-        report = validate_batches(cfg.paths.raw, table_expectations(cfg), cfg.scale.batch_rows)
+    report = validate_table(cfg)
     path = Path(cfg.paths.reports) / "validation.json"
     write_json(path, {"suite": cfg.validate_.suite, **report.to_dict()})
     if not report.success:

@@ -443,6 +443,13 @@ class ScaleConfig(_Section):
     )
     dask: DaskConfig = DaskConfig()
 
+    def batching(self, rows: int) -> tuple[int, int]:
+        """(rows per batch, rows per sample) for a table of `rows`: in memory the whole
+        table is one batch and its own sample, so every mode runs the same code."""
+        if self.mode == "in_memory":
+            return max(rows, 1), max(rows, 1)
+        return self.batch_rows, self.sample_rows
+
 
 class Paths(_Section):
     source_fingerprint: str = "data/source.fingerprint.json"

@@ -19,11 +19,12 @@ from mlops_starter.data.batches import (
     SAMPLE_SALT,
     BottomSample,
     iter_parquet,
+    parquet_rows,
     stable_hash,
     unit_interval,
 )
 from mlops_starter.data.profile import score_profile
-from mlops_starter.data.schema import FeatureSchema, batch_target, target_of
+from mlops_starter.data.schema import FeatureSchema, batch_target
 from mlops_starter.evaluation.metrics import (
     calibration_metrics,
     classification_metrics,
@@ -47,18 +48,6 @@ class Evaluation:
     slices: dict[str, Any]
 
 
-def evaluate(
-    model: Any, model_info: dict[str, Any], test: pd.DataFrame, cfg: Config, run_id: str
-) -> Evaluation:
-    """Score the test set once and add the results to the training run `run_id`."""
-    y = target_of(test, cfg.data).to_numpy()
-    schema = FeatureSchema(**model_info["feature_schema"])
-    X = test[schema.columns]
-    proba = round_sig(model.predict_proba(X)[:, 1])
-    ids = test[cfg.data.id_column].to_numpy() if cfg.data.id_column else None
-    return report_evaluation(model, model_info, cfg, run_id, TestScores(y, proba, ids), X)
-
-
 @dataclass(frozen=True)
 class TestScores:
     y: np.ndarray
@@ -66,17 +55,17 @@ class TestScores:
     ids: np.ndarray | None
 
 
-def evaluate_streaming(
-    model: Any, model_info: dict[str, Any], cfg: Config, run_id: str
-) -> Evaluation:
-    """`evaluate` for tables past memory: the test set is scored batch by batch (the
-    metrics and curves use every row); importance and slices, which reshuffle and
-    regroup rows, use a deterministic sample of `scale.sample_rows` of them."""
+def evaluate(model: Any, model_info: dict[str, Any], cfg: Config, run_id: str) -> Evaluation:
+    """Score the test set at cfg.paths.test once, batch by batch (in memory, one batch),
+    and add the results to the training run `run_id`. The metrics and curves use every
+    row; importance and slices, which reshuffle and regroup rows, use every row in
+    memory and a deterministic sample of `scale.sample_rows` of them past memory."""
     schema = FeatureSchema(**model_info["feature_schema"])
+    batch_rows, sample_rows = cfg.scale.batching(parquet_rows(cfg.paths.test))
     ys, probas, ids = [], [], []
-    sample = BottomSample(cfg.scale.sample_rows)
+    sample = BottomSample(sample_rows)
     position = 0
-    for frame in iter_parquet(cfg.paths.test, cfg.scale.batch_rows):
+    for frame in iter_parquet(cfg.paths.test, batch_rows):
         X = frame[schema.columns]
         ys.append(batch_target(frame, cfg.data))
         probas.append(round_sig(model.predict_proba(X)[:, 1]))
@@ -102,17 +91,16 @@ def report_evaluation(
     run_id: str,
     test: TestScores,
     X: pd.DataFrame,
-    sampled: TestScores | None = None,
+    sampled: TestScores,
 ) -> Evaluation:
     """Metrics and curves from every test row's score; importance and slices from the
-    rows in `X` (all of them, or the `sampled` ones with their own scores). Every figure
-    is rounded (rounding.py), as the scores in `test` already are."""
+    rows in `X` (all of them, or a sample) with their `sampled` scores. Every figure is
+    rounded (rounding.py), as the scores in `test` already are."""
     schema = FeatureSchema(**model_info["feature_schema"])
     y, proba = test.y, test.proba
     scores = pd.DataFrame({"actual": y, "probability": proba})
     if test.ids is not None:
         scores.insert(0, cfg.data.id_column, test.ids)
-    on_rows = test if sampled is None else sampled
     threshold = model_info["threshold"]
     metrics = rounded_figures(
         {
@@ -125,14 +113,14 @@ def report_evaluation(
     )
     settings = cfg.evaluate
     importance = feature_importance(
-        model, X, on_rows.y, cfg.train.primary_metric, settings.importance_repeats, cfg.train.seed
+        model, X, sampled.y, cfg.train.primary_metric, settings.importance_repeats, cfg.train.seed
     )
     top_numeric = [f for f in importance["feature"] if f in schema.numeric]
     slices = rounded_figures(
         slice_metrics(
             X,
-            on_rows.y,
-            on_rows.proba,
+            sampled.y,
+            sampled.proba,
             threshold,
             schema.categorical,
             top_numeric[: settings.slices.numeric_features],
@@ -150,7 +138,7 @@ def report_evaluation(
             slices["overall"][metric],
             weak["rows"],
         )
-    if sampled is not None:
+    if len(X) < len(y):
         slices["sampled_rows"] = len(X)
     if slices["worst"] is not None:
         metrics[f"worst_slice_{settings.slices.metric}"] = slices["worst"][settings.slices.metric]

@@ -137,8 +137,7 @@ def split_table(cfg: Config) -> None:
     counts run on those arrays sorted in place."""
     strategy, data = cfg.split.strategy, cfg.data
     total = parquet_rows(cfg.paths.raw)
-    in_memory = cfg.scale.mode == "in_memory"
-    batch_rows = max(total, 1) if in_memory else cfg.scale.batch_rows
+    batch_rows, sample_rows = cfg.scale.batching(total)
     columns = parquet_columns(cfg.paths.raw)
     features = [c for c in columns if c not in cfg.non_feature_columns]
     cutoff = holdout_cutoff(cfg, placed_parts(cfg, cfg.paths.raw, batch_rows))
@@ -146,7 +145,7 @@ def split_table(cfg: Config) -> None:
     id_keys = SideKeys(total if data.id_column else 0)
     rows, positives = [0, 0], [0, 0]
     time_range: list[list[Any]] = [[], []]
-    train_sample = BottomSample(total if in_memory else cfg.scale.sample_rows)
+    train_sample = BottomSample(sample_rows)
     position = 0
     arrow_schema = pq.ParquetFile(cfg.paths.raw).schema_arrow
     with parquet_sinks([cfg.paths.train, cfg.paths.test], arrow_schema) as sinks:

@@ -167,6 +167,21 @@ def cv_summary(
     return summary
 
 
+def train_table(cfg: Config) -> TrainOutcome:
+    """The one place scale.mode picks a trainer for cfg.paths.train: the in-memory
+    candidates with tuning and resampling, the external-memory booster, or Dask. All
+    three fold the rows alike (placement.py)."""
+    if cfg.scale.mode == "streaming":
+        from mlops_starter.training.train_streaming import train_streaming
+
+        return train_streaming(cfg)
+    if cfg.scale.mode == "dask":
+        from mlops_starter.training.train_dask import train_dask
+
+        return train_dask(cfg)
+    return train(pd.read_parquet(cfg.paths.train), cfg)
+
+
 def train(frame: pd.DataFrame, cfg: Config) -> TrainOutcome:
     """Cross-validate, select, refit and log; the MLflow run records git and data hashes."""
     settings = cfg.train
