@@ -1,7 +1,8 @@
 """A changed split never makes the champion look better than it is: on a real `dvc repro`,
 each setting that moves the champion's training rows into the new test set lets an
 equally good challenger pass and fails a truly worse one (trained on shuffled labels),
-and the champion's score on the rows it never saw matches its own test score."""
+and the champion's score on a random part of the rows it never saw matches its own test
+score."""
 
 import copy as deepcopy
 
@@ -75,8 +76,13 @@ def test_a_changed_split_passes_an_equal_challenger_and_fails_a_worse_one(champi
     assert check["passed"] and check["assessed"], check["detail"]
     assert comparison["excluded_rows"] > 0, comparison
     assert f"the {comparison['excluded_rows']} rows it trained on were left out" in check["detail"]
-    low, high = comparison["champion_unseen_interval"]
-    assert low <= comparison["champion_test_score"] <= high, comparison
+    if setting != "split.strategy":
+        # A new seed or test size leaves a random part of the champion's own test rows
+        # unseen, so its score there matches its test score, within the interval. A time
+        # split leaves the latest of them: another population, so no match is promised
+        # (on this table its ~300 latest unseen rows happen to score well above the rest).
+        low, high = comparison["champion_unseen_interval"]
+        assert low <= comparison["champion_test_score"] <= high, comparison
 
     # The same split, a model that learnt nothing: it must not pass as "no difference".
     shuffle_training_labels(champion)

@@ -138,7 +138,7 @@ def report_evaluation(
             slices["overall"][metric],
             weak["rows"],
         )
-    if len(X) < len(y):
+    if cfg.scale.mode != "in_memory":  # past memory, slices come from a sample of the rows
         slices["sampled_rows"] = len(X)
     if slices["worst"] is not None:
         metrics[f"worst_slice_{settings.slices.metric}"] = slices["worst"][settings.slices.metric]
