@@ -61,7 +61,7 @@ class RowPlaces:
 
     @classmethod
     def of(cls, frame: pd.DataFrame, cfg: Config) -> RowPlaces:
-        placing = [c for c in placement_columns(list(frame.columns), cfg) if c in frame]
+        placing = placement_columns(list(frame.columns), cfg)
         hashes = pd.util.hash_pandas_object(frame[placing], index=False).to_numpy()
         times = frame[time_column(cfg)].reset_index(drop=True) if is_time(cfg) else None
         return cls(hashes, times)
