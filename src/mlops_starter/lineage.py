@@ -69,9 +69,12 @@ def stamp(stage: str, registered_model: str, model_file: str | Path) -> dict[str
 
 def log_training_rows(keys: np.ndarray, columns: list[str]) -> None:
     """Record in the active run which rows it trained on: their keys, sorted and unique,
-    and the columns the keys were computed from. No data leaves the table."""
+    and the columns the keys were computed from. No data leaves the table. `keys` is
+    sorted in place: np.unique would hold three copies of a streamed table's keys."""
+    keys.sort()
+    distinct = keys[np.concatenate(([True], keys[1:] != keys[:-1]))] if len(keys) else keys
     with tempfile.TemporaryDirectory() as folder:
-        np.save(Path(folder) / "keys.npy", np.unique(keys))
+        np.save(Path(folder) / "keys.npy", distinct)
         (Path(folder) / "columns.json").write_text(json.dumps(columns))
         mlflow.log_artifacts(folder, TRAINING_ROWS_ARTIFACT)
 

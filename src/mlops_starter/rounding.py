@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 SIGNIFICANT_DIGITS = 6
+ROUNDING_CHUNK = 65_536
 
 
 def round_sig(values: Any) -> Any:
@@ -27,8 +28,13 @@ def round_sig(values: Any) -> Any:
     if np.ndim(values) == 0:
         return float(f"{float(values):.{SIGNIFICANT_DIGITS}g}")
     array = np.asarray(values, dtype=float)
-    flat = [float(f"{v:.{SIGNIFICANT_DIGITS}g}") for v in array.ravel().tolist()]
-    return np.array(flat, dtype=float).reshape(array.shape)
+    flat, rounded = array.ravel(), np.empty(array.size)
+    # In chunks: a Python float per value costs 32 bytes, so a whole column of out-of-fold
+    # probabilities at once would set a streaming stage's peak memory.
+    for start in range(0, array.size, ROUNDING_CHUNK):
+        chunk = flat[start : start + ROUNDING_CHUNK].tolist()
+        rounded[start : start + len(chunk)] = [float(f"{v:.{SIGNIFICANT_DIGITS}g}") for v in chunk]
+    return rounded.reshape(array.shape)
 
 
 def rounded_figures(figures: Any) -> Any:

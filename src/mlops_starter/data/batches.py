@@ -56,10 +56,11 @@ def row_keys(path: str | Path, columns: list[str], batch_rows: int) -> np.ndarra
     """A uint64 per row of the Parquet file at `path`, in file order, from its values in
     `columns` alone. A registry version keeps those of the rows it trained on (8 bytes a
     row, no data), so a later comparison can leave those rows out."""
-    keys = [
-        stable_hash(frame, 0, ROW_KEY_SALT) for frame in iter_parquet(path, batch_rows, columns)
-    ]
-    return np.concatenate(keys) if keys else np.empty(0, dtype=np.uint64)
+    keys, position = np.empty(parquet_rows(path), dtype=np.uint64), 0
+    for frame in iter_parquet(path, batch_rows, columns):
+        keys[position : position + len(frame)] = stable_hash(frame, 0, ROW_KEY_SALT)
+        position += len(frame)
+    return keys
 
 
 def stable_hash(frame: pd.DataFrame, seed: int, salt: int) -> np.ndarray:

@@ -73,8 +73,12 @@ def curve_tables(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str
     """ROC, PR and confusion-matrix tables in the shapes DVC's plot templates read."""
     fpr, tpr, roc_thresholds = roc_curve(y, proba)
     precision, recall, pr_thresholds = precision_recall_curve(y, proba)
-    labels = np.where(np.asarray(y) == 1, "positive", "negative")
-    predicted = np.where(np.asarray(proba) >= threshold, "positive", "negative")
+    # Categories, not strings: a test set past memory has a row here per test row.
+    outcomes = ["negative", "positive"]
+    labels = pd.Categorical.from_codes((np.asarray(y) == 1).astype(np.int8), outcomes)
+    predicted = pd.Categorical.from_codes(
+        (np.asarray(proba) >= threshold).astype(np.int8), outcomes
+    )
     return {
         "roc": pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": np.clip(roc_thresholds, 0, 1)}),
         "pr": pd.DataFrame(

@@ -4,7 +4,7 @@ out-of-fold predictions, and the choice of a winner. The test set is never seen 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,24 +160,29 @@ def summarize_oof(
     params: dict[str, Any],
     oof: np.ndarray,
     y: np.ndarray,
-    valid_rows: list[np.ndarray],
+    valid_rows: Iterable[np.ndarray],
     fbeta: float,
     calibration: str,
     elapsed: float,
     searches: list[SearchResult] | None = None,
 ) -> CandidateResult:
     """Calibrate the out-of-fold probabilities `oof` (NaN where no fold scored a row), tune
-    the threshold on them and score each fold's `valid_rows` at that shared threshold.
-    Probabilities are rounded before and after calibration (rounding.py), so
-    the threshold, one of them, is the same short decimal on every machine."""
+    the threshold on them and score each fold's `valid_rows` (positions or a mask) at that
+    shared threshold. Probabilities are rounded before and after calibration (rounding.py),
+    so the threshold, one of them, is the same short decimal on every machine. No copy is
+    made that is not needed: a streamed table's out-of-fold column is most of train's memory."""
     scored = ~np.isnan(oof)  # time-series folds never score the earliest block
     oof = round_sig(oof)
-    proba = oof.copy()
-    mapping = None
+
+    def of_scored(values: np.ndarray) -> np.ndarray:
+        return values if scored.all() else values[scored]
+
+    proba, mapping = oof, None
     if calibration != "none":
-        mapping = CalibrationMap.fit(oof[scored], y[scored], calibration)
-        proba[scored] = round_sig(mapping.apply(oof[scored]))
-    threshold, best_fbeta = tune_threshold(y[scored], proba[scored], fbeta)
+        mapping = CalibrationMap.fit(of_scored(oof), of_scored(y), calibration)
+        proba = oof.copy()
+        proba[scored] = round_sig(mapping.apply(of_scored(oof)))
+    threshold, best_fbeta = tune_threshold(of_scored(y), of_scored(proba), fbeta)
     fold_metrics = [classification_metrics(y[rows], proba[rows], threshold) for rows in valid_rows]
     return CandidateResult(
         name, params, fold_metrics, oof, threshold, best_fbeta, elapsed, mapping, searches or []

@@ -71,7 +71,7 @@ class Fold:
 
 @dataclass
 class TrainingScan:
-    """What one pass over the training rows leaves: per-row labels and blocks (9 bytes a
+    """What one pass over the training rows leaves: per-row labels and blocks (2 bytes a
     row), a sample per block, and the time column's range."""
 
     y: np.ndarray
@@ -254,7 +254,7 @@ def train_streaming(cfg: Config, trainer: Trainer | None = None) -> TrainOutcome
         rows = scan.sample(chosen)
         return clone(template.named_steps["preprocess"]).fit(rows[schema.columns]), rows
 
-    oof = np.full(len(scan.y), np.nan)
+    oof = np.full(len(scan.y), np.nan, dtype=np.float32)  # what the booster predicts
     started = time.perf_counter()
     folds = blocks.folds()
     for number, fold in enumerate(folds, start=1):
@@ -263,13 +263,12 @@ def train_streaming(cfg: Config, trainer: Trainer | None = None) -> TrainOutcome
         predict_block(cfg, blocks, fold.valid_block, preprocessor, booster, oof)
         log.info("fold %d/%d done", number, len(folds))
     elapsed = time.perf_counter() - started
-    valid_rows = [np.flatnonzero(scan.block == f.valid_block) for f in folds]
     result = summarize_oof(
         "xgboost",
         params,
         oof,
         scan.y,
-        valid_rows,
+        (scan.block == f.valid_block for f in folds),  # one fold's mask at a time
         settings.threshold_fbeta,
         settings.calibration,
         elapsed,
