@@ -17,7 +17,7 @@ from threadpoolctl import threadpool_limits
 from mlops_starter.data.schema import FeatureSchema, encode_target
 from mlops_starter.evaluation.calibration import CalibrationMap
 from mlops_starter.evaluation.metrics import classification_metrics, curve_tables
-from mlops_starter.rounding import round_sig, rounded_figures
+from mlops_starter.rounding import ROUNDING_CHUNK, round_sig, rounded_figures
 from mlops_starter.storage import model_bytes
 from mlops_starter.training.candidates import build_pipeline, portable
 from mlops_starter.training.cv import calibrated, cross_validate, cv_folds, summarize_oof
@@ -145,3 +145,13 @@ def test_rounding_keeps_six_significant_digits_and_leaves_other_values_alone():
     assert rounded["auc"] == 0.812346 and rounded["rows"] == 4000 and rounded["ok"] is True
     assert rounded["list"] == [0.555556]
     assert rounded["table"].to_dict("list") == {"self": [0.123457], "count": [3], "name": ["a"]}
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.lists(st.floats(), min_size=1, max_size=40), st.integers(1, 7))
+def test_rounding_a_long_array_in_chunks_rounds_each_value_as_alone(values, rows):
+    """round_sig works through an array a chunk at a time (to bound its memory): wherever
+    the chunk edges fall, each value comes out as the scalar rounding gives it."""
+    array = np.resize(np.array(values), (rows, 2 * ROUNDING_CHUNK // rows + 1))
+    expected = np.vectorize(round_sig)(array)
+    np.testing.assert_array_equal(round_sig(array), expected)
