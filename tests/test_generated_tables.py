@@ -35,7 +35,7 @@ from mlops_starter.cli.monitoring import MONITOR_ALERT_EXIT_CODE
 from mlops_starter.runner import EXPECTED_FAILURE_EXIT_CODE
 from mlops_starter.serving.explain import ExplainError, explain
 from mlops_starter.serving.prediction_log import LogBatch, PredictionLog
-from mlops_starter.serving.schema import ColumnsInvalid, record_model, validate_columns
+from mlops_starter.serving.schema import ColumnsInvalid, InputContract
 from mlops_starter.serving.scorer import build_scorer
 from mlops_starter.storage import json_records, load_model
 
@@ -227,12 +227,13 @@ def serve_and_score(folder: Path, source: Path) -> None:
     test = pd.read_parquet(folder / "data/split/test.parquet").head(50)
     scorer, _ = build_scorer(model, profile, test[list(profile)])
     records = json_records(test[[ID, *profile]])
-    record = record_model(profile, ID, "warn", "warn")
+    served = InputContract(profile, ID)
+    record = served.record_model()
     for sent in records:
         record.model_validate(sent)
     body = {name: [r[name] for r in records] for name in records[0]}
     try:
-        columns, _ = validate_columns(body, profile, ID, "warn", "warn", 1000)
+        columns = served.check_columns(body).columns
     except ColumnsInvalid:
         columns = None
     if columns is not None:

@@ -379,8 +379,9 @@ class ServeConfig(_Section):
     max_body_bytes: int = Field(2_000_000, ge=1024)
     unseen_category: Literal["accept", "reject"] = "accept"
     out_of_range: Literal["accept", "reject"] = "accept"
-    max_batch_size: int = Field(1000, ge=1)
-    max_latency_ms: int = Field(2000, ge=10)
+    # ignore: fields the model does not use are left out and named in the answer's
+    # warnings, so a client survives a retrain that drops one; reject: 400.
+    unknown_fields: Literal["ignore", "reject"] = "ignore"
     prediction_log_dir: str = "predictions"
     log_sample_rate: float = Field(1.0, ge=0.0, le=1.0)
     access_log: bool = False
@@ -389,15 +390,6 @@ class ServeConfig(_Section):
     # when it sets none; required: it does not start without one (serving/auth.py).
     auth: Literal["optional", "required"] = "optional"
     experiment: ExperimentConfig = ExperimentConfig()
-
-    @model_validator(mode="after")
-    def _one_request_fits_a_batch(self) -> ServeConfig:
-        if self.max_records > self.max_batch_size:
-            raise ValueError(
-                f"max_records ({self.max_records}) must not exceed max_batch_size "
-                f"({self.max_batch_size}): one request must fit in one adaptive batch"
-            )
-        return self
 
 
 class MonitorConfig(_Section):

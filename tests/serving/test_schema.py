@@ -13,17 +13,14 @@ from pydantic import TypeAdapter, ValidationError
 from mlops_starter.data.profile import feature_profile
 from mlops_starter.data.schema import FeatureSchema
 from mlops_starter.serving.schema import (
-    REQUEST_ID,
     ColumnsInvalid,
+    InputContract,
     RecordBase,
     error_kind,
     issue_masks,
     issues_per_row,
-    record_model,
     records_as_columns,
     records_to_columns,
-    records_type,
-    validate_columns,
 )
 from mlops_starter.serving.scorer import columns_to_frame
 
@@ -47,6 +44,27 @@ def record(demo_frame, profile):
         )
         for name, spec in profile.items()
     } | {"age": 40.0, "plan": "basic", "monthly_charges": 50.0}
+
+
+def contract(profile, id_field=None, policy="accept", unknown="reject", max_records=1000):
+    return InputContract(profile, id_field, policy, policy, unknown, max_records)
+
+
+def record_model(profile, id_field, unseen_category, out_of_range, unknown="reject"):
+    assert unseen_category == out_of_range
+    return contract(profile, id_field, unseen_category, unknown).record_model()
+
+
+def records_type(model, max_records):
+    return InputContract({}, None, max_records=max_records).records_type(model)
+
+
+def validate_columns(body, profile, id_field, unseen_category, out_of_range, max_records):
+    assert unseen_category == out_of_range
+    checked = contract(profile, id_field, unseen_category, max_records=max_records).check_columns(
+        body
+    )
+    return checked.columns, checked.ids
 
 
 def _errors(model, data):
@@ -107,7 +125,7 @@ def test_reject_policies_refuse_unseen_categories_and_out_of_range_values(profil
     lenient.model_validate(too_old)
 
 
-def test_rejections_are_reported_and_records_carry_their_request_id(profile, record):
+def test_rejections_are_reported_by_field_and_kind(profile, record):
     records = TypeAdapter(records_type(record_model(profile, None, "accept", "accept"), 2))
     seen = []
     RecordBase.on_rejected = lambda field, kind: seen.append((field, kind))
@@ -117,15 +135,10 @@ def test_rejections_are_reported_and_records_carry_their_request_id(profile, rec
         assert caught.value.errors()[0]["loc"] == (1, "plan")
         with pytest.raises(ValidationError):
             records.validate_python([record] * 3)
-        token = REQUEST_ID.set("req-42")
-        try:
-            accepted = records.validate_python([record, record])
-        finally:
-            REQUEST_ID.reset(token)
+        records.validate_python([record, record])
     finally:
         RecordBase.on_rejected = None
     assert seen == [("plan", "wrong_type"), ("records", "too_many_records")]
-    assert [r.request_id for r in accepted] == ["req-42", "req-42"]
 
 
 def test_frame_from_records_matches_the_training_frame(demo_frame, profile):
@@ -302,14 +315,17 @@ def sent_records(draw, profile: dict, id_field: str, policy: str) -> list[dict]:
     return records
 
 
-@pytest.mark.parametrize("policy", ["accept", "reject"])
-def test_the_column_wise_check_and_the_records_model_accept_the_same_records(profile, policy):
+@pytest.mark.parametrize(("policy", "unknown"), [("accept", "ignore"), ("reject", "reject")])
+def test_the_column_wise_check_and_the_records_model_accept_the_same_records(
+    profile, policy, unknown
+):
     """The service answers records that pass the column-wise check itself, and hands any
     others to the records API. Both must accept exactly the same records, with the same
     values, ids and issues: else the fast path would answer what the contract refuses,
     or leave to the slow path what it should answer (issue 29)."""
-    model = record_model(profile, "customer_id", policy, policy)
-    adapter = TypeAdapter(records_type(model, 4))
+    served = contract(profile, "customer_id", policy, unknown, max_records=4)
+    model = served.record_model()
+    adapter = TypeAdapter(served.records_type(model))
     accepted = 0
 
     @settings(max_examples=400, deadline=None)
@@ -318,7 +334,8 @@ def test_the_column_wise_check_and_the_records_model_accept_the_same_records(pro
         nonlocal accepted
         body = records_as_columns(json.loads(json.dumps(records)))
         try:
-            columns, ids = validate_columns(body, profile, "customer_id", policy, policy, 4)
+            checked = served.check_columns(body)
+            columns, ids = checked.columns, checked.ids
         except ColumnsInvalid:
             columns = None  # the records API answers these, as it always has
         try:
@@ -334,9 +351,11 @@ def test_the_column_wise_check_and_the_records_model_accept_the_same_records(pro
             np.testing.assert_array_equal(columns[name], expected[name])
         assert (ids or [None] * len(records)) == [r.value("customer_id") for r in validated]
         assert issue_masks(columns, profile).keys() == issue_masks(expected, profile).keys()
+        ignored = sorted({name for record in validated for name in record.unknown_fields()})
+        assert sorted(checked.unknown) == ignored
 
     check()
-    print(f"{policy}: the column-wise check accepted {accepted} of 400 generated requests")
+    print(f"{policy}/{unknown}: the column-wise check accepted {accepted} of 400 requests")
     assert accepted >= 40  # the generator reaches the fast path, not only refusals
 
 
@@ -344,3 +363,40 @@ def test_only_a_non_empty_list_of_objects_becomes_columns():
     assert records_as_columns([{"a": 1}, {"b": 2}]) == {"a": [1, None], "b": [None, 2]}
     for not_records in ([], {}, [1], [{"a": 1}, [2]], "records", None):
         assert records_as_columns(not_records) is None
+
+
+def test_unknown_fields_are_ignored_and_named_or_refused_as_the_policy_says(record, profile):
+    """A client that sends a whole row (here the time column) or a field a retrain left
+    out keeps working under `ignore`; `reject` keeps the strict contract."""
+    sent = record | {"signup_date": "2024-01-31"}
+    ignoring = contract(profile, unknown="ignore")
+    accepted = ignoring.record_model().model_validate(sent)
+    assert accepted.unknown_fields() == ["signup_date"]
+    assert all(accepted.value(name) == value for name, value in record.items())
+    checked = ignoring.check_columns(_columns([sent, sent]))
+    assert checked.unknown == ["signup_date"] and list(checked.columns) == list(profile)
+
+    rejecting = contract(profile, unknown="reject")
+    assert [error_kind(e) for e in _errors(rejecting.record_model(), sent)] == ["unknown_field"]
+    with pytest.raises(ColumnsInvalid) as caught:
+        rejecting.check_columns(_columns([sent]))
+    assert [(e["loc"], e["type"]) for e in caught.value.errors] == [
+        (["columns", "signup_date"], "unknown_field")
+    ]
+
+
+def test_an_integer_may_come_as_a_whole_float_but_not_as_an_inexact_one(record, profile):
+    """12.0 is 12 (a pandas column with missing values is float); beyond 2**53 a float
+    is not exact, so there an integer must come as one, on both paths alike."""
+    served = contract(profile)
+    model = served.record_model()
+    for value, kind in [(12.0, None), (12.5, "wrong_type"), (2.0**60, "wrong_type")]:
+        sent = record | {"tenure_months": value}
+        if kind is None:
+            assert model.model_validate(sent).value("tenure_months") == 12
+            assert served.check_columns(_columns([sent])).columns["tenure_months"][0] == 12
+            continue
+        assert [error_kind(e) for e in _errors(model, sent)] == [kind]
+        with pytest.raises(ColumnsInvalid) as caught:
+            served.check_columns(_columns([sent]))
+        assert [e["type"] for e in caught.value.errors] == [kind]

@@ -28,6 +28,9 @@ from mlops_starter.config import Config, ServeConfig
 from mlops_starter.data.batches import iter_parquet
 from mlops_starter.errors import PipelineError
 from mlops_starter.registry.model_registry import GATE_TAG, REGISTRATION_TAG, Registry
+from mlops_starter.serving.loading import BentoVersion
+from mlops_starter.serving.openapi import published
+from mlops_starter.serving.schema import contract_of
 from mlops_starter.serving.scorer import build_scorer
 from mlops_starter.storage import LoggedModel
 
@@ -220,7 +223,21 @@ def build_bento(
             build_ctx=str(root / "src"),
             args=serve_arguments(model_tag, settings, challenger_tag, extensions),
         )
+    publish_document(bento, model_tag, settings)
     return bento
+
+
+def publish_document(bento: bentoml.Bento, model_tag: str, settings: ServeConfig) -> None:
+    """Put in the bento (apis/openapi.yaml) the document the service serves at
+    /docs.json (serving/openapi.py), in place of BentoML's, which leaves answers out."""
+    champion = BentoVersion.of(bentoml.models.BentoModel(model_tag))
+    path = Path(bento.path) / "apis" / "openapi.yaml"
+    spec = YAML(typ="safe").load(path.read_text())
+    contract = contract_of(champion.profile, champion.id_field, settings)
+    writer = YAML(typ="safe")
+    writer.default_flow_style = False
+    with path.open("w") as out:
+        writer.dump(published(spec, contract, champion.version), out)
 
 
 def package_gated_version(run_ids: list[str], cfg: Config) -> dict[str, Any]:

@@ -1,41 +1,46 @@
-"""The served model's input contract, generated from the training profile.
+"""The served model's input contract, written once: one `FieldRule` per feature, from
+the training profile and the policies, and everything that checks or describes input
+made from those rules (the records model, the column-wise check, the OpenAPI schema).
 
 Field names, types and nullability come from the training set: a field that was
-never missing there is required and non-null. Two kinds of surprise are a matter of
-policy (`serve.unseen_category`, `serve.out_of_range` in params.yaml):
+never missing there is required and non-null. Three kinds of surprise are a matter of
+policy (`serve:` in params.yaml):
 
-- `accept`: the record is scored (an unseen category encodes like a rare one), and
-  the prediction carries a warning;
-- `reject`: the request gets 400 naming the record and field.
+- `unseen_category`, `out_of_range`: `accept` scores the record (an unseen category
+  encodes like a rare one) and warns; `reject` answers 400 naming the record and field;
+- `unknown_fields`: `ignore` scores the record without the fields the model does not
+  use and warns naming them, so a client that sends a whole row, or a field a retrain
+  left out, keeps working; `reject` answers 400.
 
 Either way each issue is counted by field and kind, so monitoring sees it.
 """
 
 from __future__ import annotations
 
-import contextvars
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, ClassVar, Literal
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Annotated, Any, ClassVar, Literal, cast
 
 import numpy as np
+from annotated_types import Ge, Le
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
-    PrivateAttr,
     ValidationError,
     ValidatorFunctionWrapHandler,
     WrapValidator,
     create_model,
 )
 
+from mlops_starter.config import ServeConfig
+
 Policy = Literal["accept", "reject"]
+UnknownFields = Literal["ignore", "reject"]
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # estimators cast to float32: beyond is an error
-
-# Set per request by the server's middleware; read when a record is validated, so a
-# record keeps its request id through adaptive batching.
-REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
 # pydantic error types -> the kinds counted in metrics and written to the log.
 _ERROR_KINDS = {
@@ -60,31 +65,142 @@ def error_kind(error: Mapping[str, Any]) -> str:
     return "wrong_type"
 
 
+@dataclass(frozen=True)
+class FieldRule:
+    """What one feature accepts on the wire: its JSON types, null or not, and either
+    the only categories allowed or the bounds a number must keep (and what they are)."""
+
+    column: str
+    kind: str  # category | integer | float
+    nullable: bool
+    categories: tuple[str, ...] | None = None  # set: only these (unseen_category: reject)
+    low: float | None = None
+    high: float | None = None
+    outside: str = ""  # the error message for a number beyond low or high
+
+    @classmethod
+    def of(
+        cls, column: str, spec: Mapping[str, Any], unseen_category: Policy, out_of_range: Policy
+    ) -> FieldRule:
+        if spec["kind"] == "category":
+            only = tuple(spec["categories"]) if unseen_category == "reject" else None
+            return cls(column, "category", bool(spec["nullable"]), categories=only)
+        kind = "integer" if spec["kind"] == "integer" else "float"
+        if out_of_range == "reject":
+            low, high = spec["min"], spec["max"]
+            outside = f"must be within the training range [{low:g}, {high:g}]"
+        elif kind == "integer":  # what the model's arrays hold
+            low, high, outside = INT64_MIN, INT64_MAX, "must fit in a 64-bit integer"
+        else:
+            low, high, outside = -FLOAT32_MAX, FLOAT32_MAX, "must fit in a 32-bit float"
+        return cls(column, kind, bool(spec["nullable"]), low=low, high=high, outside=outside)
+
+    @property
+    def json_types(self) -> tuple[type, ...]:
+        """An integer may come as 12.0 (JSON has one number type, and a column with
+        missing values is float in pandas and numpy); 12.5 is refused."""
+        return {"category": (str,), "integer": (int, float), "float": (int, float)}[self.kind]
+
+    def pydantic_field(self, description: str) -> tuple[Any, Any]:
+        """(type, FieldInfo) for the records model; on the wire the field is `column`."""
+        constraints: dict[str, Any] = {"description": description, "alias": self.column}
+        if self.categories is not None:
+            python_type: Any = Literal[self.categories]
+        elif self.kind == "category":
+            python_type, constraints["min_length"] = str, 1
+        else:
+            python_type = IntegerValue if self.kind == "integer" else float
+            constraints |= {"ge": self.low, "le": self.high}
+        if self.nullable:
+            return python_type | None, Field(None, **constraints)
+        return python_type, Field(..., **constraints)
+
+    def errors(self, values: list[Any]) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """The column as the scorer takes it, and the errors of its values, each naming
+        `["columns", column, row]` and the kind the records model gives the same value."""
+        expected = {"category": "text", "integer": "a whole number", "float": "a number"}
+        found = _typed(values, self.json_types, self.nullable, self.column, expected[self.kind])
+        if self.kind == "category":
+            array = np.array(values, dtype=object)
+            if found:
+                return array, found
+            if self.categories is not None:
+                unseen = ~_known(array, dict.fromkeys(self.categories)) & (array != None)  # noqa: E711
+                return array, self._rows(unseen, "unseen_category", "not a training category")
+            return array, self._rows(array == "", "wrong_type", "may not be empty")
+        if found:
+            return np.empty(0), found
+        array = np.array(values, dtype=float)  # None becomes NaN
+        found = self._rows(np.isinf(array), "not_finite", "must be finite")
+        inexact = np.zeros(len(values), dtype=bool)
+        if self.kind == "integer" and float in set(map(type, values)):
+            floats = np.fromiter((type(v) is float for v in values), bool, len(values))
+            with np.errstate(invalid="ignore"):
+                whole = (array == np.floor(array)) & (np.abs(array) < _EXACT_FLOAT_INTEGERS)
+            inexact = floats & np.isfinite(array) & ~whole
+            message = "must be a whole number (beyond 2**53, with no decimal point)"
+            found += self._rows(inexact, "wrong_type", message)
+        with np.errstate(invalid="ignore"):
+            suspect = np.isfinite(array) & ~inexact & ((array < self.low) | (array > self.high))
+            if self.kind == "integer":  # a float64 cannot tell 2**63 - 1 from 2**63
+                suspect |= ~inexact & (np.abs(array) >= 2.0**62)
+        outside = np.zeros(len(values), dtype=bool)
+        for row in np.flatnonzero(suspect):
+            outside[row] = not self.low <= values[row] <= self.high
+        return array, found + self._rows(outside, "out_of_range", self.outside)
+
+    def _rows(self, mask: np.ndarray, kind: str, message: str) -> list[dict[str, Any]]:
+        rows = np.flatnonzero(mask)[:_MAX_ERRORS_PER_COLUMN]
+        return [_error(["columns", self.column, int(row)], kind, message) for row in rows]
+
+
+# Beyond 2**53 a float is not exact: 2**63 + 1 sent as an integer and parsed as a float
+# (orjson does, past 64 bits) would pass as 2**63. There, an integer must look like one.
+_EXACT_FLOAT_INTEGERS = 2.0**53
+
+
+def _whole_float_as_int(value: Any) -> Any:
+    """12.0 -> 12 before the strict integer check; 12.5, a float beyond 2**53, text and
+    booleans stay as they are, for it to refuse."""
+    if type(value) is float and value.is_integer() and abs(value) < _EXACT_FLOAT_INTEGERS:
+        return int(value)
+    return value
+
+
+WHOLE_FLOAT_AS_INT = BeforeValidator(_whole_float_as_int)
+IntegerValue = Annotated[int, WHOLE_FLOAT_AS_INT]
+
+
 class RecordBase(BaseModel):
     """Base of the generated record model: strict types, no unknown fields."""
 
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
-    _request_id: str = PrivateAttr(default="")
     # Set by the server: called with (field, kind) for every refused value.
     on_rejected: ClassVar[Callable[[str, str], None] | None] = None
-    # Column name -> the field that holds it (see record_model).
+    # Column name -> the field that holds it (see InputContract.record_model).
     attribute_of: ClassVar[dict[str, str]] = {}
-
-    @property
-    def request_id(self) -> str:
-        return str(self.__pydantic_private__["_request_id"])  # type: ignore[index]
 
     def value(self, column: str) -> Any:
         """This record's value of `column`, by the column's own name."""
         return getattr(self, self.attribute_of[column])
 
+    def unknown_fields(self) -> list[str]:
+        """The fields sent that the model does not use (kept only when ignored)."""
+        return list(self.__pydantic_extra__ or ())
 
-def _count_and_stamp(records: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+
+class IgnoringRecordBase(RecordBase):
+    """Base of the record model under `unknown_fields: ignore`: unknown fields are kept
+    aside (pydantic's `extra`), so the answer can name them, and never reach the model."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+def _count_refusals(records: Any, handler: ValidatorFunctionWrapHandler) -> Any:
     """Around the validation of a request's records (one Python call per request, so
-    the records themselves validate in pydantic-core): report each refused value,
-    and stamp accepted records with the request id."""
+    the records themselves validate in pydantic-core): report each refused value."""
     try:
-        validated = handler(records)
+        return handler(records)
     except ValidationError as error:
         if RecordBase.on_rejected is not None:
             for detail in error.errors(include_url=False):
@@ -93,79 +209,167 @@ def _count_and_stamp(records: Any, handler: ValidatorFunctionWrapHandler) -> Any
                     str(loc[1]) if len(loc) > 1 else "records", error_kind(detail)
                 )
         raise
-    request_id = REQUEST_ID.get()
-    for record in validated:  # straight into pydantic's private dict: this runs per record
-        record.__pydantic_private__["_request_id"] = request_id
-    return validated
 
 
-def records_type(record: type[RecordBase], max_records: int) -> Any:
-    """The type of a request's `records`: 1 to `max_records` records, counted and stamped."""
-    return Annotated[
-        list[record],  # type: ignore[valid-type]
-        Field(min_length=1, max_length=max_records),
-        WrapValidator(_count_and_stamp),
-    ]
+@dataclass(frozen=True)
+class Checked:
+    """A body that meets the contract: scorer `Columns`, the ids (or None), and the
+    fields sent that the model does not use (ignored)."""
+
+    columns: dict[str, np.ndarray]
+    ids: list[Any] | None
+    unknown: list[str]
 
 
-def _field(
-    spec: dict[str, Any], unseen_category: Policy, out_of_range: Policy, column: str
-) -> tuple[Any, Any]:
-    """(type, FieldInfo) for one feature, following its profile and the policies; on the
-    wire the field is called `column`."""
-    constraints: dict[str, Any] = {"description": _describe(spec), "alias": column}
-    if spec["kind"] == "category":
-        if unseen_category == "reject":
-            python_type: Any = Literal[tuple(spec["categories"])]
-        else:
-            python_type, constraints["min_length"] = str, 1
-    else:
-        python_type = int if spec["kind"] == "integer" else float
-        if out_of_range == "reject":
-            constraints |= {"ge": spec["min"], "le": spec["max"]}
-        elif spec["kind"] == "integer":
-            constraints |= {"ge": INT64_MIN, "le": INT64_MAX}  # what the model's arrays hold
-        else:
-            constraints |= {"ge": -FLOAT32_MAX, "le": FLOAT32_MAX}
-    if spec["nullable"]:
-        return python_type | None, Field(None, **constraints)
-    return python_type, Field(..., **constraints)
+@dataclass(frozen=True)
+class InputContract:
+    """The whole input contract of one served version."""
+
+    profile: Mapping[str, Mapping[str, Any]]
+    id_field: str | None
+    unseen_category: Policy = "accept"
+    out_of_range: Policy = "accept"
+    unknown_fields: UnknownFields = "ignore"
+    max_records: int = 1000
+
+    @cached_property
+    def rules(self) -> dict[str, FieldRule]:
+        return {
+            name: FieldRule.of(name, spec, self.unseen_category, self.out_of_range)
+            for name, spec in self.profile.items()
+        }
+
+    def record_model(self) -> type[RecordBase]:
+        """A pydantic model with one field per feature (plus the optional id, which is
+        logged for joining labels later but never reaches the model).
+
+        On the wire each field is named by its column, whatever the name (`self`, `_id`,
+        `model_config`, spaces, dots, unicode): the column is the field's alias, and the
+        field itself has a plain name of ours that no pydantic or Python name can clash with.
+        """
+        fields: dict[str, Any] = {}
+        attribute_of: dict[str, str] = {}
+        if self.id_field:
+            attribute_of[self.id_field] = "record_id"
+            fields["record_id"] = (
+                str | Annotated[int, Ge(INT64_MIN), Le(INT64_MAX), WHOLE_FLOAT_AS_INT] | None,
+                Field(
+                    None,
+                    alias=self.id_field,
+                    description="passed through to the prediction log, not a feature",
+                ),
+            )
+        for position, (name, rule) in enumerate(self.rules.items()):
+            attribute_of[name] = f"feature_{position}"
+            fields[attribute_of[name]] = rule.pydantic_field(_describe(self.profile[name]))
+        base = IgnoringRecordBase if self.unknown_fields == "ignore" else RecordBase
+        model = cast(type[RecordBase], create_model("FeatureRecord", __base__=base, **fields))
+        model.attribute_of = attribute_of
+        return model
+
+    def records_type(self, record: type[RecordBase]) -> Any:
+        """The type of a request's `records`: 1 to `max_records` records, refusals counted."""
+        return Annotated[
+            list[record],  # type: ignore[valid-type]
+            Field(min_length=1, max_length=self.max_records),
+            WrapValidator(_count_refusals),
+        ]
+
+    def check_columns(self, body: Any) -> Checked:
+        """The contract of a record, checked per column over the whole body at once:
+        `{field: [values...]}` -> `Checked`. Raises ColumnsInvalid whose errors name
+        `["columns", field, row]` and the same kinds the records path counts
+        (missing_field, unknown_field, null, wrong_type, not_finite, unseen_category,
+        out_of_range, no_records, too_many_records), or wrong_length."""
+        if not isinstance(body, dict) or not all(isinstance(v, list) for v in body.values()):
+            raise ColumnsInvalid(
+                [_error(["columns"], "wrong_type", "must map each field to a list of values")]
+            )
+        rules = self.rules
+        unknown = [name for name in body if name not in rules and name != self.id_field]
+        errors = [
+            _error(["columns", name], "unknown_field", "not a feature of this model")
+            for name in (unknown if self.unknown_fields == "reject" else [])
+        ]
+        errors += [
+            _error(["columns", name], "missing_field", "required")
+            for name, rule in rules.items()
+            if name not in body and not rule.nullable
+        ]
+        used = {name: values for name, values in body.items() if name not in unknown}
+        errors += _shape_errors(used, self.max_records)
+        if errors:
+            raise ColumnsInvalid(errors)
+        rows = len(next(iter(used.values()))) if used else 0
+        columns: dict[str, np.ndarray] = {}
+        for name, rule in rules.items():
+            columns[name], found = rule.errors(body.get(name, [None] * rows))
+            errors += found
+        ids = body.get(self.id_field) if self.id_field else None
+        if ids is not None:
+            ids = [_whole_float_as_int(i) for i in ids]
+            errors += _id_errors(ids, self.id_field)  # type: ignore[arg-type]
+        if errors:
+            raise ColumnsInvalid(errors)
+        return Checked(columns, ids, unknown)
 
 
-def record_model(
-    profile: dict[str, dict[str, Any]],
-    id_field: str | None,
-    unseen_category: Policy,
-    out_of_range: Policy,
-) -> type[RecordBase]:
-    """A pydantic model with one field per feature (plus the optional id, which is
-    logged for joining labels later but never reaches the model).
+def contract_of(
+    profile: Mapping[str, Mapping[str, Any]], id_field: str | None, settings: ServeConfig
+) -> InputContract:
+    """The contract a version is served under: its profile and id, `serve:`'s policies."""
+    return InputContract(
+        profile,
+        id_field,
+        settings.unseen_category,
+        settings.out_of_range,
+        settings.unknown_fields,
+        settings.max_records,
+    )
 
-    On the wire each field is named by its column, whatever the name (`self`, `_id`,
-    `model_config`, spaces, dots, unicode): the column is the field's alias, and the
-    field itself has a plain name of ours that no pydantic or Python name can clash with.
-    """
-    fields: dict[str, Any] = {}
-    attribute_of: dict[str, str] = {}
-    if id_field:
-        attribute_of[id_field] = "record_id"
-        fields["record_id"] = (
-            str | int | None,
-            Field(
-                None,
-                alias=id_field,
-                description="passed through to the prediction log, not a feature",
-            ),
+
+def _id_errors(ids: list[Any], name: str) -> list[dict[str, Any]]:
+    """Ids are text or 64-bit integers (the prediction log's JSON holds no larger)."""
+    found = _typed(ids, (str, int), True, name, "text or an integer")
+    large = [row for row, i in enumerate(ids) if type(i) is int and not INT64_MIN <= i <= INT64_MAX]
+    message = "must fit in a 64-bit integer"
+    return (
+        found
+        + [_error(["columns", name, row], "out_of_range", message) for row in large][
+            :_MAX_ERRORS_PER_COLUMN
+        ]
+    )
+
+
+def _shape_errors(body: Mapping[str, list[Any]], max_records: int) -> list[dict[str, Any]]:
+    """Columns of unequal length, and too few or too many rows."""
+    lengths = {len(values) for values in body.values()}
+    rows = max(lengths, default=0)
+    errors = []
+    if len(lengths) > 1:
+        errors += [
+            _error(
+                ["columns", name],
+                "wrong_length",
+                f"has {len(values)} values; the longest column has {rows}",
+            )
+            for name, values in body.items()
+            if len(values) != rows
+        ]
+    if rows == 0:
+        errors.append(_error(["columns"], "no_records", "at least one row is required"))
+    elif rows > max_records:
+        errors.append(
+            _error(
+                ["columns"],
+                "too_many_records",
+                f"{rows} rows; at most {max_records} (serve.max_records)",
+            )
         )
-    for position, (name, spec) in enumerate(profile.items()):
-        attribute_of[name] = f"feature_{position}"
-        fields[attribute_of[name]] = _field(spec, unseen_category, out_of_range, name)
-    model = create_model("FeatureRecord", __base__=RecordBase, **fields)
-    model.attribute_of = attribute_of
-    return model
+    return errors
 
 
-def _describe(spec: dict[str, Any]) -> str:
+def _describe(spec: Mapping[str, Any]) -> str:
     if spec["kind"] == "category":
         known = ", ".join(spec["categories"])
         text = f"one of: {known}"
@@ -256,7 +460,7 @@ def _error(loc: list[Any], kind: str, message: str) -> dict[str, Any]:
 
 
 def _typed(
-    values: list[Any], allowed: tuple[type, ...], nullable: bool, name: str
+    values: list[Any], allowed: tuple[type, ...], nullable: bool, name: str, expected: str
 ) -> list[dict[str, Any]]:
     """Errors for values of a disallowed JSON type (one C-level pass when all are fine)."""
     if set(map(type, values)) <= set(allowed) | ({type(None)} if nullable else set()):
@@ -266,116 +470,7 @@ def _typed(
         if value is None and not nullable:
             errors.append(_error(["columns", name, row], "null", "may not be null"))
         elif value is not None and type(value) not in allowed:
-            expected = " or ".join(t.__name__ for t in allowed)
             errors.append(_error(["columns", name, row], "wrong_type", f"must be {expected}"))
         if len(errors) == _MAX_ERRORS_PER_COLUMN:
             break
     return errors
-
-
-def _rows_error(rows: np.ndarray, name: str, kind: str, message: str) -> list[dict[str, Any]]:
-    return [_error(["columns", name, int(r)], kind, message) for r in rows[:_MAX_ERRORS_PER_COLUMN]]
-
-
-def _numeric_errors(
-    values: list[Any], array: np.ndarray, spec: dict[str, Any], name: str, out_of_range: Policy
-) -> list[dict[str, Any]]:
-    """Non-finite numbers, and numbers outside the training range (policy `reject`) or
-    outside what an int64 holds (integers, checked exactly where floats can't tell)."""
-    found = _rows_error(np.flatnonzero(np.isinf(array)), name, "not_finite", "must be finite")
-    if out_of_range == "reject":
-        with np.errstate(invalid="ignore"):
-            outside = np.flatnonzero((array < spec["min"]) | (array > spec["max"]))
-        message = f"must be within the training range [{spec['min']:g}, {spec['max']:g}]"
-        return found + _rows_error(outside, name, "out_of_range", message)
-    if spec["kind"] == "integer":
-        large = np.flatnonzero(np.abs(array) >= 2.0**62)
-        outside = np.array([r for r in large if not INT64_MIN <= values[r] <= INT64_MAX], dtype=int)
-        return found + _rows_error(outside, name, "out_of_range", "must fit in a 64-bit integer")
-    with np.errstate(invalid="ignore"):
-        outside = np.flatnonzero(np.isfinite(array) & (np.abs(array) > FLOAT32_MAX))
-    return found + _rows_error(outside, name, "out_of_range", "must fit in a 32-bit float")
-
-
-def validate_columns(
-    body: Any,
-    profile: dict[str, dict[str, Any]],
-    id_field: str | None,
-    unseen_category: Policy,
-    out_of_range: Policy,
-    max_records: int,
-) -> tuple[dict[str, np.ndarray], list[Any] | None]:
-    """The contract of a record, checked per column over the whole body at once:
-    `{"columns": {field: [values...]}}` -> (scorer `Columns`, ids or None). Raises
-    ColumnsInvalid whose errors name `["columns", field, row]` and the same kinds the
-    records path counts (missing_field, unknown_field, null, wrong_type, not_finite,
-    unseen_category, out_of_range, no_records, too_many_records)."""
-    if not isinstance(body, dict) or not all(isinstance(v, list) for v in body.values()):
-        raise ColumnsInvalid(
-            [_error(["columns"], "wrong_type", "must map each field to a list of values")]
-        )
-    errors = [
-        _error(["columns", name], "unknown_field", "not a feature of this model")
-        for name in body
-        if name not in profile and name != id_field
-    ]
-    errors += [
-        _error(["columns", name], "missing_field", "required")
-        for name, spec in profile.items()
-        if name not in body and not spec["nullable"]
-    ]
-    lengths = {len(values) for values in body.values()}
-    rows = max(lengths, default=0)
-    if len(lengths) > 1:
-        errors += [
-            _error(
-                ["columns", name],
-                "wrong_length",
-                f"has {len(values)} values; the longest column has {rows}",
-            )
-            for name, values in body.items()
-            if len(values) != rows
-        ]
-    if rows == 0:
-        errors.append(_error(["columns"], "no_records", "at least one row is required"))
-    elif rows > max_records:
-        errors.append(
-            _error(
-                ["columns"],
-                "too_many_records",
-                f"{rows} rows; at most {max_records} (serve.max_records)",
-            )
-        )
-    if errors:
-        raise ColumnsInvalid(errors)
-
-    columns: dict[str, np.ndarray] = {}
-    for name, spec in profile.items():
-        values = body.get(name, [None] * rows)
-        if spec["kind"] == "category":
-            found = _typed(values, (str,), spec["nullable"], name)
-            array = np.array(values, dtype=object)
-            if not found:
-                unseen = ~_known(array, spec["categories"]) & (array != None)  # noqa: E711
-                if unseen_category == "reject":
-                    found = _rows_error(
-                        np.flatnonzero(unseen), name, "unseen_category", "not a training category"
-                    )
-                else:
-                    found = _rows_error(
-                        np.flatnonzero(array == ""), name, "wrong_type", "may not be empty"
-                    )
-        else:
-            allowed = (int,) if spec["kind"] == "integer" else (int, float)
-            found = _typed(values, allowed, spec["nullable"], name)
-            array = np.array(values, dtype=float) if not found else np.empty(0)
-            if not found:
-                found = _numeric_errors(values, array, spec, name, out_of_range)
-        errors += found
-        columns[name] = array
-    ids = body.get(id_field) if id_field else None
-    if ids is not None:
-        errors += _typed(ids, (str, int), True, id_field)  # type: ignore[arg-type]
-    if errors:
-        raise ColumnsInvalid(errors)
-    return columns, ids
