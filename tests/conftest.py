@@ -4,7 +4,9 @@ which the real `dvc repro` runs against a fresh local MLflow store."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -293,6 +295,54 @@ def columns_of(records: list[dict]) -> dict[str, list]:
 
 
 _MLFLOW_PROCESSES: dict[str, subprocess.Popen[bytes]] = {}
+
+
+SCHEMATHESIS_DIR = Path(__file__).parent / "serving"
+
+
+def one_shape_document(document: dict, shape: str) -> dict:
+    """The served document with /predict taking one body shape ("records" or "columns"),
+    so that a schemathesis run is sure to exercise it; /explain only with records."""
+    single = json.loads(json.dumps(document))
+    predict = single["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    predict["schema"] = {"$ref": f"#/components/schemas/{shape.title()}Body"}
+    if shape != "records":
+        del single["paths"]["/explain"]
+    return single
+
+
+def schemathesis_every_check(url: str, document: dict, folder: Path, examples: int = 100) -> str:
+    """`schemathesis run --checks all` of `document` against the service at `url`, with
+    the suite's hooks (columns of one length) and settings (413 refuses any body).
+    Returns its output; fails, showing the output's end, unless every case passed."""
+    spec = folder / "openapi.json"
+    spec.write_text(json.dumps(document))
+    done = subprocess.run(
+        [
+            str(VENV_BIN / "schemathesis"),
+            "--config-file",
+            str(SCHEMATHESIS_DIR / "schemathesis.toml"),
+            "run",
+            str(spec),
+            "--url",
+            url,
+            "--checks",
+            "all",
+            "--max-examples",
+            str(examples),
+            "--generation-deterministic",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=os.environ
+        | {"SCHEMATHESIS_HOOKS": "schemathesis_hooks", "PYTHONPATH": str(SCHEMATHESIS_DIR)},
+        cwd=folder,
+    )
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+    cases = re.search(r"(\d+) generated, (\d+) passed", done.stdout)
+    assert cases and cases[1] == cases[2] and int(cases[1]) >= examples, done.stdout[-2000:]
+    return done.stdout
 
 
 @contextlib.contextmanager

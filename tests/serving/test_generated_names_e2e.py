@@ -1,8 +1,9 @@
 """Any name the pipeline accepts, the service accepts: a table whose features carry
 generated names (Python and pydantic words, the service's own JSON keys, unicode,
 quotes, 200 characters, names that differ only in case) goes through a real `dvc repro`
-and a real `bentoml serve`. On the wire, in /metadata, the OpenAPI schema, the
-prediction log, the monitor's report and `mlops score`, each name is the column's own."""
+and a real `bentoml serve`. On the wire, in /metadata, the OpenAPI schema (which
+schemathesis checks with every check), the prediction log, the monitor's report and
+`mlops score`, each name is the column's own."""
 
 import os
 
@@ -10,7 +11,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import columns_of, logged
+from conftest import columns_of, logged, one_shape_document, schemathesis_every_check
 from generated import AWKWARD_NAMES, distinct_column_names
 from hypothesis import HealthCheck, Phase, given, settings
 
@@ -121,7 +122,12 @@ def served_and_checked(repo_copy, tmp_path, drawn: list[str]) -> None:
         httpx.Client(base_url=url, timeout=30) as client,
     ):
         assert set(client.get("/metadata").json()["feature_schema"]) == set(names)
-        assert set(names) <= openapi_property_names(client.get("/docs.json").json())
+        document = client.get("/docs.json").json()
+        assert set(names) <= openapi_property_names(document)
+        for shape in ("records", "columns"):
+            folder = tmp_path / f"schemathesis-{shape}"
+            folder.mkdir()
+            schemathesis_every_check(url, one_shape_document(document, shape), folder, 50)
 
         answered = client.post(
             "/predict", json={"records": records}, headers={"X-Request-ID": "named"}

@@ -124,7 +124,14 @@ def published(spec: dict[str, Any], contract: InputContract, version: str) -> di
     # Its schemas are pydantic's, which are JSON Schema 2020-12 (a null is `{"type":
     # "null"}`): OpenAPI 3.1's dialect, not 3.0's (`nullable`), which BentoML declares.
     document["openapi"] = "3.1.0"
-    document["info"]["version"] = version
+    document["info"] = {
+        "title": document["info"]["title"],
+        "version": version,  # the registry version this contract is of
+        "description": "Scores, explains and describes one registered model version. "
+        "Fields the model does not use are ignored and named in warnings, unless "
+        "serve.unknown_fields is reject; docs/reference/http-api.md says which schema "
+        "changes of a retrain a client survives.",
+    }
     schemas = document["components"]["schemas"]
     columns = {
         "type": "object",
