@@ -16,6 +16,7 @@ from mlops_starter.serving.schema import (
     ColumnsInvalid,
     InputContract,
     RecordBase,
+    breaking_changes,
     error_kind,
     issue_masks,
     issues_per_row,
@@ -400,3 +401,38 @@ def test_an_integer_may_come_as_a_whole_float_but_not_as_an_inexact_one(record, 
         with pytest.raises(ColumnsInvalid) as caught:
             served.check_columns(_columns([sent]))
         assert [e["type"] for e in caught.value.errors] == [kind]
+
+
+def test_breaking_changes_name_what_clients_of_the_champion_would_meet():
+    """Survived: a feature left out, a new nullable one. Not: a new required one, a
+    nullable one become required, a number become a category, another id field."""
+    number = {"kind": "float", "min": 0.0, "max": 1.0, "nullable": False}
+    served = {
+        "feature_profile": {"a": number, "b": number | {"nullable": True}, "c": number},
+        "id_column": "id",
+    }
+
+    def changes(profile, unknown="ignore", id_column="id"):
+        candidate = {"feature_profile": profile, "id_column": id_column}
+        return breaking_changes(served, candidate, unknown)
+
+    survived = {"a": number, "b": number | {"nullable": True}, "new": number | {"nullable": True}}
+    assert changes(survived) == []
+    assert changes(survived, unknown="reject") == [
+        "fields it does not use, refused under serve.unknown_fields: reject: ['c']"
+    ]
+    broken = changes(
+        {
+            "a": {"kind": "category", "categories": ["x"], "nullable": False},
+            "b": number,
+            "c": number,
+            "d": number,
+        },
+        id_column=None,
+    )
+    assert broken == [
+        "new required fields, which today's requests lack: ['d']",
+        "fields that may be null today and will be required: ['b']",
+        "fields that change between number and category: ['a']",
+        "the id field changes from 'id' to None",
+    ]

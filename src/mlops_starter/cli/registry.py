@@ -4,6 +4,7 @@ alias is the deployment contract; these move it and read back its history."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,12 @@ from mlops_starter.errors import PipelineError
 from mlops_starter.registry.model_registry import (
     CHAMPION,
     AliasMove,
+    Registry,
     chain_breaks,
     moved_outside_cli,
+    same_version,
 )
+from mlops_starter.serving.schema import UnknownFields, breaking_changes
 from mlops_starter.storage import read_json
 
 GATE_FAILED_EXIT_CODE = 1
@@ -53,8 +57,36 @@ def describe(move: AliasMove) -> str:
     )
 
 
+def warn_of_breaking_changes(
+    registry: Registry, target: str, unknown_fields: UnknownFields
+) -> list[str]:
+    """Before the champion moves: say, naming the fields, what requests that today's
+    champion answers the new one would refuse (stderr, and a GitHub Actions warning).
+    Returns the changes; the move goes ahead, since a team may mean them."""
+    champion = registry.champion()
+    candidate = registry.version(target)
+    if champion is None or same_version(champion.version, candidate.version):
+        return []
+    changes = breaking_changes(
+        registry.serving_metadata(champion),
+        registry.serving_metadata(candidate),
+        unknown_fields,
+    )
+    for change in changes:
+        message = (
+            f"version {candidate.version} would refuse requests that champion version "
+            f"{champion.version} answers: {change} (docs/reference/http-api.md)"
+        )
+        print(f"warning: {message}", file=sys.stderr)
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            print(f"::warning title=Clients may break::{message}")
+    return changes
+
+
 def promote(args: argparse.Namespace) -> None:
     registry = registry_from(args)
+    unknown_fields = Config.from_yaml(args.params).serve.unknown_fields
+    warn_of_breaking_changes(registry, args.version, unknown_fields)
     move = registry.promote(args.version, actor(args), args.reason or "", force=args.force)
     print(
         describe(move)

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import mlflow
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -161,6 +162,13 @@ class Registry:
             if exc.error_code in _NOT_FOUND:
                 raise RegistryError(f"model '{self.name}' has no version {version}") from None
             raise _unreachable(exc) from exc
+
+    def serving_metadata(self, version: ModelVersion) -> dict[str, Any]:
+        """What the train stage wrote into the version's MLmodel for serving: threshold,
+        positive label, id column, data hash, feature profile (nulls left out)."""
+        uri = f"models:/{self.name}/{version.version}"
+        metadata = mlflow.models.get_model_info(uri).metadata or {}
+        return {key: value for key, value in metadata.items() if value is not None}
 
     def latest_from_runs(self, run_ids: list[str]) -> ModelVersion:
         """The newest version registered from any of `run_ids` (runs that logged the same

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import bentoml
-import mlflow
 import pandas as pd
 from bentoml._internal.bento.build_config import BentoEnvSchema
 from bentoml._internal.container.frontend.dockerfile import CONTAINER_METADATA
@@ -60,10 +59,8 @@ def import_version(
     except NotFound:
         pass
     uri = f"models:/{registry.name}/{version.version}"
-    # BentoML metadata takes plain values only: a null (no id column) is simply left out.
-    serving = {
-        k: v for k, v in (mlflow.models.get_model_info(uri).metadata or {}).items() if v is not None
-    }
+    # BentoML metadata takes plain values only: a null (no id column) is left out.
+    serving = registry.serving_metadata(version)
     if missing := [k for k in SERVING_METADATA_KEYS if k not in serving]:
         raise PipelineError(
             f"version {version.version} of '{registry.name}' was logged without {missing} in "

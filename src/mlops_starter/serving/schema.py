@@ -328,6 +328,43 @@ def contract_of(
     )
 
 
+def breaking_changes(
+    served: Mapping[str, Any], candidate: Mapping[str, Any], unknown_fields: UnknownFields
+) -> list[str]:
+    """What a client of the `served` version would meet as a 400 once `candidate` is
+    served in its place, each naming the fields (empty: every request still answered).
+    Each argument is a version's serving metadata (`feature_profile`, `id_column`).
+
+    Survived: a feature left out (ignored, unless unknown_fields is reject), a new
+    nullable feature, a category or range that widened. Not survived: a new required
+    feature, a nullable one become required, a number become a category or back."""
+    ours, theirs = served["feature_profile"], candidate["feature_profile"]
+    numeric = {"integer", "float", "number"}
+    changes = []
+    if added := sorted(n for n, s in theirs.items() if n not in ours and not s["nullable"]):
+        changes.append(f"new required fields, which today's requests lack: {added}")
+    if tightened := sorted(
+        n for n, s in theirs.items() if n in ours and ours[n]["nullable"] and not s["nullable"]
+    ):
+        changes.append(f"fields that may be null today and will be required: {tightened}")
+    if retyped := sorted(
+        n
+        for n in set(ours) & set(theirs)
+        if (ours[n]["kind"] in numeric) != (theirs[n]["kind"] in numeric)
+    ):
+        changes.append(f"fields that change between number and category: {retyped}")
+    if unknown_fields == "reject" and (dropped := sorted(set(ours) - set(theirs))):
+        changes.append(
+            f"fields it does not use, refused under serve.unknown_fields: reject: {dropped}"
+        )
+    if served.get("id_column") != candidate.get("id_column"):
+        changes.append(
+            f"the id field changes from {served.get('id_column')!r} to "
+            f"{candidate.get('id_column')!r}"
+        )
+    return changes
+
+
 def _id_errors(ids: list[Any], name: str) -> list[dict[str, Any]]:
     """Ids are text or 64-bit integers (the prediction log's JSON holds no larger)."""
     found = _typed(ids, (str, int), True, name, "text or an integer")
