@@ -53,6 +53,10 @@ scalars = st.one_of(
     st.integers(-(2**63), 2**63 - 1),
     st.floats(allow_infinity=False),
 )
+# What a field the model ignores may hold: any JSON value a client sends.
+json_values = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3)
+)
 names = text
 
 
@@ -61,8 +65,9 @@ names = text
 def test_each_line_is_what_a_dict_per_line_would_give(data, rows):
     """Against the plain way: a dict per line, dumped by json."""
     column = st.lists(scalars, min_size=rows, max_size=rows)
+    sent = st.lists(st.one_of(scalars, json_values), min_size=rows, max_size=rows)
     keys = data.draw(st.dictionaries(names, st.one_of(scalars, column), max_size=3))
-    features = data.draw(st.one_of(st.none(), st.dictionaries(names, column, max_size=4)))
+    features = data.draw(st.one_of(st.none(), st.dictionaries(names, sent, max_size=4)))
     ids = data.draw(st.one_of(st.none(), column))
     probabilities = np.array(data.draw(st.lists(st.floats(0, 1), min_size=rows, max_size=rows)))
     labels = np.array(data.draw(st.lists(st.integers(0, 1), min_size=rows, max_size=rows)))
@@ -73,6 +78,10 @@ def test_each_line_is_what_a_dict_per_line_would_give(data, rows):
     encoded = LogBatch(keys, ids, features, probabilities, labels, issues).encode()
 
     def plain(value):
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
         return None if isinstance(value, float) and math.isnan(value) else value
 
     expected = [

@@ -376,6 +376,12 @@ def test_unknown_fields_are_ignored_and_named_or_refused_as_the_policy_says(reco
     assert all(accepted.value(name) == value for name, value in record.items())
     checked = ignoring.check_columns(_columns([sent, sent]))
     assert checked.unknown == ["signup_date"] and list(checked.columns) == list(profile)
+    # Ignored, but still a row's field (the log keeps it): one value per row.
+    with pytest.raises(ColumnsInvalid) as uneven:
+        ignoring.check_columns(_columns([sent, sent]) | {"signup_date": []})
+    assert [(e["loc"], e["type"]) for e in uneven.value.errors] == [
+        (["columns", "signup_date"], "wrong_length")
+    ]
 
     rejecting = contract(profile, unknown="reject")
     assert [error_kind(e) for e in _errors(rejecting.record_model(), sent)] == ["unknown_field"]

@@ -111,7 +111,12 @@ def feature_columns(record: dict[str, Any], contract: InputContract) -> dict[str
             for name, field in record["properties"].items()
         },
         "additionalProperties": (
-            {"type": "array", "items": {}, "description": "a field the model does not use: ignored"}
+            {
+                "type": "array",
+                "items": {},
+                **rows,
+                "description": "a field the model does not use: ignored",
+            }
             if contract.unknown_fields == "ignore"
             else False
         ),

@@ -125,9 +125,13 @@ def _encoded(values: Sequence[Any]) -> list[bytes]:
     """Each value as JSON (NaN as null, as orjson writes it), from one orjson call for
     the column: split at its commas when it holds no text, else cut into its values by
     `_JSON_SCALAR`; a column of repeating text (a category) is encoded once per distinct
-    value. Not one orjson call per value: keeping a thousand of its results costs
+    value, and one that may hold lists or objects a value at a time. Not one orjson call per value: keeping a thousand of its results costs
     about 2.5 ms (each result is a fresh allocation), fifty times the whole column's."""
     whole = orjson.dumps(values)
+    if b"[" in whole[1:-1] or b"{" in whole[1:-1]:
+        # Perhaps a list or an object (an ignored field holds whatever was sent): its
+        # commas are not the column's, so each value is encoded alone.
+        return [orjson.dumps(value) for value in values]
     if b'"' not in whole:
         return whole[1:-1].split(b",")
     distinct = set(values)

@@ -297,7 +297,8 @@ class InputContract:
             if name not in body and not rule.nullable
         ]
         used = {name: values for name, values in body.items() if name not in unknown}
-        errors += _shape_errors(used, self.max_records)
+        # An ignored column is still a row's field, logged as sent: one value per row.
+        errors += _shape_errors(body if self.unknown_fields == "ignore" else used, self.max_records)
         if errors:
             raise ColumnsInvalid(errors)
         rows = len(next(iter(used.values()))) if used else 0
