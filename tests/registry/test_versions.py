@@ -7,6 +7,7 @@ import json
 import pytest
 from mlflow.tracking import MlflowClient
 
+from mlops_starter.cli.registry import warn_of_breaking_changes
 from mlops_starter.registry.model_registry import (
     GATE_TAG,
     LOG_PREFIX,
@@ -90,3 +91,19 @@ def test_the_challenger_alias_and_the_bento_tag_name_one_version_whatever_the_ty
         ).to_version
         == "3"
     )
+
+
+def test_a_promotion_whose_models_cannot_be_read_warns_and_goes_ahead(
+    registry, capsys, monkeypatch
+):
+    """The contract check is advice: with no MLmodel to read (an artifact store this
+    machine cannot reach, a version made by hand), the warning says the contracts were
+    not compared and why, and the champion still moves."""
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    registry.promote(1, "tester")
+    assert warn_of_breaking_changes(registry, "2", "ignore") == []
+    captured = capsys.readouterr()
+    assert "contracts of versions 1 and 2 were not compared" in captured.err
+    assert "cannot read the model of 'versions-model' version 1" in captured.err
+    assert captured.out.startswith("::warning title=Clients may break::")
+    assert registry.promote("2", "tester").to_version == "2"

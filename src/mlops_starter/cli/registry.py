@@ -16,6 +16,7 @@ from mlops_starter.registry.model_registry import (
     CHAMPION,
     AliasMove,
     Registry,
+    RegistryError,
     chain_breaks,
     moved_outside_cli,
     same_version,
@@ -62,25 +63,37 @@ def warn_of_breaking_changes(
 ) -> list[str]:
     """Before the champion moves: say, naming the fields, what requests that today's
     champion answers the new one would refuse (stderr, and a GitHub Actions warning).
-    Returns the changes; the move goes ahead, since a team may mean them."""
+    Returns the changes; the move goes ahead, since a team may mean them, and so it
+    does when a model cannot be read to compare (the warning says so)."""
     champion = registry.champion()
     candidate = registry.version(target)
     if champion is None or same_version(champion.version, candidate.version):
         return []
-    changes = breaking_changes(
-        registry.serving_metadata(champion),
-        registry.serving_metadata(candidate),
-        unknown_fields,
-    )
+    try:
+        changes = breaking_changes(
+            registry.serving_metadata(champion),
+            registry.serving_metadata(candidate),
+            unknown_fields,
+        )
+    except RegistryError as unread:
+        warn(
+            f"the contracts of versions {champion.version} and {candidate.version} "
+            f"were not compared: {unread}"
+        )
+        return []
     for change in changes:
-        message = (
+        warn(
             f"version {candidate.version} would refuse requests that champion version "
             f"{champion.version} answers: {change} (docs/reference/http-api.md)"
         )
-        print(f"warning: {message}", file=sys.stderr)
-        if os.environ.get("GITHUB_ACTIONS") == "true":
-            print(f"::warning title=Clients may break::{message}")
     return changes
+
+
+def warn(message: str) -> None:
+    """On stderr, and as a GitHub Actions warning when CD runs the command."""
+    print(f"warning: {message}", file=sys.stderr)
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        print(f"::warning title=Clients may break::{message}")
 
 
 def promote(args: argparse.Namespace) -> None:

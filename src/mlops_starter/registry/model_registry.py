@@ -167,7 +167,14 @@ class Registry:
         """What the train stage wrote into the version's MLmodel for serving: threshold,
         positive label, id column, data hash, feature profile (nulls left out)."""
         uri = f"models:/{self.name}/{version.version}"
-        metadata = mlflow.models.get_model_info(uri).metadata or {}
+        try:
+            metadata = mlflow.models.get_model_info(uri).metadata or {}
+        except (MlflowException, OSError, ImportError) as exc:
+            # ImportError: the artifact store's client (boto3, say) is not installed here.
+            raise RegistryError(
+                f"cannot read the model of '{self.name}' version {version.version} "
+                f"({version.source}): {exc}"
+            ) from exc
         return {key: value for key, value in metadata.items() if value is not None}
 
     def latest_from_runs(self, run_ids: list[str]) -> ModelVersion:
