@@ -74,7 +74,7 @@ def curve_tables(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str
     fpr, tpr, roc_thresholds = roc_curve(y, proba)
     precision, recall, pr_thresholds = precision_recall_curve(y, proba)
     # Categories, not strings: a test set past memory has a row here per test row.
-    outcomes = ["negative", "positive"]
+    outcomes = pd.Index(["negative", "positive"])
     labels = pd.Categorical.from_codes((np.asarray(y) == 1).astype(np.int8), outcomes)
     predicted = pd.Categorical.from_codes(
         (np.asarray(proba) >= threshold).astype(np.int8), outcomes
