@@ -10,6 +10,7 @@ import re
 import pandas as pd
 import psycopg
 import pytest
+from conftest import ONLY_LOGISTIC
 from postgres import postgres_server
 
 from mlops_starter.data.demo import generate_demo_table
@@ -43,7 +44,7 @@ def test_the_demo_from_postgresql_sqlite_and_a_file_gives_the_same_table(databas
     """The demo table in PostgreSQL, in SQLite, and as a Parquet file (in id order, the
     order ingest reads a database in): one `dvc repro` from PostgreSQL, then ingest from
     the two others gives the very raw table it trained on, so the same metrics."""
-    copy = repo_copy()
+    copy = repo_copy(ONLY_LOGISTIC)
     copy.env["MLOPS_DB_PASSWORD"] = PASSWORD
     copy.run("mlops", "demo-db", "--url", database, "--table", "customers")
     copy.run("mlops", "demo-db")  # sqlite:///data/demo.sqlite

@@ -7,7 +7,7 @@ import re
 
 import httpx
 import pytest
-from conftest import CHROMIUM_FLAGS, chromium, mlflow_process, screenshot_path
+from conftest import CHROMIUM_FLAGS, ONLY_LOGISTIC, chromium, mlflow_process, screenshot_path
 from mlflow.tracking import MlflowClient
 from playwright.sync_api import sync_playwright
 
@@ -16,10 +16,6 @@ from mlops_starter.serving.process import bentoml_server, free_port
 pytestmark = pytest.mark.e2e
 
 MODEL = "churn-classifier"
-ONLY_LOGISTIC = {
-    "train": {"candidates": {"random_forest": {"enabled": False}, "xgboost": {"enabled": False}}},
-    "gate": {"min_test": {"roc_auc": 0.6, "pr_auc": 0.07}, "bootstrap_rounds": 300},
-}
 
 
 @pytest.fixture(scope="module")

@@ -4,16 +4,12 @@ every model, the CLI promotes and rolls back, and MLflow alone holds the history
 import json
 
 import pytest
+from conftest import ONLY_LOGISTIC
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.e2e
 
 MODEL = "churn-classifier"
-ONLY_LOGISTIC = {
-    "train": {"candidates": {"random_forest": {"enabled": False}, "xgboost": {"enabled": False}}},
-    # Bars low enough for 600 test rows, so the champion comparison is what decides.
-    "gate": {"min_test": {"roc_auc": 0.6, "pr_auc": 0.07}, "bootstrap_rounds": 300},
-}
 # Regularised until every coefficient is zero: a constant score, no better than chance.
 WEAKER = {"train": {"candidates": {"logistic_regression": {"C": 0.0001, "l1_ratio": 1.0}}}}
 BETTER = {

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import httpx
 import psycopg
 import pytest
-from conftest import kill_mlflow, mlflow_process
+from conftest import ONLY_LOGISTIC, kill_mlflow, mlflow_process
 from postgres import postgres_server
 
 from mlops_starter.serving.process import bentoml_server, free_port
@@ -23,10 +23,6 @@ pytestmark = pytest.mark.e2e
 
 MODEL = "churn-classifier"
 ADMIN, PASSWORD = "admin", "team-secret-1"  # pragma: allowlist secret (throw-away)
-ONLY_LOGISTIC = {
-    "train": {"candidates": {"random_forest": {"enabled": False}, "xgboost": {"enabled": False}}},
-    "gate": {"min_test": {"roc_auc": 0.6, "pr_auc": 0.07}, "bootstrap_rounds": 300},
-}
 
 
 def query(url: str, sql: str) -> list[tuple]:

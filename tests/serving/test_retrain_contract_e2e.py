@@ -7,6 +7,7 @@ import httpx
 import pandas as pd
 import pytest
 import yaml
+from conftest import ONLY_LOGISTIC
 
 from mlops_starter.serving.process import bentoml_server, free_port
 from mlops_starter.storage import json_records
@@ -33,7 +34,7 @@ def served_answer(copy, version: str, record: dict, log: str) -> dict:
 
 
 def test_a_version_trained_without_a_feature_answers_the_champions_clients(repo_copy):
-    copy = repo_copy()
+    copy = repo_copy(ONLY_LOGISTIC)
     copy.run("dvc", "repro", timeout=900)  # version 1, champion
     test = pd.read_parquet(copy.root / "data/split/test.parquet")
     features = copy.read_json("models/model.json")["feature_schema"]
