@@ -113,3 +113,20 @@ def test_the_locked_skops_is_past_each_published_advisory(advisory):
     from packaging.version import Version
 
     assert Version(version("skops")) >= Version(SKOPS_ADVISORIES[advisory]), advisory
+
+
+def test_padding_bytes_a_record_array_leaves_unwritten_change_no_byte_of_the_file():
+    """sklearn's tree nodes are such an array: memory left over from before sat in its
+    padding, and two fits of the same Balanced Random Forest gave two files."""
+    nodes = np.dtype({"names": ["left", "flag"], "formats": ["<i8", "u1"], "itemsize": 16})
+    arrays = []
+    for leftover in (0x00, 0xAB):
+        raw = np.full(3 * nodes.itemsize, leftover, np.uint8)
+        array = raw.view(nodes)
+        array["left"], array["flag"] = [1, 2, 3], [0, 1, 0]
+        arrays.append(array)
+    assert arrays[0].tobytes() != arrays[1].tobytes()
+    assert model_bytes({"nodes": arrays[0]}) == model_bytes({"nodes": arrays[1]})
+    np.testing.assert_array_equal(
+        skops.io.loads(model_bytes({"nodes": arrays[1]}))["nodes"], arrays[1]
+    )

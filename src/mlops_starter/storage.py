@@ -137,9 +137,39 @@ def model_bytes(pipeline: Any) -> bytes:
     canonical = io.BytesIO()
     with zipfile.ZipFile(canonical, "w") as out:
         for old_name, new_name in sorted(files.items(), key=lambda item: item[1]):
-            out.writestr(zipfile.ZipInfo(new_name, fixed_time), written.read(old_name))
+            content = written.read(old_name)
+            if new_name.endswith(".npy"):
+                content = _padding_zeroed(content)
+            out.writestr(zipfile.ZipInfo(new_name, fixed_time), content)
         out.writestr(zipfile.ZipInfo("schema.json", fixed_time), json.dumps(schema, indent=2))
     return canonical.getvalue()
+
+
+def _padding_zeroed(npy: bytes) -> bytes:
+    """An .npy file of a record array with its padding bytes zeroed. A tree's node array
+    (sklearn's Tree) has 7 bytes of padding per node that nothing writes, so they hold
+    whatever memory held before: two fits of the same forest differed there alone."""
+    import numpy as np
+
+    stream = io.BytesIO(npy)
+    version = np.lib.format.read_magic(stream)
+    read_header = (
+        np.lib.format.read_array_header_1_0
+        if version == (1, 0)
+        else np.lib.format.read_array_header_2_0
+    )
+    _, _, dtype = read_header(stream)
+    if dtype.fields is None or dtype.itemsize == sum(
+        field[0].itemsize for field in dtype.fields.values()
+    ):
+        return npy
+    stored = np.load(io.BytesIO(npy), allow_pickle=False)
+    zeroed = np.zeros(stored.shape, dtype)
+    for name in dtype.names:
+        zeroed[name] = stored[name]
+    out = io.BytesIO()
+    np.lib.format.write_array(out, zeroed, version, allow_pickle=False)
+    return out.getvalue()
 
 
 def write_bytes(path: str | Path, content: bytes) -> None:
