@@ -1,4 +1,5 @@
-"""The candidate models: one registry, CANDIDATES, and the three the template ships.
+"""The candidate models: one registry, CANDIDATES, and the five the template ships
+(three on by default; Balanced Random Forest and AdaBoost off).
 
 An entry is everything the project needs to know about one model: its settings under
 `train.candidates.<name>` in params.yaml (a pydantic model, so a typo is named), how to
@@ -152,6 +153,56 @@ def _xgboost_portable(estimator: Any) -> None:
     estimator.get_booster().set_param({"nthread": 0})
 
 
+class BalancedRandomForestSettings(CandidateSettings):
+    """Bagging for a rare class: each tree grows on a bootstrap that undersamples every
+    class to the rarest one's size (imbalanced-learn), instead of weighting rows."""
+
+    n_estimators: int = Field(300, ge=1)
+    max_depth: int | None = Field(12, ge=1)
+    min_samples_leaf: int = Field(5, ge=1)
+    max_features: Literal["sqrt", "log2"] | float = "sqrt"
+
+
+def _balanced_random_forest(params: dict[str, Any], seed: int, n_jobs: int) -> Any:
+    from imblearn.ensemble import BalancedRandomForestClassifier
+
+    # imbalanced-learn's own defaults since 0.13, named so that no later change moves them:
+    # every class undersampled, drawn with replacement, and no second bootstrap on top.
+    return BalancedRandomForestClassifier(
+        sampling_strategy="all",
+        replacement=True,
+        bootstrap=False,
+        random_state=seed,
+        n_jobs=n_jobs,
+        **params,
+    )
+
+
+class AdaBoostSettings(CandidateSettings):
+    """Boosting by reweighting: each shallow tree is fitted to rows weighted up where the
+    trees before it were wrong (SAMME), where gradient boosting (XGBoost) fits residuals."""
+
+    n_estimators: int = Field(200, ge=1)
+    learning_rate: float = Field(0.5, gt=0)
+    max_depth: int = Field(2, ge=1, description="depth of each tree: 1 is a stump")
+    class_weight: Literal["balanced"] | None = "balanced"
+
+
+def _adaboost(params: dict[str, Any], seed: int, n_jobs: int) -> Any:
+    from sklearn.ensemble import AdaBoostClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    tree = DecisionTreeClassifier(
+        max_depth=params["max_depth"], class_weight=params["class_weight"], random_state=seed
+    )
+    return AdaBoostClassifier(
+        tree,
+        n_estimators=params["n_estimators"],
+        learning_rate=params["learning_rate"],
+        random_state=seed,
+    )
+
+
 register_candidate(
     "logistic_regression",
     Candidate(
@@ -179,4 +230,20 @@ register_candidate(
         trusted_types=("xgboost.core.Booster", "xgboost.sklearn.XGBClassifier"),
         libraries=("xgboost-cpu",),
     ),
+)
+register_candidate(
+    "balanced_random_forest",
+    Candidate(
+        BalancedRandomForestSettings,
+        _balanced_random_forest,
+        _single_threaded,
+        trusted_types=(
+            "sklearn.tree._tree.Tree",
+            "imblearn.ensemble._forest.BalancedRandomForestClassifier",
+        ),
+    ),
+)
+register_candidate(
+    "adaboost",
+    Candidate(AdaBoostSettings, _adaboost, trusted_types=("sklearn.tree._tree.Tree",)),
 )

@@ -15,9 +15,12 @@ from mlops_starter.training.candidates import build_pipeline
 PARAMS = candidate_defaults()
 PARAMS["random_forest"] |= {"n_estimators": 25}
 PARAMS["xgboost"] |= {"n_estimators": 60}
+PARAMS["balanced_random_forest"] |= {"n_estimators": 25}
 
 
-@pytest.mark.parametrize("name", ["logistic_regression", "random_forest", "xgboost"])
+@pytest.mark.parametrize(
+    "name", ["logistic_regression", "random_forest", "xgboost", "balanced_random_forest"]
+)
 def test_contributions_add_up_to_the_margin_for_every_candidate(hard_table, name):
     schema, X, y, scoring = hard_table
     pipeline = build_pipeline(name, PARAMS[name], schema, seed=0).fit(X, y)
@@ -69,3 +72,10 @@ def test_a_model_with_no_attribution_method_is_refused_naming_its_estimator():
     assert "no attribution method for a HistGradientBoostingClassifier" in refusal(unknown)
     known = Pipeline([("preprocess", "passthrough"), ("model", XGBClassifier())])
     assert refusal(known) is None
+
+
+def test_the_adaboost_candidate_is_refused_by_name(hard_table):
+    """Its probability is a softmax of weighted tree votes: no exact attribution here."""
+    schema, X, y, _ = hard_table
+    pipeline = build_pipeline("adaboost", PARAMS["adaboost"] | {"n_estimators": 10}, schema)
+    assert "no attribution method for a AdaBoostClassifier" in refusal(pipeline.fit(X, y))

@@ -26,6 +26,8 @@ from mlops_starter.training.candidates import build_pipeline
 PARAMS = candidate_defaults()
 PARAMS["random_forest"] |= {"n_estimators": 25}
 PARAMS["xgboost"] |= {"n_estimators": 60}
+PARAMS["balanced_random_forest"] |= {"n_estimators": 25}
+PARAMS["adaboost"] |= {"n_estimators": 40}
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +54,8 @@ CASES = [
     ("random_forest", "isotonic", "none"),
     ("xgboost", None, "none"),
     ("xgboost", "sigmoid", "undersample"),
+    ("balanced_random_forest", "sigmoid", "none"),
+    ("adaboost", None, "smote"),
 ]
 
 

@@ -12,6 +12,8 @@ FAST = {
     "random_forest": {"n_estimators": 20},
     "xgboost": {"n_estimators": 30},
     "logistic_regression": {"max_iter": 300},
+    "balanced_random_forest": {"n_estimators": 20},
+    "adaboost": {"n_estimators": 30},
 }
 
 

@@ -26,6 +26,8 @@ FAST = {
     "random_forest": {"n_estimators": 40},
     "xgboost": {"n_estimators": 60},
     "logistic_regression": {},
+    "balanced_random_forest": {"n_estimators": 40},
+    "adaboost": {"n_estimators": 60},
 }
 PARAMS = {name: p | FAST[name] for name, p in candidate_defaults().items()}
 

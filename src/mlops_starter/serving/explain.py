@@ -7,8 +7,12 @@ value + contributions = the model's raw output (its margin) for every record:
 
 - XGBoost: the booster's own TreeSHAP (`pred_contribs`), in log-odds;
 - logistic regression: coefficient x scaled value, in log-odds;
-- random forest: decision-path attribution (each split's change in the tree's
-  probability goes to the split's feature, averaged over trees), in probability.
+- random forest and Balanced Random Forest: decision-path attribution (each split's
+  change in the tree's probability goes to the split's feature, averaged over trees),
+  in probability.
+
+Any other estimator (AdaBoost's weighted vote, say) has no method here: /explain
+answers 501 naming it.
 
 The margin is the uncalibrated model's; the calibrated probability served by /predict
 is a monotone map of it, given beside it.
@@ -28,6 +32,11 @@ METHODS = {
     "XGBClassifier": ("xgboost pred_contribs (TreeSHAP)", "log-odds"),
     "LogisticRegression": ("coefficient x scaled value", "log-odds"),
     "RandomForestClassifier": (
+        "decision-path attribution (Saabas), averaged over trees",
+        "probability",
+    ),
+    # A forest too (its trees saw balanced bootstraps), scored as the mean of its trees.
+    "BalancedRandomForestClassifier": (
         "decision-path attribution (Saabas), averaged over trees",
         "probability",
     ),
