@@ -69,3 +69,21 @@ def test_resampling_happens_only_inside_fit(xy):
     )
     model.fit(X, y)
     assert model.predict_proba(X).shape[0] == len(X)
+
+
+def test_adaboost_takes_no_class_weights_because_they_stop_it_at_once(xy):
+    """Why AdaBoostSettings has no class_weight: SAMME stops at the first tree whose
+    error, counted without the class weights, reaches one half, and a tree weighted
+    towards the demo's 5% class does. Unweighted, it boosts every round."""
+    from sklearn.ensemble import AdaBoostClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    schema, X, y = xy
+    encoded = build_pipeline("adaboost", CANDIDATES["adaboost"], schema)[0].fit_transform(X)
+
+    def rounds(class_weight):
+        tree = DecisionTreeClassifier(max_depth=2, class_weight=class_weight, random_state=0)
+        return len(AdaBoostClassifier(tree, n_estimators=30, random_state=0).fit(encoded, y))
+
+    assert rounds("balanced") <= 3
+    assert rounds(None) == 30
