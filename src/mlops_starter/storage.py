@@ -165,7 +165,7 @@ def _padding_zeroed(npy: bytes) -> bytes:
         return npy
     stored = np.load(io.BytesIO(npy), allow_pickle=False)
     zeroed = np.zeros(stored.shape, dtype)
-    for name in dtype.names:
+    for name in dtype.fields:
         zeroed[name] = stored[name]
     out = io.BytesIO()
     np.lib.format.write_array(out, zeroed, version, allow_pickle=False)
