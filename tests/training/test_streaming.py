@@ -2,6 +2,7 @@
 in-memory mode as the oracle where both exist."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -151,6 +152,33 @@ def test_streaming_train_matches_in_memory_pipeline(tmp_path, mlflow_here):
     assert outcome.model_info["scale"]["mode"] == "streaming"
     assert set(outcome.cv_metrics["skipped"]) == {"logistic_regression", "random_forest"}
     assert outcome.cv_metrics["cv_roc_auc"] > 0.7
+
+
+def test_the_booster_reads_its_external_memory_pages_through_a_memory_map(
+    tmp_path, mlflow_here, monkeypatch
+):
+    """docs/interview-questions.md (question 1) says the streaming booster maps its pages
+    into memory (XGBoost 2.0 and later on the CPU): while it trains, the quantised page
+    in the scratch folder is in this process's memory map."""
+    import xgboost
+
+    mapped: set[str] = set()
+
+    class LookAtTheMap(xgboost.callback.TrainingCallback):
+        def after_iteration(self, model, epoch, evals_log) -> bool:
+            lines = Path("/proc/self/maps").read_text().splitlines()
+            mapped.update(line.split()[-1] for line in lines if "xgb-pages-" in line)
+            return False
+
+    train = xgboost.train
+    monkeypatch.setattr(
+        xgboost, "train", lambda *args, **kwargs: train(*args, **kwargs, callbacks=[LookAtTheMap()])
+    )
+    cfg = streaming_config(tmp_path, train={"cv_folds": 2})
+    write_raw(cfg, generate_demo_table(2000, seed=6))
+    split_table(cfg)
+    train_streaming(cfg)
+    assert mapped and all(path.endswith(".gradient_index.page") for path in mapped), mapped
 
 
 def test_streaming_cv_scores_shuffled_labels_at_chance(tmp_path, mlflow_here):
