@@ -360,6 +360,54 @@ def corpus_fit_times() -> str:
     )
 
 
+@generator("ensembles")
+def ensembles() -> str:
+    """Bagging against boosting on every real table: each ensemble trained alone."""
+    found = read_json("benchmarks/results/ensembles.json")
+    names = list(found[0]["candidates"])
+
+    def cells(figures: dict[str, dict[str, float]]) -> list[str]:
+        """CV / test PR-AUC; the best test PR-AUC of the row in bold."""
+        best = max(f["test_pr_auc"] for f in figures.values())
+        out = []
+        for name in names:
+            f = figures[name]
+            cell = f"{f['cv_pr_auc']:.3f} / {f['test_pr_auc']:.3f}"
+            out.append(f"**{cell}**" if f["test_pr_auc"] == best else cell)
+        return out
+
+    return table(
+        ["table", *names],
+        [[t["table"], *cells(t["candidates"])] for t in found],
+    )
+
+
+@generator("memory-map")
+def memory_map() -> str:
+    return table(
+        [
+            "rows",
+            "a pass from Parquet",
+            "from the mapped IPC copy",
+            "own memory (Parquet / IPC)",
+            "resident file pages (Parquet / IPC)",
+            "files (Parquet / IPC)",
+        ],
+        [
+            [
+                f"{r['rows'] / 1e6:g}M",
+                f"{r['parquet']['pass_seconds_median']:.2f} s",
+                f"{r['mapped_ipc']['pass_seconds_median']:.2f} s "
+                f"({r['mapped_over_parquet_time']:.2f}x)",
+                f"{r['parquet']['peak_anon_mb']:,.0f} / {r['mapped_ipc']['peak_anon_mb']:,.0f} MB",
+                f"{r['parquet']['peak_file_mb']:,.0f} / {r['mapped_ipc']['peak_file_mb']:,.0f} MB",
+                f"{r['parquet_bytes'] / 1e6:,.0f} / {r['ipc_bytes'] / 1e6:,.0f} MB",
+            ]
+            for r in read_json("benchmarks/results/memory_map.json")
+        ],
+    )
+
+
 @generator("downstream")
 def downstream(stage: str) -> str:
     """The stages a change to STAGE's inputs reruns: it and everything fed by its outputs."""
