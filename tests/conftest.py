@@ -74,6 +74,13 @@ def dashboard_metric_names() -> set[str]:
     return {name for q in queries for name in re.findall(r"\b((?:bentoml|mlops)_\w+)", q)}
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """End-to-end tests first: make test hands each worker a file at a time in this order,
+    so the minutes-long files start early and the unit tests' short files fill the end,
+    instead of one worker finishing a long file alone while the other waits."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+
+
 # Small and quick, but the same code paths as the defaults.
 FAST_PARAMS = {
     "data": {"demo": {"n_rows": 3000}},
