@@ -123,7 +123,7 @@ def test_mlflow_run_traces_back_to_code_and_data(reproduced, mlflow_runs):
     assert "lib.scikit-learn" in tags and "lib.xgboost-cpu" in tags
 
 
-def test_mlflow_holds_the_test_metrics_and_the_same_model(reproduced, mlflow_runs):
+def test_mlflow_holds_the_test_metrics_and_the_same_model(reproduced, mlflow_runs, monkeypatch):
     _, parent, _ = mlflow_runs
     metrics = reproduced.read_json("metrics/test.json")
     assert parent.data.metrics["test_roc_auc"] == pytest.approx(metrics["roc_auc"])
@@ -131,7 +131,9 @@ def test_mlflow_holds_the_test_metrics_and_the_same_model(reproduced, mlflow_run
     assert parent.data.tags[MODEL_MD5_TAG] == file_md5(reproduced.root / "models/model.skops")
     assert reproduced.read_json("reports/gate.json")["run_id"] == parent.info.run_id
     info = reproduced.read_json("models/model.json")
-    mlflow.set_tracking_uri(f"sqlite:///{reproduced.root}/mlflow.db")
+    # Through the environment, which the test restores: mlflow.set_tracking_uri would point
+    # every later test in this worker at this copy's registry.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{reproduced.root}/mlflow.db")
     logged = mlflow.pyfunc.load_model(parent.data.tags[MODEL_URI_TAG])
     assert logged.metadata.signature is not None
     test = pd.read_parquet(reproduced.root / "data/split/test.parquet").head(20)
