@@ -23,15 +23,26 @@ SHARED = {
 }
 # Which other areas each area may import. Serving never imports training: a bento
 # carries the fitted model, not the code that made it.
+# The task (tasks/) is below them all: every area asks it what differs by task.
 MAY_IMPORT: dict[str, set[str]] = {
-    "data": set(),
-    "validation": {"data"},
-    "evaluation": {"data"},
-    "training": {"data", "evaluation"},
-    "registry": {"data", "evaluation"},
-    "serving": {"data", "registry"},
-    "monitoring": {"data", "evaluation", "registry", "serving"},
-    "cli": {"data", "validation", "training", "evaluation", "registry", "serving", "monitoring"},
+    "tasks": set(),
+    "data": {"tasks"},
+    "validation": {"tasks", "data"},
+    "evaluation": {"tasks", "data"},
+    "training": {"tasks", "data", "evaluation"},
+    "registry": {"tasks", "data", "evaluation"},
+    "serving": {"tasks", "data", "registry"},
+    "monitoring": {"tasks", "data", "evaluation", "registry", "serving"},
+    "cli": {
+        "tasks",
+        "data",
+        "validation",
+        "training",
+        "evaluation",
+        "registry",
+        "serving",
+        "monitoring",
+    },
 }
 
 # Within an area, modules that must stay apart: the experiment's routing is plain Python

@@ -98,7 +98,17 @@ class DataConfig(_Section):
     )
     demo: DemoData = DemoData()
     target: str
-    positive_label: str | int | bool
+    task: Literal["auto", "binary", "multiclass", "regression"] = Field(
+        "auto",
+        description="auto: two values are binary; text, or whole numbers with at most "
+        "max_classes values, multi-class; other numbers regression",
+    )
+    max_classes: int = Field(
+        20, ge=3, le=1000, description="classes a multi-class target has at most"
+    )
+    positive_label: str | int | bool | None = Field(
+        None, description="binary: the target's value that counts as positive"
+    )
     id_column: str | None = None
     time_column: str | None = None
     drop_columns: list[str] = []
@@ -133,6 +143,8 @@ class DataConfig(_Section):
             )
         if clash := set(roles) & set(self.drop_columns):
             raise ValueError(f"drop_columns names {sorted(clash)}, which the pipeline needs")
+        if self.positive_vs_rest and self.task not in ("auto", "binary"):
+            raise ValueError(f"positive_vs_rest makes a binary task, but task is {self.task}")
         return self
 
     @model_validator(mode="after")
@@ -159,11 +171,17 @@ class ValidateConfig(_Section):
     min_rows: int = Field(500, ge=1)
     positive_rate_min: float = Field(0.005, ge=0.0, le=1.0)
     positive_rate_max: float = Field(0.5, ge=0.0, le=1.0)
+    min_class_rows: int = Field(20, ge=1, description="multi-class: rows of each class at least")
+    target_range: tuple[float, float] | None = Field(
+        None, description="regression: [low, high] the target must lie in (null: any finite number)"
+    )
 
     @model_validator(mode="after")
     def _band_is_ordered(self) -> ValidateConfig:
         if self.positive_rate_min > self.positive_rate_max:
             raise ValueError("positive_rate_min must not exceed positive_rate_max")
+        if self.target_range is not None and self.target_range[0] > self.target_range[1]:
+            raise ValueError("target_range: low must not exceed high")
         return self
 
 
@@ -182,6 +200,9 @@ class SplitConfig(_Section):
 
 class LeakageConfig(_Section):
     max_single_feature_auc: float = Field(0.95, gt=0.5, le=1.0)
+    max_single_feature_r2: float = Field(
+        0.95, gt=0.0, le=1.0, description="regression: the same ceiling on one feature's R²"
+    )
     allowed_features: list[str] = []
     max_shared_feature_rows: int = Field(0, ge=0)
 

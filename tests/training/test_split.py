@@ -11,7 +11,7 @@ from conftest import stage_config, write_raw
 
 from mlops_starter.data.corpus import CorpusTable, load_corpus_table
 from mlops_starter.errors import DataError, LeakageError
-from mlops_starter.training.leakage import single_feature_auc
+from mlops_starter.tasks.binary import single_feature_auc
 from mlops_starter.training.split import duplicate_summary, labelled_keys, split_table
 
 

@@ -3,16 +3,26 @@
 import numpy as np
 import pytest
 
+from mlops_starter.config import ValidateConfig
+from mlops_starter.tasks import Binary
 from mlops_starter.validation.run import run_suite
 from mlops_starter.validation.suite import config_expectations, profile_suite
 
 ROLES = ["churned", "customer_id", "signup_date"]
 
 
+def churn_checks(time_column="signup_date", positive_vs_rest=False):
+    """The params.yaml checks of the demo's binary target, at a 1-20% positive rate."""
+    task = Binary("churned", "two values", "yes", positive_vs_rest)
+    band = ValidateConfig(positive_rate_min=0.01, positive_rate_max=0.2)
+    return config_expectations(
+        "churned", "customer_id", time_column, 500, task.expectations(20_000, band)
+    )
+
+
 @pytest.fixture(scope="module")
 def expectations(demo_frame):
-    checks = config_expectations("churned", "yes", "customer_id", "signup_date", 500, 0.01, 0.2)
-    return checks + profile_suite(demo_frame, "raw", skip=ROLES)["expectations"]
+    return churn_checks() + profile_suite(demo_frame, "raw", skip=ROLES)["expectations"]
 
 
 def failures_for(frame, expectations):
@@ -119,9 +129,7 @@ def test_missing_rates_near_the_profiled_one_pass(demo_frame, expectations):
 def test_positive_vs_rest_accepts_a_target_with_three_values(demo_frame):
     frame = demo_frame.copy()
     frame.loc[frame.index[:50], "churned"] = "paused"
-    checks = config_expectations(
-        "churned", "yes", "customer_id", None, 500, 0.01, 0.2, positive_vs_rest=True
-    )
+    checks = churn_checks(None, positive_vs_rest=True)
     assert run_suite(frame, checks).success
-    strict = config_expectations("churned", "yes", "customer_id", None, 500, 0.01, 0.2)
+    strict = churn_checks(None)
     assert "exactly two classes" in failures_for(frame, strict)

@@ -5,7 +5,7 @@ codes listed as categorical as text, booleans as 0/1, the time column as timesta
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ from mlops_starter.config import DataConfig
 from mlops_starter.data.sources import open_table, pipeline_columns, refuse_missing_columns
 from mlops_starter.errors import DataError
 from mlops_starter.storage import atomic_path
+from mlops_starter.tasks import resolve_task
 
 
 def missing_markers(column: pd.Series, na_values: list[str]) -> pd.Series:
@@ -157,11 +158,14 @@ def write_batches_to_parquet(
     time_column: str | None = None,
     categorical: list[str] = (),  # type: ignore[assignment]
     na_values: list[str] = (),  # type: ignore[assignment]
+    before_commit: Callable[[Path], None] = lambda written: None,
 ) -> int:
     """Stream batches into one Parquet file (atomically); return the row count.
 
     Every batch is cast to the first batch's schema, so a column whose type
     changes half-way through a file is reported by name instead of corrupting it.
+    `before_commit` sees the whole written file before it replaces `target`: what it
+    raises leaves the old file in place.
     """
     rows = 0
     with atomic_path(target) as tmp:
@@ -183,6 +187,7 @@ def write_batches_to_parquet(
                 writer.close()
         if writer is None:
             raise DataError("the table has no rows and no header")
+        before_commit(Path(tmp))
     return rows
 
 
@@ -214,6 +219,13 @@ def ingest(data: DataConfig, target: str | Path) -> int:
     columns = pipeline_columns(data, table)
     order = [data.id_column] if data.id_column else columns
     required = [c for c in (data.target, data.id_column, data.time_column) if c]
+
+    def announce_task(written: Path) -> None:
+        task = resolve_task(data, str(written))
+        logging.getLogger("ingest").info(
+            "task: %s, for target '%s': %s", task.name, data.target, task.reason
+        )
+
     return write_batches_to_parquet(
         table.batches(columns, data.read_chunk_rows, order),
         target,
@@ -222,6 +234,7 @@ def ingest(data: DataConfig, target: str | Path) -> int:
         data.time_column,
         data.categorical_columns,
         data.na_values,
+        announce_task,
     )
 
 

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from mlops_starter.config import DataConfig
-from mlops_starter.errors import DataError
+from mlops_starter.errors import ConfigError, DataError
+from mlops_starter.tasks.binary import is_positive
 
 # An object column whose values are mostly distinct is free text or an identifier, not a category.
 FREE_TEXT_DISTINCT_SHARE = 0.5
@@ -45,22 +46,20 @@ def encode_target(
     return pd.Series(positive.astype(int).to_numpy(), index=labels.index, name=name)
 
 
-def is_positive(labels: pd.Series, positive_label: str | int | bool) -> pd.Series:
-    """Where the label equals `positive_label`, compared as the labels' own type. No check
-    on the whole column: a batch of a streamed table may hold one class only."""
-    if pd.api.types.is_numeric_dtype(labels) and not isinstance(positive_label, str):
-        return labels == positive_label
-    return labels.astype(str) == str(positive_label)
-
-
 def batch_target(frame: pd.DataFrame, data: DataConfig) -> np.ndarray:
     """The 0/1 target of one batch (the validate stage has checked the whole column)."""
-    return is_positive(frame[data.target], data.positive_label).to_numpy(dtype=np.int8)
+    return is_positive(frame[data.target], positive_label(data)).to_numpy(dtype=np.int8)
 
 
 def target_of(frame: pd.DataFrame, data: DataConfig) -> pd.Series:
     """The 0/1 target of `frame` as params.yaml defines it (column, positive label, vs rest)."""
-    return encode_target(frame[data.target], data.positive_label, data.positive_vs_rest)
+    return encode_target(frame[data.target], positive_label(data), data.positive_vs_rest)
+
+
+def positive_label(data: DataConfig) -> str | int | bool:
+    if data.positive_label is None:
+        raise ConfigError(f"data.positive_label: a binary target '{data.target}' needs one")
+    return data.positive_label
 
 
 def _looks_like_dates(values: pd.Series) -> bool:

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from sklearn.metrics import roc_auc_score
+
+from mlops_starter.config import LeakageConfig
+from mlops_starter.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -24,23 +26,6 @@ class AuditCheck:
             "value": self.value,
             "detail": self.detail,
         }
-
-
-def single_feature_auc(feature: pd.Series, y: pd.Series) -> float:
-    """How well one feature alone ranks the classes, direction-free (0.5 = no signal, 1 = perfect).
-
-    Categorical features are scored by their category's positive rate on the same
-    rows, so an id-like column (one row per category) shows up as a near-perfect leak.
-    """
-    if pd.api.types.is_numeric_dtype(feature) and not pd.api.types.is_bool_dtype(feature):
-        score = feature.astype(float).fillna(feature.median())
-    else:
-        keys = feature.astype(object).where(feature.notna(), "__missing__")
-        score = y.groupby(keys.to_numpy()).transform("mean")
-    if score.nunique() < 2:
-        return 0.5
-    auc = float(roc_auc_score(y, score))
-    return max(auc, 1.0 - auc)
 
 
 def id_overlap_check(shared: int) -> AuditCheck:
@@ -75,18 +60,19 @@ def target_leak_check(
     train: pd.DataFrame,
     y_train: pd.Series,
     features: list[str],
-    max_single_feature_auc: float,
-    allowed_features: list[str],
+    task: Task,
+    leakage: LeakageConfig,
 ) -> AuditCheck:
-    aucs = {column: round(single_feature_auc(train[column], y_train), 4) for column in features}
-    suspects = {
-        c: a for c, a in aucs.items() if a > max_single_feature_auc and c not in allowed_features
-    }
-    waived = {c: a for c, a in aucs.items() if a > max_single_feature_auc and c in allowed_features}
+    """Features that alone predict the target too well (by the task's `leak_score`)."""
+    bar, setting = task.leak_bar(leakage)
+    scores = {column: round(task.leak_score(train[column], y_train), 4) for column in features}
+    allowed = leakage.allowed_features
+    suspects = {c: a for c, a in scores.items() if a > bar and c not in allowed}
+    waived = {c: a for c, a in scores.items() if a > bar and c in allowed}
     detail = (
-        f"features whose own ROC-AUC on train exceeds {max_single_feature_auc} "
-        f"(leakage.max_single_feature_auc): {suspects or 'none'}"
+        f"features whose own {task.leak_score_name} on train exceeds {bar} "
+        f"({setting}): {suspects or 'none'}"
     )
     if waived:
         detail += f"; allowed by leakage.allowed_features: {waived}"
-    return AuditCheck("target_leak_suspects", not suspects, detail, aucs)
+    return AuditCheck("target_leak_suspects", not suspects, detail, scores)

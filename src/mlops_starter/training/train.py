@@ -18,9 +18,11 @@ from mlops_starter.config import Config
 from mlops_starter.data.batches import row_keys
 from mlops_starter.data.profile import feature_profile
 from mlops_starter.data.schema import FeatureSchema, target_of
+from mlops_starter.errors import DataError
 from mlops_starter.lineage import MODEL_MD5_TAG, MODEL_URI_TAG, log_training_rows
 from mlops_starter.rounding import round_sig
 from mlops_starter.storage import file_md5, model_bytes, trusted_types
+from mlops_starter.tasks import Binary, resolve_task
 from mlops_starter.training import tracking
 from mlops_starter.training.candidates import build_pipeline, portable
 from mlops_starter.training.cv import (
@@ -171,6 +173,14 @@ def train_table(cfg: Config) -> TrainOutcome:
     """The one place scale.mode picks a trainer for cfg.paths.train: the in-memory
     candidates with tuning and resampling, the external-memory booster, or Dask. All
     three fold the rows alike (placement.py)."""
+    task = resolve_task(cfg.data, cfg.paths.train)
+    if not isinstance(task, Binary):
+        raise DataError(
+            f"target '{cfg.data.target}' is a {task.name} task ({task.reason}): ingest, "
+            f"validate and split take it, but training a {task.name} model is not built "
+            "yet. A multi-class target trains as one class against the rest with "
+            "data.task: binary and data.positive_vs_rest: true"
+        )
     if cfg.scale.mode == "streaming":
         from mlops_starter.training.train_streaming import train_streaming
 

@@ -1,7 +1,8 @@
 """Data validation with Great Expectations (GX Core 1.x).
 
 A suite has two parts: checks that follow from params.yaml (target and id not
-null, id unique, two classes, positive rate in a band, enough rows) and a
+null, id unique, enough rows, and the task's own: a positive rate in a band, rows
+per class, or a finite number in range) and a
 *profile* built once from a trusted table and kept in the repository as a
 readable JSON file (columns, types, value ranges, category sets).
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
+
+from mlops_starter.tasks.base import expectation
 
 # Type names as GX reports them for pandas columns, grouped so that a profile
 # says "numeric" rather than pinning int64 when a new file brings int32.
@@ -51,14 +54,6 @@ def type_family(series: pd.Series) -> str:
     return "string"
 
 
-def _expectation(
-    kind: str, description: str, setting: str | None = None, **kwargs: Any
-) -> dict[str, Any]:
-    """A GX expectation in JSON form; `setting` names the params.yaml key it comes from."""
-    meta = {"description": description} | ({"setting": setting} if setting else {})
-    return {"type": kind, "kwargs": kwargs, "meta": meta}
-
-
 def profile_suite(frame: pd.DataFrame, name: str, skip: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
     """Expectations learnt from a trusted table: what later tables must look like.
 
@@ -72,10 +67,10 @@ def profile_suite(frame: pd.DataFrame, name: str, skip: list[str] = ()) -> dict[
         series = frame[column]
         family = type_family(series)
         expectations.append(
-            _expectation("expect_column_to_exist", f"column '{column}' is present", column=column)
+            expectation("expect_column_to_exist", f"column '{column}' is present", column=column)
         )
         expectations.append(
-            _expectation(
+            expectation(
                 "expect_column_values_to_be_in_type_list",
                 f"column '{column}' is {family}",
                 column=column,
@@ -88,7 +83,7 @@ def profile_suite(frame: pd.DataFrame, name: str, skip: list[str] = ()) -> dict[
         allowed = min(1.0, observed * 1.5 + MISSING_RATE_SLACK)
         if allowed < 1.0:
             expectations.append(
-                _expectation(
+                expectation(
                     "expect_column_values_to_not_be_null",
                     f"column '{column}' is missing in at most {allowed:.1%} of rows "
                     f"(trusted table: {observed:.1%})",
@@ -100,7 +95,7 @@ def profile_suite(frame: pd.DataFrame, name: str, skip: list[str] = ()) -> dict[
             low, high = float(series.min()), float(series.max())
             margin = RANGE_MARGIN * (high - low) or 1.0
             expectations.append(
-                _expectation(
+                expectation(
                     "expect_column_values_to_be_between",
                     f"column '{column}' lies in [{low - margin:.6g}, {high + margin:.6g}]",
                     column=column,
@@ -112,7 +107,7 @@ def profile_suite(frame: pd.DataFrame, name: str, skip: list[str] = ()) -> dict[
             levels = sorted(map(str, series.dropna().unique()))
             if len(levels) <= MAX_CATEGORY_LEVELS:
                 expectations.append(
-                    _expectation(
+                    expectation(
                         "expect_column_values_to_be_in_set",
                         f"column '{column}' takes one of {len(levels)} known values",
                         column=column,
@@ -124,76 +119,49 @@ def profile_suite(frame: pd.DataFrame, name: str, skip: list[str] = ()) -> dict[
 
 def config_expectations(
     target: str,
-    positive_label: str | int | bool,
     id_column: str | None,
     time_column: str | None,
     min_rows: int,
-    positive_rate_min: float,
-    positive_rate_max: float,
-    positive_vs_rest: bool = False,
+    target_checks: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
-    """Checks that follow from params.yaml alone, so they hold for any user's table."""
+    """Checks that follow from params.yaml alone, so they hold for any user's table;
+    `target_checks` are the task's own (classes, rates or range: tasks/)."""
     checks = [
-        _expectation(
+        expectation(
             "expect_table_row_count_to_be_between",
             f"at least {min_rows} rows",
             "validate.min_rows",
             min_value=min_rows,
         ),
-        _expectation(
+        expectation(
             "expect_column_to_exist",
             f"target column '{target}' is present",
             "data.target",
             column=target,
         ),
-        _expectation(
+        expectation(
             "expect_column_values_to_not_be_null",
             f"target '{target}' is never null",
             "data.target",
             column=target,
         ),
-        _expectation(
-            "expect_column_unique_value_count_to_be_between",
-            f"target '{target}' has "
-            + ("two or more classes" if positive_vs_rest else "exactly two classes"),
-            "data.positive_vs_rest",
-            column=target,
-            min_value=2,
-            max_value=None if positive_vs_rest else 2,
-        ),
-        # Rate band as two "mostly" checks: share of positives >= min, share of negatives >= 1 - max.
-        _expectation(
-            "expect_column_values_to_be_in_set",
-            f"positive rate of '{target}' is at least {positive_rate_min:g}",
-            "validate.positive_rate_min",
-            column=target,
-            value_set=[positive_label],
-            mostly=positive_rate_min,
-        ),
-        _expectation(
-            "expect_column_values_to_not_be_in_set",
-            f"positive rate of '{target}' is at most {positive_rate_max:g}",
-            "validate.positive_rate_max",
-            column=target,
-            value_set=[positive_label],
-            mostly=round(1 - positive_rate_max, 6),
-        ),
+        *target_checks,
     ]
     if id_column:
         checks += [
-            _expectation(
+            expectation(
                 "expect_column_to_exist",
                 f"id column '{id_column}' is present",
                 "data.id_column",
                 column=id_column,
             ),
-            _expectation(
+            expectation(
                 "expect_column_values_to_not_be_null",
                 f"id '{id_column}' is never null",
                 "data.id_column",
                 column=id_column,
             ),
-            _expectation(
+            expectation(
                 "expect_column_values_to_be_unique",
                 f"id '{id_column}' is unique",
                 "data.id_column",
@@ -202,13 +170,13 @@ def config_expectations(
         ]
     if time_column:
         checks += [
-            _expectation(
+            expectation(
                 "expect_column_to_exist",
                 f"time column '{time_column}' is present",
                 "data.time_column",
                 column=time_column,
             ),
-            _expectation(
+            expectation(
                 "expect_column_values_to_not_be_null",
                 f"time '{time_column}' is never null",
                 "data.time_column",

@@ -8,8 +8,10 @@ from pathlib import Path
 import pandas as pd
 
 from mlops_starter.config import Config
+from mlops_starter.data.batches import parquet_rows
 from mlops_starter.errors import ConfigError
 from mlops_starter.storage import read_json
+from mlops_starter.tasks import resolve_task
 from mlops_starter.validation.run import ValidationReport, run_suite
 from mlops_starter.validation.suite import config_expectations
 from mlops_starter.validation.validate_streaming import validate_batches
@@ -30,15 +32,13 @@ def validate_table(cfg: Config) -> ValidationReport:
 def table_expectations(cfg: Config) -> list[dict]:
     """The checks params.yaml implies, then the suite file's, if any."""
     checks = cfg.validate_
+    task = resolve_task(cfg.data, cfg.paths.raw)
     expectations = config_expectations(
         cfg.data.target,
-        cfg.data.positive_label,
         cfg.data.id_column,
         cfg.data.time_column,
         checks.min_rows,
-        checks.positive_rate_min,
-        checks.positive_rate_max,
-        cfg.data.positive_vs_rest,
+        task.expectations(parquet_rows(cfg.paths.raw), checks),
     )
     if checks.suite:
         if not Path(checks.suite).is_file():

@@ -1,0 +1,149 @@
+"""What every task answers, and what inference reads from a target column."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mlops_starter.config import DataConfig, LeakageConfig, ValidateConfig
+
+# Distinct target values kept for naming classes and for messages; a target with more is
+# no set of classes (data.max_classes is at most this).
+MAX_LISTED_VALUES = 1000
+Kind = Literal["boolean", "integer", "float", "text", "other"]
+
+
+def expectation(
+    kind: str, description: str, setting: str | None = None, **kwargs: Any
+) -> dict[str, Any]:
+    """A Great Expectations expectation in JSON form, the form a task states its checks in
+    (validation/ runs them); `setting` names the params.yaml key it comes from."""
+    meta = {"description": description} | ({"setting": setting} if setting else {})
+    return {"type": kind, "kwargs": kwargs, "meta": meta}
+
+
+@dataclass(frozen=True)
+class TargetValues:
+    """What inference needs to know of a target column's non-null values: their kind,
+    how many distinct ones there are (and which, when few), whether numbers are whole,
+    and how many are infinite."""
+
+    column: str
+    kind: Kind
+    type_name: str
+    n_distinct: int
+    distinct: tuple[Any, ...]  # sorted, all of them when n_distinct <= MAX_LISTED_VALUES
+    whole: bool
+    infinite: int
+
+    @classmethod
+    def of(cls, values: pa.ChunkedArray | pa.Array, column: str) -> TargetValues:
+        present = pc.drop_null(values)
+        kind = _kind(present.type)
+        if kind == "float":  # NaN is missing too, as pandas reads it; -0.0 is 0.0
+            present = pc.add(pc.filter(present, pc.invert(pc.is_nan(present))), 0.0)
+        unique = pc.unique(present)
+        infinite, whole = 0, kind in ("integer", "boolean")
+        if kind == "float":
+            infinite = int(pc.sum(pc.is_inf(present)).as_py() or 0)
+            finite = pc.filter(unique, pc.is_finite(unique))
+            whole = bool(pc.all(pc.equal(finite, pc.floor(finite))).as_py() is not False)
+        listed = unique if len(unique) <= MAX_LISTED_VALUES else unique.slice(0, 10)
+        distinct = tuple(sorted(listed.to_pylist(), key=_sort_key))
+        return cls(column, kind, str(present.type), len(unique), distinct, whole, infinite)
+
+    def shown(self, at_most: int = 10) -> str:
+        """A few of the values, for a message."""
+        more = ", ..." if self.n_distinct > at_most else ""
+        shown = (repr(v) if isinstance(v, str) else str(v) for v in self.distinct[:at_most])
+        return ", ".join(shown) + more
+
+
+def _kind(arrow_type: pa.DataType) -> Kind:
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    if pa.types.is_boolean(arrow_type):
+        return "boolean"
+    if pa.types.is_integer(arrow_type):
+        return "integer"
+    if pa.types.is_floating(arrow_type):
+        return "float"
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return "text"
+    return "other"
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    """Numbers before text, each in its own order (a column holds one kind)."""
+    return (0, value) if isinstance(value, (int, float)) else (1, str(value))
+
+
+@dataclass(frozen=True)
+class Task(ABC):
+    """One supervised task on `target`, and why it was chosen (printed at ingest)."""
+
+    name: ClassVar[str]
+    target: str
+    reason: str
+
+    @classmethod
+    @abstractmethod
+    def fits(cls, values: TargetValues, data: DataConfig) -> str | None:
+        """Why this task cannot learn `values`, or None when it can."""
+
+    @classmethod
+    @abstractmethod
+    def of(cls, values: TargetValues, data: DataConfig, reason: str) -> Task:
+        """The task for a target that `fits`."""
+
+    @abstractmethod
+    def expectations(self, rows: int, checks: ValidateConfig) -> list[dict[str, Any]]:
+        """The validate stage's checks on the target beyond present and never null, for a
+        table of `rows` rows (GX JSON form)."""
+
+    @abstractmethod
+    def encode(self, labels: pd.Series) -> np.ndarray:
+        """The target as the model learns it, for one batch (validate checked the column)."""
+
+    # --- the split's report and audit --------------------------------------------------
+
+    # Bits of a duplicate-group key that hold the label (split.labelled_keys): groups
+    # whose rows differ in them have conflicting labels. 0: labels are not compared.
+    label_bits: ClassVar[int]
+
+    @abstractmethod
+    def tally(self, y: np.ndarray) -> np.ndarray:
+        """Sums over one batch's encoded labels that add up to a side's `balance`."""
+
+    @abstractmethod
+    def balance(self, tally: np.ndarray, rows: int) -> dict[str, Any]:
+        """What the split report says about one side's labels."""
+
+    @abstractmethod
+    def side_problem(self, side: str, tally: np.ndarray, rows: int) -> str | None:
+        """Why the `side` split cannot be trained or scored on, or None."""
+
+    leak_score_name: ClassVar[str]
+
+    @abstractmethod
+    def leak_score(self, feature: pd.Series, y: pd.Series) -> float:
+        """How well one feature alone predicts the target, 0 (nothing) to 1 (perfectly)."""
+
+    @abstractmethod
+    def leak_bar(self, leakage: LeakageConfig) -> tuple[float, str]:
+        """The leak audit's ceiling on `leak_score` and the setting it comes from."""
+
+
+TASKS: dict[str, type[Task]] = {}
+
+
+def register_task(task: type[Task]) -> type[Task]:
+    """Make `task` one of data.task's values (a class decorator)."""
+    TASKS[task.name] = task
+    return task

@@ -1,0 +1,119 @@
+"""Binary: one label (data.positive_label) against the other, or against all the rest
+(data.positive_vs_rest)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from mlops_starter.config import DataConfig, LeakageConfig, ValidateConfig
+from mlops_starter.tasks.base import TargetValues, Task, expectation, register_task
+
+
+def is_positive(labels: pd.Series, positive_label: str | int | bool) -> pd.Series:
+    """Where the label equals `positive_label`, compared as the labels' own type. No check
+    on the whole column: a batch of a streamed table may hold one class only."""
+    if pd.api.types.is_numeric_dtype(labels) and not isinstance(positive_label, str):
+        return labels == positive_label
+    return labels.astype(str) == str(positive_label)
+
+
+def single_feature_auc(feature: pd.Series, y: pd.Series) -> float:
+    """How well one feature alone ranks the classes, direction-free (0.5 = no signal, 1 = perfect).
+
+    Categorical features are scored by their category's positive rate on the same
+    rows, so an id-like column (one row per category) shows up as a near-perfect leak.
+    """
+    from sklearn.metrics import roc_auc_score  # a split-stage import, not the CLI's
+
+    if pd.api.types.is_numeric_dtype(feature) and not pd.api.types.is_bool_dtype(feature):
+        score = feature.astype(float).fillna(feature.median())
+    else:
+        keys = feature.astype(object).where(feature.notna(), "__missing__")
+        score = y.groupby(keys.to_numpy()).transform("mean")
+    if score.nunique() < 2:
+        return 0.5
+    auc = float(roc_auc_score(y, score))
+    return max(auc, 1.0 - auc)
+
+
+@register_task
+@dataclass(frozen=True)
+class Binary(Task):
+    name: ClassVar[str] = "binary"
+    label_bits: ClassVar[int] = 1
+    leak_score_name: ClassVar[str] = "ROC-AUC"
+    positive_label: str | int | bool = ""
+    vs_rest: bool = False  # data.positive_vs_rest: the other label is every other value
+
+    @classmethod
+    def fits(cls, values: TargetValues, data: DataConfig) -> str | None:
+        if values.n_distinct != 2 and not data.positive_vs_rest:
+            return (
+                f"{values.n_distinct} values, not two; set data.positive_vs_rest: true to "
+                "score data.positive_label against all the others"
+            )
+        if data.positive_label is None:
+            return f"no data.positive_label: set it to one of {values.shown()}"
+        if not is_positive(pd.Series(values.distinct), data.positive_label).any():
+            return f"data.positive_label {data.positive_label!r} never occurs; values seen: {values.shown()}"
+        return None
+
+    @classmethod
+    def of(cls, values: TargetValues, data: DataConfig, reason: str) -> Binary:
+        positive = data.positive_label if data.positive_label is not None else ""  # `fits` said
+        return cls(values.column, reason, positive, data.positive_vs_rest)
+
+    def expectations(self, rows: int, checks: ValidateConfig) -> list[dict[str, Any]]:
+        target, positive = self.target, self.positive_label
+        # The rate band as two "mostly" checks: share of positives >= min, of negatives >= 1 - max.
+        return [
+            expectation(
+                "expect_column_unique_value_count_to_be_between",
+                f"target '{target}' has "
+                + ("two or more classes" if self.vs_rest else "exactly two classes"),
+                "data.positive_vs_rest",
+                column=target,
+                min_value=2,
+                max_value=None if self.vs_rest else 2,
+            ),
+            expectation(
+                "expect_column_values_to_be_in_set",
+                f"positive rate of '{target}' is at least {checks.positive_rate_min:g}",
+                "validate.positive_rate_min",
+                column=target,
+                value_set=[positive],
+                mostly=checks.positive_rate_min,
+            ),
+            expectation(
+                "expect_column_values_to_not_be_in_set",
+                f"positive rate of '{target}' is at most {checks.positive_rate_max:g}",
+                "validate.positive_rate_max",
+                column=target,
+                value_set=[positive],
+                mostly=round(1 - checks.positive_rate_max, 6),
+            ),
+        ]
+
+    def encode(self, labels: pd.Series) -> np.ndarray:
+        return is_positive(labels, self.positive_label).to_numpy(dtype=np.int8)
+
+    def tally(self, y: np.ndarray) -> np.ndarray:
+        return np.array([int(y.sum())])
+
+    def balance(self, tally: np.ndarray, rows: int) -> dict[str, Any]:
+        return {"positive_rate": round(int(tally[0]) / rows, 5)}
+
+    def side_problem(self, side: str, tally: np.ndarray, rows: int) -> str | None:
+        if int(tally[0]) in (0, rows):
+            return f"the {side} split holds {rows} rows, {int(tally[0])} positive: each side needs both classes"
+        return None
+
+    def leak_score(self, feature: pd.Series, y: pd.Series) -> float:
+        return single_feature_auc(feature, y)
+
+    def leak_bar(self, leakage: LeakageConfig) -> tuple[float, str]:
+        return leakage.max_single_feature_auc, "leakage.max_single_feature_auc"

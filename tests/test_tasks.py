@@ -1,0 +1,257 @@
+"""The task a target asks for: inferred from generated and real target columns, and the
+stages it changes so far (ingest, validate, split) on real multi-class and regression tables."""
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from conftest import stage_config, write_raw
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlops_starter.config import DataConfig
+from mlops_starter.data.corpus import CorpusTable, load_corpus_table
+from mlops_starter.data.ingest import ingest
+from mlops_starter.errors import DataError, LeakageError
+from mlops_starter.tasks import Binary, Multiclass, Regression, TargetValues, infer_task
+from mlops_starter.training.split import duplicate_summary, labelled_keys, split_table
+from mlops_starter.training.train import train_table
+from mlops_starter.validation.validate import validate_table
+
+
+def task_of(values: list, **data) -> object:
+    column = pa.array(values)
+    return infer_task(TargetValues.of(column, "y"), DataConfig(target="y", **data))
+
+
+def real(package: str, item: str) -> pd.DataFrame:
+    return load_corpus_table(CorpusTable(item, package, item, {}, ""))
+
+
+# --- inference ----------------------------------------------------------------------------
+
+labels = st.one_of(
+    st.lists(st.sampled_from(["a", "b", "c", "d", "e"]), min_size=1, max_size=60),
+    st.lists(st.integers(-5, 40), min_size=1, max_size=60),
+    st.lists(st.floats(allow_nan=True, allow_infinity=True, width=32), min_size=1, max_size=60),
+    st.lists(st.booleans(), min_size=1, max_size=60),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=labels, task=st.sampled_from(["auto", "binary", "multiclass", "regression"]))
+def test_any_target_gets_a_task_that_fits_it_or_an_error_naming_the_column(values, task):
+    present = pd.Series(values).dropna()
+    positive = next(iter(v for v in values if v == v), None)  # the first non-NaN
+    if isinstance(positive, float):
+        positive = int(positive) if positive.is_integer() else None
+    try:
+        found = task_of(values, task=task, positive_label=positive)
+    except DataError as error:
+        assert "target column 'y'" in str(error)
+        return
+    distinct = present.nunique()
+    assert task in ("auto", found.name)
+    if isinstance(found, Binary):
+        assert distinct == 2
+    elif isinstance(found, Multiclass):
+        assert 3 <= distinct <= 20 and len(found.classes) == distinct
+    else:
+        assert np.isfinite(present.astype(float)).all() and distinct >= 3
+
+
+@pytest.mark.parametrize(
+    ("values", "task", "why"),
+    [
+        (["no", "yes", "no"], Binary, "two values ('no', 'yes')"),
+        (["a", "b", "c", "a"], Multiclass, "text with 3 values"),
+        (
+            [1, 2, 3, 3, 5],
+            Multiclass,
+            "whole numbers with 4 distinct values, at most data.max_classes (20)",
+        ),
+        ([1.0, 2.0, 3.0], Multiclass, "whole numbers with 3 distinct values"),
+        ([0.5, 1.25, 3.0, 2.0], Regression, "numbers with 4 distinct values"),
+        (list(range(21)), Regression, "whole numbers with 21 distinct values"),
+    ],
+)
+def test_auto_names_the_task_and_why(values, task, why):
+    found = task_of(values, positive_label="yes")
+    assert isinstance(found, task) and why in found.reason
+
+
+@pytest.mark.parametrize(
+    ("values", "data", "named"),
+    [
+        ([1.0, np.inf, 2.0, 3.5], {}, "1 infinite values"),
+        (["a", "b"], {}, "no data.positive_label: set it to one of 'a', 'b'"),
+        ([str(i) for i in range(30)], {}, "more than data.max_classes (20)"),
+        (
+            [str(i) for i in range(30)],
+            {"max_classes": 10, "task": "multiclass"},
+            "data.max_classes (10)",
+        ),
+        (
+            ["a", "b", "c"],
+            {"task": "regression"},
+            "as regression (data.task): string values are no numbers",
+        ),
+        ([1, 2, 3], {"task": "binary"}, "3 values, not two; set data.positive_vs_rest"),
+        ([7, 7, 7], {}, "holds 1 value(s) (7): there is nothing to learn"),
+    ],
+)
+def test_a_target_no_task_learns_stops_naming_the_column_and_the_setting(values, data, named):
+    with pytest.raises(DataError, match="target column 'y'") as error:
+        task_of(values, **data)
+    assert named in str(error.value)
+
+
+def test_dates_as_a_target_name_data_task():
+    with pytest.raises(DataError, match=r"timestamp\[us\] values .* set data.task"):
+        task_of(list(pd.to_datetime(["2020-01-01", "2021-01-01", "2022-01-01"])))
+
+
+def test_a_boolean_target_read_as_0_and_1_is_binary_with_positive_label_true():
+    assert isinstance(task_of([0, 1, 1], positive_label=True), Binary)
+
+
+# --- ingest --------------------------------------------------------------------------------
+
+
+def test_ingest_prints_the_task_and_a_target_no_task_learns_leaves_the_old_table(tmp_path, caplog):
+    source, raw = tmp_path / "boston.csv", tmp_path / "raw.parquet"
+    real("MASS", "Boston").to_csv(source, index=False)
+    with caplog.at_level(logging.INFO, logger="ingest"):
+        ingest(DataConfig(source=str(source), target="medv"), raw)
+    assert "task: regression, for target 'medv': numbers with 229 distinct values" in caplog.text
+    before = raw.read_bytes()
+    frame = pd.read_csv(source).assign(medv=lambda f: np.where(f.index == 3, np.inf, f.medv))
+    frame.to_csv(source, index=False)
+    with pytest.raises(DataError, match=r"target column .medv. .* 1 infinite values"):
+        ingest(DataConfig(source=str(source), target="medv"), raw)
+    assert raw.read_bytes() == before
+
+
+# --- validate ------------------------------------------------------------------------------
+
+
+def validated(tmp_path: Path, frame: pd.DataFrame, data: dict, checks: dict | None = None):
+    cfg = stage_config(tmp_path, data=data, validate=checks or {})
+    write_raw(cfg, frame)
+    return validate_table(cfg)
+
+
+def test_validate_wants_enough_rows_of_every_class(tmp_path):
+    beps = real("carData", "BEPS")  # 720 Labour, 462 Conservative, 343 Liberal Democrat voters
+    data = {"target": "vote", "id_column": None, "time_column": None}
+    assert validated(tmp_path / "a", beps, data).success
+    report = validated(tmp_path / "b", beps, data, {"min_class_rows": 400})
+    (failure,) = report.failures
+    assert "class 'Liberal Democrat' of 'vote' has at least 400 rows" in failure
+    assert "validate.min_class_rows" in failure
+
+
+def test_validate_holds_a_regression_target_to_its_range(tmp_path):
+    boston = real("MASS", "Boston")
+    data = {"target": "medv", "id_column": None, "time_column": None}
+    assert validated(tmp_path / "a", boston, data).success
+    report = validated(tmp_path / "b", boston, data, {"target_range": [0, 40]})
+    assert not report.success
+    (failure,) = report.failures
+    assert "target 'medv' lies in [0, 40]" in failure and "validate.target_range" in failure
+
+
+# --- split ---------------------------------------------------------------------------------
+
+
+def split_report(cfg) -> dict:
+    return json.loads((Path(cfg.paths.reports) / "leakage.json").read_text())
+
+
+NO_ROLES = {"id_column": None, "time_column": None}
+
+
+def test_a_multiclass_split_reports_each_side_s_class_shares(tmp_path):
+    cfg = stage_config(tmp_path, data={"target": "cut", **NO_ROLES})
+    diamonds = real("ggplot2", "diamonds")
+    write_raw(cfg, diamonds)
+    split_table(cfg)
+    report = split_report(cfg)
+    assert report["task"]["name"] == "multiclass"
+    shares = report["class_share"]
+    whole = diamonds["cut"].value_counts(normalize=True)
+    for side in ("train", "test"):
+        assert set(shares[side]) == set(whole.index)
+        # Hash-placed rows: each class near its share, within 4 standard errors of the side.
+        rows = report["rows"][side]
+        for label, share in shares[side].items():
+            assert abs(share - whole[label]) < 4 * np.sqrt(whole[label] * (1 - whole[label]) / rows)
+    # Diamonds repeat: identical rows with another cut are conflicts, counted by class.
+    duplicates = report["duplicates"]
+    assert duplicates["groups_with_conflicting_labels"] > 0
+    assert (
+        duplicates["rows_in_conflicting_groups"] >= 2 * duplicates["groups_with_conflicting_labels"]
+    )
+
+
+def test_a_regression_split_reports_the_target_and_flags_a_feature_that_copies_it(tmp_path):
+    boston = real("MASS", "Boston")
+    cfg = stage_config(tmp_path, data={"target": "medv", **NO_ROLES})
+    write_raw(cfg, boston)
+    split_table(cfg)
+    report = split_report(cfg)
+    assert report["task"]["name"] == "regression"
+    assert abs(report["target_mean"]["train"] - boston["medv"].mean()) < 1.5
+    assert report["duplicates"]["groups_with_conflicting_labels"] is None
+    scores = {c["check"]: c for c in report["checks"]}["target_leak_suspects"]["value"]
+    # lstat, the share of lower-status residents, is the strongest honest predictor.
+    assert 0.5 < scores["lstat"] < 0.95 and max(scores.values()) == scores["lstat"]
+    leaky = boston.assign(medv_thousands=boston["medv"] * 1000 + 3)
+    write_raw(cfg, leaky)
+    with pytest.raises(LeakageError, match=r"R² .*leakage.max_single_feature_r2.*medv_thousands"):
+        split_table(cfg)
+
+
+def test_a_class_missing_from_one_side_stops_the_split_naming_it(tmp_path):
+    beps = real("carData", "BEPS")
+    cfg = stage_config(tmp_path, data={"target": "vote", **NO_ROLES})
+    few = pd.concat(
+        [beps[beps["vote"] != "Liberal Democrat"], beps[beps["vote"] == "Liberal Democrat"].head(1)]
+    )
+    write_raw(cfg, few)
+    with pytest.raises(DataError, match=r"split holds .* none of class 'Liberal Democrat'"):
+        split_table(cfg)
+
+
+@pytest.mark.parametrize(("classes", "bits"), [(2, 1), (5, 3), (20, 5)])
+@pytest.mark.parametrize("chunk_rows", [1, 7, 1000])
+def test_duplicate_counts_of_any_number_of_classes_match_a_groupby(classes, bits, chunk_rows):
+    rng = np.random.default_rng(classes)
+    groups = rng.integers(0, 200, size=600)
+    groups[:50] = rng.integers(2**40, 2**58, size=50)  # hash-sized group keys
+    y = rng.choice(classes, size=600, p=np.r_[0.7, np.full(classes - 1, 0.3 / (classes - 1))])
+    per_group = pd.DataFrame({"group": groups, "y": y}).groupby("group")["y"]
+    sizes, label_counts = per_group.size(), per_group.nunique()
+    expected = {
+        "rows_in_duplicate_groups": int(sizes[sizes > 1].sum()),
+        "duplicate_groups": int((sizes > 1).sum()),
+        "groups_with_conflicting_labels": int((label_counts > 1).sum()),
+        "rows_in_conflicting_groups": int(sizes[label_counts > 1].sum()),
+    }
+    assert expected["groups_with_conflicting_labels"] > 10
+    assert duplicate_summary(labelled_keys(groups, y, bits), chunk_rows, bits) == expected
+
+
+# --- train, until it learns these tasks ----------------------------------------------------
+
+
+def test_train_refuses_a_regression_target_by_name_before_it_fits_anything(tmp_path):
+    cfg = stage_config(tmp_path, data={"target": "medv", **NO_ROLES})
+    Path(cfg.paths.train).parent.mkdir(parents=True)
+    real("MASS", "Boston").to_parquet(cfg.paths.train)
+    with pytest.raises(DataError, match=r"target .medv. is a regression task .* not built yet"):
+        train_table(cfg)
