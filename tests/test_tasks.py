@@ -139,27 +139,31 @@ def test_ingest_prints_the_task_and_a_target_no_task_learns_leaves_the_old_table
 # --- validate ------------------------------------------------------------------------------
 
 
-def validated(tmp_path: Path, frame: pd.DataFrame, data: dict, checks: dict | None = None):
-    cfg = stage_config(tmp_path, data=data, validate=checks or {})
+def validated(
+    tmp_path: Path, frame: pd.DataFrame, data: dict, checks: dict | None = None, mode="in_memory"
+):
+    cfg = stage_config(tmp_path, mode, data=data, validate=checks or {})
     write_raw(cfg, frame)
     return validate_table(cfg)
 
 
-def test_validate_wants_enough_rows_of_every_class(tmp_path):
+@pytest.mark.parametrize("mode", ["in_memory", "streaming"])
+def test_validate_wants_enough_rows_of_every_class(tmp_path, mode):
     beps = real("carData", "BEPS")  # 720 Labour, 462 Conservative, 343 Liberal Democrat voters
     data = {"target": "vote", "id_column": None, "time_column": None}
-    assert validated(tmp_path / "a", beps, data).success
-    report = validated(tmp_path / "b", beps, data, {"min_class_rows": 400})
+    assert validated(tmp_path / "a", beps, data, mode=mode).success
+    report = validated(tmp_path / "b", beps, data, {"min_class_rows": 400}, mode)
     (failure,) = report.failures
     assert "class 'Liberal Democrat' of 'vote' has at least 400 rows" in failure
     assert "validate.min_class_rows" in failure
 
 
-def test_validate_holds_a_regression_target_to_its_range(tmp_path):
+@pytest.mark.parametrize("mode", ["in_memory", "streaming"])
+def test_validate_holds_a_regression_target_to_its_range(tmp_path, mode):
     boston = real("MASS", "Boston")
     data = {"target": "medv", "id_column": None, "time_column": None}
-    assert validated(tmp_path / "a", boston, data).success
-    report = validated(tmp_path / "b", boston, data, {"target_range": [0, 40]})
+    assert validated(tmp_path / "a", boston, data, mode=mode).success
+    report = validated(tmp_path / "b", boston, data, {"target_range": [0, 40]}, mode)
     assert not report.success
     (failure,) = report.failures
     assert "target 'medv' lies in [0, 40]" in failure and "validate.target_range" in failure
@@ -255,3 +259,27 @@ def test_train_refuses_a_regression_target_by_name_before_it_fits_anything(tmp_p
     real("MASS", "Boston").to_parquet(cfg.paths.train)
     with pytest.raises(DataError, match=r"target .medv. is a regression task .* not built yet"):
         train_table(cfg)
+
+
+@pytest.mark.parametrize(
+    ("package", "item", "target"), [("MASS", "Boston", "medv"), ("carData", "BEPS", "vote")]
+)
+def test_streaming_splits_and_reports_each_task_as_in_memory_does(tmp_path, package, item, target):
+    frame = real(package, item)
+    reports, tests = {}, {}
+    for mode in ("in_memory", "streaming"):
+        cfg = stage_config(tmp_path / mode, mode, data={"target": target, **NO_ROLES})
+        write_raw(cfg, frame)
+        split_table(cfg)
+        reports[mode] = split_report(cfg)
+        tests[mode] = pd.read_parquet(cfg.paths.test)
+    pd.testing.assert_frame_equal(tests["in_memory"], tests["streaming"])
+    memory, streamed = reports["in_memory"], reports["streaming"]
+    scores = [
+        {c["check"]: c["value"] for c in r.pop("checks")}["target_leak_suspects"]
+        for r in (memory, streamed)
+    ]
+    assert scores[0] == pytest.approx(scores[1], abs=1e-4)
+    for report in (memory, streamed):
+        report.pop("scale_mode")
+    assert memory == streamed
