@@ -12,8 +12,13 @@ from mlops_starter.validation.validate_streaming import validate_batches
 
 
 @pytest.fixture(scope="module")
-def expectations():
-    return table_expectations(Config.from_yaml())
+def expectations(demo_frame, tmp_path_factory):
+    """The demo's checks, read off a raw table of its own: the task and the row count come
+    from the file, and a fresh clone has none until `dvc repro` runs ingest."""
+    raw = tmp_path_factory.mktemp("raw") / "table.parquet"
+    demo_frame.to_parquet(raw, index=False)
+    cfg = Config.from_yaml()
+    return table_expectations(cfg.model_copy(update={"paths": cfg.paths.model_copy(update={"raw": str(raw)})}))
 
 
 def faulty(frame: pd.DataFrame) -> pd.DataFrame:
