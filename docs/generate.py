@@ -124,12 +124,12 @@ def gate_bars() -> str:
     test = read_json("metrics/test.json")
     rows = [
         [
-            f"`gate.min_test.{metric}`",
+            f"`gate.min_test.binary.{metric}`",
             f"{bar:g}",
             f"{test[metric]:.3f}",
             "yes" if test[metric] >= bar else "no",
         ]
-        for metric, bar in config().gate.min_test.items()
+        for metric, bar in config().gate.min_test.binary.items()
     ]
     return table(["bar", "at least", "the demo model", "passes"], rows)
 

@@ -8,7 +8,7 @@ from mlops_starter.config import Config
 from mlops_starter.evaluation.evaluate import evaluate
 from mlops_starter.lineage import training_run
 from mlops_starter.runner import stage
-from mlops_starter.storage import load_model, read_json, write_csv, write_json, write_parquet
+from mlops_starter.storage import load_model, read_json, write_json, write_parquet, write_tables
 
 
 @stage("evaluate")
@@ -20,8 +20,7 @@ def main() -> None:
     info = read_json(model_dir / "model.json")
     result = evaluate(model, info, cfg, run.info.run_id)
     write_json(Path(cfg.paths.metrics) / "test.json", result.metrics)
-    for name, table in result.tables.items():
-        write_csv(Path(cfg.paths.plots) / f"{name}.csv", table)
+    write_tables(cfg.paths.plots, result.tables)
     write_parquet(model_dir / "test_scores.parquet", result.scores)
     write_json(Path(cfg.paths.reports) / "slices.json", result.slices)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import yaml
 
@@ -26,6 +27,7 @@ from mlops_starter.data.schema import FeatureSchema, encode_target
 from mlops_starter.data.sources import open_table
 from mlops_starter.serving.process import free_port, wait_for_http
 from mlops_starter.storage import read_json
+from mlops_starter.tasks import TargetValues, infer_task
 from mlops_starter.training.placement import RowPlaces
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -100,7 +102,7 @@ FAST_PARAMS = {
 # comparison is what decides, and a `dvc repro` costs a third.
 ONLY_LOGISTIC = {
     "train": {"candidates": {"random_forest": {"enabled": False}, "xgboost": {"enabled": False}}},
-    "gate": {"min_test": {"roc_auc": 0.6, "pr_auc": 0.07}, "bootstrap_rounds": 300},
+    "gate": {"min_test": {"binary": {"roc_auc": 0.6, "pr_auc": 0.07}}, "bootstrap_rounds": 300},
 }
 
 
@@ -158,6 +160,24 @@ def deep_update(base: dict, changes: dict) -> dict:
 @pytest.fixture(scope="session")
 def demo_frame() -> pd.DataFrame:
     return generate_demo_table(n_rows=3000, seed=11)
+
+
+# A target of each task in the demo table: the churn label, the contract, the charges.
+DEMO_TARGETS = {"binary": "churned", "multiclass": "contract", "regression": "monthly_charges"}
+
+
+@pytest.fixture(scope="session")
+def demo_tasks(demo_frame) -> dict[str, tuple]:
+    """Per task name: the task read off its demo target, the feature schema, the features
+    and the encoded target."""
+    prepared = {}
+    for name, target in DEMO_TARGETS.items():
+        data = DataConfig(target=target, positive_label="yes")
+        task = infer_task(TargetValues.of(pa.array(demo_frame[target]), target), data)
+        assert task.name == name
+        schema = FeatureSchema.infer(demo_frame, [target, "customer_id", "signup_date"])
+        prepared[name] = task, schema, demo_frame[schema.columns], task.encode(demo_frame[target])
+    return prepared
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ def test_repository_params_load_into_typed_config():
         "logistic_regression",
         "random_forest",
         "xgboost",
+        "elastic_net",  # trained for a regression task only
     }
     assert cfg.non_feature_columns == ["churned", "customer_id", "signup_date"]
 

@@ -199,7 +199,7 @@ def test_every_mlops_command_the_docs_name_exists():
 
 def config_key_exists(key: str) -> bool:
     """A dotted params.yaml key in the typed config; `<placeholder>` parts match anything,
-    and so does whatever lies under a mapping-typed setting (`gate.min_test.roc_auc`)."""
+    and so does whatever lies under a mapping-typed setting (`gate.min_test.binary.roc_auc`)."""
     section: object = Config
     for part in key.split("."):
         if part.startswith("<") or typing.get_origin(section) is dict:

@@ -1,10 +1,11 @@
 """The task a target asks for: inferred from generated and real target columns, and the
-stages it changes so far (ingest, validate, split) on real multi-class and regression tables."""
+stages it changes so far (ingest to evaluate) on real multi-class and regression tables."""
 
 import json
 import logging
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -16,7 +17,9 @@ from hypothesis import strategies as st
 from mlops_starter.config import DataConfig
 from mlops_starter.data.corpus import CorpusTable, load_corpus_table
 from mlops_starter.data.ingest import ingest
-from mlops_starter.errors import DataError, LeakageError
+from mlops_starter.errors import ConfigError, DataError, LeakageError
+from mlops_starter.evaluation.evaluate import evaluate
+from mlops_starter.storage import load_model
 from mlops_starter.tasks import Binary, Multiclass, Regression, TargetValues, infer_task
 from mlops_starter.training.split import duplicate_summary, labelled_keys, split_table
 from mlops_starter.training.train import train_table
@@ -250,15 +253,155 @@ def test_duplicate_counts_of_any_number_of_classes_match_a_groupby(classes, bits
     assert duplicate_summary(labelled_keys(groups, y, bits), chunk_rows, bits) == expected
 
 
-# --- train, until it learns these tasks ----------------------------------------------------
+# --- train and evaluate ---------------------------------------------------------------------
 
 
-def test_train_refuses_a_regression_target_by_name_before_it_fits_anything(tmp_path):
-    cfg = stage_config(tmp_path, data={"target": "medv", **NO_ROLES})
+def trained(tmp_path: Path, frame: pd.DataFrame, target: str, **sections: dict):
+    """Split, train and evaluate `frame` for `target` in memory; (cfg, train outcome,
+    evaluation)."""
+    cfg = stage_config(tmp_path, data={"target": target, **NO_ROLES}, **sections)
+    write_raw(cfg, frame)
+    split_table(cfg)
+    outcome = train_table(cfg)
+    model_file = tmp_path / "model.skops"
+    model_file.write_bytes(outcome.model_file)
+    run = mlflow.search_runs(
+        filter_string="tags.mlflow.runName = 'train'", order_by=["start_time DESC"], max_results=1
+    )
+    evaluation = evaluate(load_model(model_file), outcome.model_info, cfg, run.iloc[0].run_id)
+    return cfg, outcome, evaluation
+
+
+@pytest.fixture
+def tracking(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+
+def test_a_regression_table_trains_candidates_for_numbers_and_serves_a_conformal_interval(
+    tmp_path, tracking
+):
+    boston = real("MASS", "Boston")
+    _, outcome, evaluation = trained(tmp_path, boston, "medv")
+    cv, info, metrics = outcome.cv_metrics, outcome.model_info, evaluation.metrics
+    assert cv["primary_metric"] == "rmse"  # auto
+    assert set(cv["candidates"]) == {"random_forest", "xgboost", "elastic_net"}
+    best = min(c["cv_rmse"] for c in cv["candidates"].values())
+    assert cv["candidates"][cv["winner"]]["cv_rmse"] == best  # the least error wins
+    # The out-of-fold residuals' 90% quantile is the half-width, and on those rows it holds.
+    assert info["task"] == "regression" and info["interval_coverage"] == 0.9
+    assert 0.89 <= cv["cv_interval_coverage"] <= 0.93
+    assert 0 < info["interval_half_width"] < boston["medv"].std() * 2
+    assert metrics["r2"] > 0.6 and metrics["rmse"] < boston["medv"].std()
+    assert metrics["interval_width"] == pytest.approx(2 * info["interval_half_width"])
+    answers = evaluation.scores
+    inside = (answers["lower"] <= answers["actual"]) & (answers["actual"] <= answers["upper"])
+    assert metrics["interval_coverage"] == pytest.approx(inside.mean(), abs=1e-5)
+    assert set(evaluation.tables) == {"predicted", "residuals", "coverage", "importance"}
+    # The most important feature by permutation raises the error when shuffled.
+    assert evaluation.tables["importance"]["importance"].iloc[0] > 0
+
+
+def test_a_multiclass_table_gets_calibrated_probabilities_and_a_cost_matrix_moves_decisions(
+    tmp_path, tracking
+):
+    beps = real("carData", "BEPS")
+    _, outcome, plain = trained(tmp_path / "argmax", beps, "vote")
+    cv, info = outcome.cv_metrics, outcome.model_info
+    assert cv["primary_metric"] == "log_loss"
+    assert info["classes"] == ["Conservative", "Labour", "Liberal Democrat"]
+    best = min(c["cv_log_loss"] for c in cv["candidates"].values())
+    assert cv["candidates"][cv["winner"]]["cv_log_loss"] == best
+    answers = plain.scores
+    probabilities = answers.filter(like="probability_")
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert (answers["predicted"] == probabilities.idxmax(axis=1).str[12:]).all()
+    metrics = plain.metrics
+    assert metrics["roc_auc_ovr"] > 0.75 and set(metrics["per_class"]) == set(info["classes"])
+    confusion = plain.tables["confusion"]
+    assert len(confusion) == metrics["rows"] and metrics["accuracy"] == pytest.approx(
+        (confusion["actual"] == confusion["predicted"]).mean(), abs=1e-5
+    )
+    # Missing a Liberal Democrat voter costs five times any other mistake: more are called so.
+    cost = [[0, 1, 1], [1, 0, 1], [5, 5, 0]]
+    _, costly_outcome, costly = trained(
+        tmp_path / "cost", beps, "vote", train={"cost_matrix": cost}
+    )
+    assert costly_outcome.model_info["cost_matrix"] == cost
+    recall = [e.metrics["per_class"]["Liberal Democrat"]["recall"] for e in (plain, costly)]
+    assert recall[1] > recall[0] + 0.2
+
+
+def test_a_cost_matrix_of_the_wrong_size_names_the_setting_and_the_classes(tmp_path, tracking):
+    with pytest.raises(
+        ConfigError,
+        match=r"train.cost_matrix is 2x2: .* 3 classes.*'Conservative', 'Labour', 'Liberal Democrat'",
+    ):
+        trained(tmp_path, real("carData", "BEPS"), "vote", train={"cost_matrix": [[0, 1], [1, 0]]})
+
+
+@pytest.mark.parametrize(
+    ("table", "target", "train", "named"),
+    [
+        (
+            ("MASS", "Boston"),
+            "medv",
+            {"primary_metric": "pr_auc"},
+            r"'pr_auc' is no regression metric; set auto or one of rmse, mae, r2",
+        ),
+        (
+            ("MASS", "Boston"),
+            "medv",
+            {"resampling": "smote"},
+            r"train.resampling: smote .* no classes; set it to none",
+        ),
+        (
+            ("carData", "BEPS"),
+            "vote",
+            {"primary_metric": "rmse"},
+            r"'rmse' is no multiclass metric",
+        ),
+        (
+            ("MASS", "Boston"),
+            "medv",
+            {
+                "candidates": {
+                    "random_forest": {"enabled": False},
+                    "xgboost": {"enabled": False},
+                    "elastic_net": {"enabled": False},
+                }
+            },
+            r"none of the enabled ones learns a regression task; enable one of random_forest, xgboost, adaboost, elastic_net",
+        ),
+    ],
+)
+def test_train_settings_a_task_cannot_use_are_named_before_anything_is_fitted(
+    tmp_path, tracking, table, target, train, named
+):
+    cfg = stage_config(tmp_path, data={"target": target, **NO_ROLES}, train=train)
+    Path(cfg.paths.train).parent.mkdir(parents=True)
+    real(*table).to_parquet(cfg.paths.train)
+    with pytest.raises(ConfigError, match=named):
+        train_table(cfg)
+
+
+def test_a_task_past_memory_is_refused_by_name(tmp_path):
+    cfg = stage_config(tmp_path, "streaming", data={"target": "medv", **NO_ROLES})
     Path(cfg.paths.train).parent.mkdir(parents=True)
     real("MASS", "Boston").to_parquet(cfg.paths.train)
-    with pytest.raises(DataError, match=r"target .medv. is a regression task .* not built yet"):
+    with pytest.raises(DataError, match=r"regression task .* scale.mode streaming trains binary"):
         train_table(cfg)
+
+
+def test_conformal_intervals_hold_their_coverage_on_a_large_real_table(tmp_path, tracking):
+    """54,000 diamonds: 10,800 test rows tell coverage to about ±0.003 (one standard error)."""
+    fast = {
+        "candidates": {"random_forest": {"enabled": False}, "xgboost": {"n_estimators": 100}},
+        "interval_coverage": 0.8,
+    }
+    _, outcome, evaluation = trained(tmp_path, real("ggplot2", "diamonds"), "price", train=fast)
+    assert outcome.cv_metrics["winner"] == "xgboost"
+    assert evaluation.metrics["rows"] > 10_000
+    assert abs(evaluation.metrics["interval_coverage"] - 0.8) <= 0.03
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,10 @@
-"""The candidate models: one registry, CANDIDATES, and the five the template ships
-(three on by default; Balanced Random Forest and AdaBoost off).
+"""The candidate models: one registry, CANDIDATES, and the six the template ships (three
+on for each task by default; Balanced Random Forest and AdaBoost off).
 
 An entry is everything the project needs to know about one model: its settings under
 `train.candidates.<name>` in params.yaml (a pydantic model, so a typo is named), how to
-build its estimator, how to make the fitted one the same on every machine, the types
+build its estimator for classes (binary and multi-class) and for a number (regression),
+how to make the fitted one the same on every machine, the types
 its model file holds (which loading it must trust) and the libraries loading it needs.
 Config, training and model storage look here; serving does not (it compiles and
 explains by the fitted estimator's class). A team's own candidate is one module that
@@ -37,11 +38,15 @@ def _unchanged(estimator: Any) -> None:
     """Nothing of the machine stays in this estimator once fitted."""
 
 
+Builder = Callable[[dict[str, Any], int, int], Any]
+
+
 @dataclass(frozen=True)
 class Candidate:
     settings: type[CandidateSettings]
-    # (hyperparameters, seed, n_jobs) -> an unfitted scikit-learn estimator
-    build: Callable[[dict[str, Any], int, int], Any]
+    # (hyperparameters, seed, n_jobs) -> an unfitted scikit-learn classifier; None: it
+    # learns no classes
+    build: Builder | None
     # clears, in place, what the training machine left in the fitted estimator
     portable: Callable[[Any], None] = _unchanged
     # the types its model file holds beyond skops's safe set and the shared pipeline's
@@ -50,6 +55,23 @@ class Candidate:
     libraries: tuple[str, ...] = ()
     # standardise numeric inputs before it (a linear model); trees need no scaling
     scaled_inputs: bool = False
+    # the same for a regressor; None: it learns no numbers (it has no regression task)
+    regressor: Builder | None = None
+    # settings that mean something for two classes only, left out for more
+    binary_only: tuple[str, ...] = ()
+
+    def learns(self, task: str) -> bool:
+        """Whether this candidate is trained for a task of that name."""
+        return (self.regressor if task == "regression" else self.build) is not None
+
+    def estimator(self, task: str, params: dict[str, Any], seed: int, n_jobs: int) -> Any:
+        """An unfitted estimator for `task` (a name in tasks.TASKS) with these settings."""
+        build = self.regressor if task == "regression" else self.build
+        if build is None:
+            raise ValueError(f"this candidate learns no {task} task")
+        if task == "multiclass":
+            params = {k: v for k, v in params.items() if k not in self.binary_only}
+        return build(params, seed, n_jobs)
 
 
 CANDIDATES: dict[str, Candidate] = {}
@@ -75,7 +97,8 @@ def validate_candidates(raw: Any) -> dict[str, CandidateSettings]:
 
 
 class LogisticRegressionSettings(CandidateSettings):
-    """The baseline, regularised (L2 by default, L1 or elastic net by l1_ratio)."""
+    """The baseline for classes, regularised (L2 by default, L1 or elastic net by
+    l1_ratio); multinomial for three or more classes."""
 
     enabled: bool = Field(True, description="false: not trained")
     C: float = Field(1.0, gt=0)
@@ -119,6 +142,13 @@ def _random_forest(params: dict[str, Any], seed: int, n_jobs: int) -> Any:
     return RandomForestClassifier(random_state=seed, n_jobs=n_jobs, **params)
 
 
+def _random_forest_regressor(params: dict[str, Any], seed: int, n_jobs: int) -> Any:
+    from sklearn.ensemble import RandomForestRegressor
+
+    trees = {k: v for k, v in params.items() if k != "class_weight"}
+    return RandomForestRegressor(random_state=seed, n_jobs=n_jobs, **trees)
+
+
 def _single_threaded(estimator: Any) -> None:
     """A forest with several jobs sums its trees' votes in the order the threads finish."""
     estimator.set_params(n_jobs=None)
@@ -145,6 +175,13 @@ def _xgboost(params: dict[str, Any], seed: int, n_jobs: int) -> Any:
     return XGBClassifier(
         tree_method="hist", eval_metric="aucpr", random_state=seed, n_jobs=n_jobs, **params
     )
+
+
+def _xgboost_regressor(params: dict[str, Any], seed: int, n_jobs: int) -> Any:
+    from xgboost import XGBRegressor
+
+    boosting = {k: v for k, v in params.items() if k != "scale_pos_weight"}
+    return XGBRegressor(tree_method="hist", random_state=seed, n_jobs=n_jobs, **boosting)
 
 
 def _xgboost_portable(estimator: Any) -> None:
@@ -205,6 +242,38 @@ def _adaboost(params: dict[str, Any], seed: int, n_jobs: int) -> Any:
     )
 
 
+def _adaboost_regressor(params: dict[str, Any], seed: int, n_jobs: int) -> Any:
+    from sklearn.ensemble import AdaBoostRegressor
+    from sklearn.tree import DecisionTreeRegressor
+
+    tree = DecisionTreeRegressor(max_depth=params["max_depth"], random_state=seed)
+    return AdaBoostRegressor(
+        tree,
+        n_estimators=params["n_estimators"],
+        learning_rate=params["learning_rate"],
+        random_state=seed,
+    )
+
+
+class ElasticNetSettings(CandidateSettings):
+    """The baseline for a number: least squares, regularised (l1_ratio 0 is ridge, 1 the
+    lasso, between them the elastic net); alpha is the penalty's strength."""
+
+    enabled: bool = Field(True, description="false: not trained")
+    alpha: float = Field(1.0, gt=0, description="penalty strength: larger is stronger")
+    l1_ratio: float = Field(0.0, ge=0.0, le=1.0)
+    max_iter: int = Field(2000, ge=10)
+
+
+def _elastic_net(params: dict[str, Any], seed: int, n_jobs: int) -> Any:
+    from sklearn.linear_model import ElasticNet, Ridge
+
+    # Ridge's exact solve for pure L2; coordinate descent only where L1 needs it.
+    if params["l1_ratio"] == 0:
+        return Ridge(alpha=params["alpha"])
+    return ElasticNet(random_state=seed, selection="cyclic", **params)
+
+
 register_candidate(
     "logistic_regression",
     Candidate(
@@ -221,6 +290,7 @@ register_candidate(
         _random_forest,
         _single_threaded,
         trusted_types=("sklearn.tree._tree.Tree",),
+        regressor=_random_forest_regressor,
     ),
 )
 register_candidate(
@@ -229,8 +299,14 @@ register_candidate(
         XGBoostSettings,
         _xgboost,
         _xgboost_portable,
-        trusted_types=("xgboost.core.Booster", "xgboost.sklearn.XGBClassifier"),
+        trusted_types=(
+            "xgboost.core.Booster",
+            "xgboost.sklearn.XGBClassifier",
+            "xgboost.sklearn.XGBRegressor",
+        ),
         libraries=("xgboost-cpu",),
+        regressor=_xgboost_regressor,
+        binary_only=("scale_pos_weight",),
     ),
 )
 register_candidate(
@@ -247,5 +323,16 @@ register_candidate(
 )
 register_candidate(
     "adaboost",
-    Candidate(AdaBoostSettings, _adaboost, trusted_types=("sklearn.tree._tree.Tree",)),
+    Candidate(
+        AdaBoostSettings,
+        _adaboost,
+        trusted_types=("sklearn.tree._tree.Tree",),
+        regressor=_adaboost_regressor,
+    ),
+)
+register_candidate(
+    "elastic_net",
+    Candidate(
+        ElasticNetSettings, None, _round_coefficients, scaled_inputs=True, regressor=_elastic_net
+    ),
 )

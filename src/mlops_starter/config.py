@@ -277,7 +277,11 @@ class TuningConfig(_Section):
 class TrainConfig(_Section):
     cv_folds: int = Field(5, ge=2, le=20)
     seed: int = 42
-    primary_metric: Literal["pr_auc", "roc_auc"] = "pr_auc"
+    primary_metric: str = Field(
+        "auto",
+        description="picks the winner by mean CV score: auto is the task's own (binary "
+        "pr_auc, multiclass log_loss, regression rmse); each task names the others it takes",
+    )
     threshold_fbeta: float = Field(1.0, gt=0)
     calibration: Literal["sigmoid", "isotonic", "none"] = "sigmoid"
     max_categories: int = Field(
@@ -285,6 +289,14 @@ class TrainConfig(_Section):
     )
     resampling: Literal["none", "smote", "undersample"] = "none"
     n_jobs: int = -1
+    cost_matrix: list[list[float]] | None = Field(
+        None,
+        description="multiclass: what predicting column j costs when the class is row i, "
+        "classes in sorted order; null: the most probable class",
+    )
+    interval_coverage: float = Field(
+        0.9, gt=0, lt=1, description="regression: share of new values the interval holds"
+    )
     candidates: dict[str, SerializeAsAny[CandidateSettings]] = Field(
         default_factory=lambda: validate_candidates({}),
         description="the registered candidates' settings (src/mlops_starter/candidates.py)",
@@ -331,15 +343,28 @@ class ModelCardConfig(_Section):
     limitations: list[str] = Field([], description="known limits, one per item")
 
 
+class TestBars(_Section):
+    """The gate's bars on the test metrics of each task, by metric name: the least a score
+    may be, the most an error may be (log_loss, rmse, mae). The register stage names a
+    task's metrics when a name is not one of them."""
+
+    __test__ = False  # not a pytest class, whatever its name
+
+    binary: dict[str, float] = {"roc_auc": 0.7, "pr_auc": 0.15}
+    multiclass: dict[str, float] = {"roc_auc_ovr": 0.7}
+    regression: dict[str, float] = {"r2": 0.3}
+
+
 class GateConfig(_Section):
-    min_test: dict[TestMetric, float] = {
-        "roc_auc": 0.7,
-        "pr_auc": 0.15,
-    }
+    min_test: TestBars = TestBars()
     min_brier_skill: float | None = Field(
-        0.0, description="the test Brier skill score against the base rate must exceed this"
+        0.0, description="binary: the test Brier skill score against the base rate must exceed this"
     )
-    compare_metric: Literal["roc_auc", "pr_auc"] = "pr_auc"
+    compare_metric: str = Field(
+        "auto",
+        description="the paired bootstrap against the champion compares this test metric; "
+        "auto: binary pr_auc, multiclass roc_auc_ovr, regression r2",
+    )
     max_regression: float = Field(0.02, ge=0.0)
     bootstrap_rounds: int = Field(1000, ge=100)
     confidence: float = Field(0.95, gt=0.5, lt=1.0)

@@ -60,6 +60,16 @@ def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
         frame.to_csv(tmp, index=False)
 
 
+def write_tables(folder: str | Path, tables: dict[str, pd.DataFrame]) -> None:
+    """Each table as `<name>.csv` in `folder`, and no other CSV file left there: a task's
+    plots replace another task's, never sit beside them."""
+    for name, table in tables.items():
+        write_csv(Path(folder) / f"{name}.csv", table)
+    for stale in Path(folder).glob("*.csv"):
+        if stale.stem not in tables:
+            stale.unlink()
+
+
 def json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as JSON-ready records, missing values as None: what a client sends. Not
     DataFrame.to_json, whose C encoder cuts a column name at a NUL character."""
@@ -89,6 +99,8 @@ def file_md5(path: str | Path) -> str:
 PIPELINE_TRUSTED_TYPES = (
     "mlops_starter.evaluation.calibration.CalibratedClassifier",
     "mlops_starter.evaluation.calibration.CalibrationMap",
+    "mlops_starter.tasks.multiclass.CalibratedMulticlass",
+    "mlops_starter.tasks.regression.IntervalRegressor",
     "imblearn.pipeline.Pipeline",
     "numpy.dtype",
     "imblearn.over_sampling._smote.base.SMOTE",

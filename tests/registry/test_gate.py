@@ -1,15 +1,18 @@
 import numpy as np
 import pytest
 
+from mlops_starter.errors import ConfigError
 from mlops_starter.registry.gate import (
     ComparedRows,
     champion_check,
     markdown_summary,
     paired_bootstrap,
+    paired_bootstrap_task,
     threshold_checks,
     unfair_comparison_check,
     unseen_rows,
 )
+from mlops_starter.tasks import Binary, Multiclass, Regression
 
 rng = np.random.default_rng(0)
 Y = (rng.random(3000) < 0.1).astype(int)
@@ -21,8 +24,80 @@ def noisy(scale: float, seed: int) -> np.ndarray:
 
 
 def test_threshold_checks_compare_each_metric_with_its_bar():
-    checks = threshold_checks({"roc_auc": 0.81, "recall": 0.3}, {"roc_auc": 0.7, "recall": 0.4})
+    checks = threshold_checks(
+        {"roc_auc": 0.81, "recall": 0.3}, {"roc_auc": 0.7, "recall": 0.4}, Binary.metrics
+    )
     assert [(c.name, c.passed) for c in checks] == [("min_roc_auc", True), ("min_recall", False)]
+
+
+def test_an_error_s_bar_is_its_most_and_a_score_s_its_least():
+    checks = threshold_checks(
+        {"rmse": 4.2, "mae": 3.1, "r2": 0.71},
+        {"rmse": 5.0, "mae": 3.0, "r2": 0.7},
+        Regression.metrics,
+    )
+    assert [(c.name, c.bar, c.passed) for c in checks] == [
+        ("max_rmse", "<= 5.0", True),
+        ("max_mae", "<= 3.0", False),
+        ("min_r2", ">= 0.7", True),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("task", "bars", "named"),
+    [
+        (
+            Regression,
+            {"roc_auc": 0.7},
+            r"gate.min_test.regression: roc_auc is no regression metric; bar any of rmse, mae, r2",
+        ),
+        (
+            Multiclass,
+            {"pr_auc": 0.2, "macro_f1": 0.5},
+            r"gate.min_test.multiclass: pr_auc is no multiclass metric",
+        ),
+    ],
+)
+def test_a_bar_on_a_metric_the_task_has_not_is_named_with_the_ones_it_has(task, bars, named):
+    with pytest.raises(ConfigError, match=named):
+        task.bars(bars)
+
+
+def test_compare_metric_auto_is_each_task_s_own_and_binary_refuses_a_threshold_metric():
+    assert [t.compared("auto") for t in (Binary, Multiclass, Regression)] == [
+        "pr_auc",
+        "roc_auc_ovr",
+        "r2",
+    ]
+    assert Regression.compared("rmse") == "rmse"
+    with pytest.raises(ConfigError, match=r"'recall' depends on each model's own threshold"):
+        Binary.compared("recall")
+    with pytest.raises(ConfigError, match=r"'r2' is no multiclass metric"):
+        Multiclass.compared("r2")
+
+
+def test_a_regression_challenger_with_a_larger_error_is_worse_by_rmse_and_by_r2():
+    rng = np.random.default_rng(3)
+    y = rng.normal(50, 10, 2000)
+    champion = y + rng.normal(0, 3, len(y))
+    challenger = y + rng.normal(0, 6, len(y))
+    task = Regression("y", "test")
+    for metric in ("rmse", "r2"):
+        result = paired_bootstrap_task(task, y, challenger, champion, metric, 300, 0.95, seed=0)
+        assert result.high < -0.02, metric  # worse either way round
+        assert not champion_check(result, 0.02).passed
+    same = paired_bootstrap_task(task, y, champion, champion.copy(), "rmse", 200, 0.95, seed=0)
+    assert same.delta == 0 and champion_check(same, 0.02).passed
+
+
+def test_a_multiclass_bootstrap_redraws_resamples_that_miss_a_class():
+    rng = np.random.default_rng(4)
+    y = np.r_[np.zeros(300, int), np.ones(300, int), np.full(3, 2)]  # a class of three rows
+    proba = rng.dirichlet(np.ones(3), len(y))
+    task = Multiclass("y", "test", ("a", "b", "c"))
+    result = paired_bootstrap_task(task, y, proba, proba.copy(), "roc_auc_ovr", 400, 0.95, seed=0)
+    # (1 - 1/603)^603 of the time a resample has none of the three: about 5%.
+    assert 330 < result.rounds < 400 and result.delta == 0
 
 
 def test_same_model_twice_is_no_difference():
@@ -67,7 +142,9 @@ def test_pairing_narrows_the_interval():
 
 
 def test_markdown_summary_lists_every_check():
-    checks = threshold_checks({"roc_auc": 0.81, "recall": 0.3}, {"roc_auc": 0.7, "recall": 0.4})
+    checks = threshold_checks(
+        {"roc_auc": 0.81, "recall": 0.3}, {"roc_auc": 0.7, "recall": 0.4}, Binary.metrics
+    )
     text = markdown_summary(checks, "m", "4")
     assert "FAILED" in text and "| min_recall | 0.3 | >= 0.4 | **FAIL** |" in text
 

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 import skops.io
-from conftest import candidate_defaults
+from conftest import DEMO_TARGETS, candidate_defaults
 
+from mlops_starter.candidates import CANDIDATES as REGISTRY
 from mlops_starter.data.schema import FeatureSchema, encode_target
 from mlops_starter.storage import load_model, model_bytes, trusted_types, write_bytes
 from mlops_starter.training.candidates import build_pipeline
@@ -14,6 +15,19 @@ FAST = {
     "logistic_regression": {"max_iter": 300},
     "balanced_random_forest": {"n_estimators": 20},
     "adaboost": {"n_estimators": 30},
+    "elastic_net": {},
+}
+
+
+LEARNERS = [
+    (task, name)
+    for task in DEMO_TARGETS
+    for name in sorted(CANDIDATES)
+    if REGISTRY[name].learns(task)
+]
+FINISHED = {
+    "multiclass": {"temperature": 1.3, "cost_matrix": None},
+    "regression": {"interval_half_width": 4.5, "interval_coverage": 0.9},
 }
 
 
@@ -23,27 +37,46 @@ def xy(demo_frame):
     return schema, demo_frame[schema.columns], encode_target(demo_frame["churned"], "yes")
 
 
-@pytest.mark.parametrize("resampling", ["none", "smote", "undersample"])
-@pytest.mark.parametrize("name", sorted(CANDIDATES))
-def test_every_candidate_fits_and_round_trips_through_skops(tmp_path, xy, name, resampling):
-    schema, X, y = xy
+def answers(model, X):
+    return model.predict_proba(X) if hasattr(model, "predict_proba") else model.predict(X)
+
+
+@pytest.mark.parametrize(
+    ("task", "name", "resampling"),
+    [
+        (task, name, resampling)
+        for task, name in LEARNERS
+        for resampling in ("none", "smote", "undersample")
+        if task != "regression" or resampling == "none"
+    ],
+)
+def test_every_candidate_fits_and_round_trips_through_skops(
+    tmp_path, demo_tasks, task, name, resampling
+):
+    """For each task, finished as train finishes it (the multi-class temperature, the
+    regression interval), so every type a model file holds is one loading trusts."""
+    learner, schema, X, y = demo_tasks[task]
     model = build_pipeline(
-        name, CANDIDATES[name] | FAST[name], schema, resampling, seed=0, n_jobs=1
+        name, CANDIDATES[name] | FAST[name], schema, resampling, seed=0, n_jobs=1, task=task
     ).fit(X, y)
+    if task in FINISHED:
+        model = learner.finish(model, FINISHED[task])
     untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
     assert set(untrusted) <= set(trusted_types()), "add the type to the candidate's trusted_types"
     write_bytes(tmp_path / "model.skops", model_bytes(model))
     reloaded = load_model(tmp_path / "model.skops")
-    np.testing.assert_allclose(reloaded.predict_proba(X.head(50)), model.predict_proba(X.head(50)))
+    np.testing.assert_allclose(answers(reloaded, X.head(50)), answers(model, X.head(50)))
 
 
-@pytest.mark.parametrize("name", sorted(CANDIDATES))
-def test_refitting_gives_the_same_model_file_byte_for_byte(xy, name):
+@pytest.mark.parametrize(("task", "name"), LEARNERS)
+def test_refitting_gives_the_same_model_file_byte_for_byte(demo_tasks, task, name):
     """dvc.lock records the model file's hash: a retrain on the same inputs must not change it."""
-    schema, X, y = xy
+    _, schema, X, y = demo_tasks[task]
 
     def fitted():
-        return build_pipeline(name, CANDIDATES[name] | FAST[name], schema, seed=0).fit(X, y)
+        return build_pipeline(name, CANDIDATES[name] | FAST[name], schema, seed=0, task=task).fit(
+            X, y
+        )
 
     first, second = fitted(), fitted()
     # skops alone names entries by object id, so two equal models give different files.

@@ -8,12 +8,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import candidate_defaults, places
+from conftest import DEMO_TARGETS, candidate_defaults, places
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 from threadpoolctl import threadpool_limits
 
+from mlops_starter.candidates import CANDIDATES
+from mlops_starter.config import TrainConfig
 from mlops_starter.data.schema import FeatureSchema, encode_target
 from mlops_starter.evaluation.calibration import CalibrationMap
 from mlops_starter.evaluation.metrics import classification_metrics, curve_tables
@@ -28,8 +30,15 @@ FAST = {
     "logistic_regression": {},
     "balanced_random_forest": {"n_estimators": 40},
     "adaboost": {"n_estimators": 60},
+    "elastic_net": {},
 }
 PARAMS = {name: p | FAST[name] for name, p in candidate_defaults().items()}
+LEARNERS = [
+    (task, name)
+    for task in DEMO_TARGETS
+    for name in sorted(PARAMS)
+    if CANDIDATES[name].learns(task)
+]
 
 
 @pytest.fixture(scope="module")
@@ -45,23 +54,36 @@ def training(demo_frame):
     )
 
 
-def fingerprint(name, training, n_jobs):
-    """The CV summary and the calibrated refit's model file, as train commits them."""
-    schema, X, y, folds = training
-    pipeline = build_pipeline(name, PARAMS[name], schema, seed=0, n_jobs=n_jobs)
-    result = cross_validate(name, PARAMS[name], pipeline, X, y, folds, 2.0, "sigmoid")
+@pytest.fixture(scope="module")
+def every_task(demo_tasks):
+    """Per task: the task, the feature schema, features, target and folds."""
+    prepared = {}
+    for name, (task, schema, X, y) in demo_tasks.items():
+        folds = cv_folds(pd.Series(y), 3, 0, "stratified", places(X), classes=task.has_classes)
+        prepared[name] = (task, schema, X, pd.Series(y), folds)
+    return prepared
+
+
+def fingerprint(task_name, name, every_task, n_jobs):
+    """The CV summary and the finished refit's model file, as train commits them."""
+    task, schema, X, y, folds = every_task[task_name]
+    pipeline = build_pipeline(name, PARAMS[name], schema, seed=0, n_jobs=n_jobs, task=task_name)
+    result = cross_validate(
+        name, PARAMS[name], pipeline, X, y, folds, 2.0, "sigmoid", task=task, settings=TrainConfig()
+    )
     model = calibrated(portable(clone(pipeline).fit(X, y), name), result)
     return json.dumps(result.summary()), hashlib.md5(model_bytes(model)).hexdigest()
 
 
-@pytest.mark.parametrize("name", sorted(PARAMS))
-def test_thread_counts_change_no_byte_of_the_model_or_its_cv_summary(training, name):
-    """train.n_jobs 1, 2 and -1, and one BLAS thread or all of them: one result."""
-    reference = fingerprint(name, training, n_jobs=1)
-    assert fingerprint(name, training, n_jobs=2) == reference
-    assert fingerprint(name, training, n_jobs=-1) == reference
+@pytest.mark.parametrize(("task", "name"), LEARNERS)
+def test_thread_counts_change_no_byte_of_the_model_or_its_cv_summary(every_task, task, name):
+    """train.n_jobs 1, 2 and -1, and one BLAS thread or all of them: one result, for
+    every candidate of every task."""
+    reference = fingerprint(task, name, every_task, n_jobs=1)
+    assert fingerprint(task, name, every_task, n_jobs=2) == reference
+    assert fingerprint(task, name, every_task, n_jobs=-1) == reference
     with threadpool_limits(limits=1):
-        assert fingerprint(name, training, n_jobs=-1) == reference
+        assert fingerprint(task, name, every_task, n_jobs=-1) == reference
 
 
 def jittered(values: np.ndarray, seed: int, ulps: int) -> np.ndarray:

@@ -18,7 +18,9 @@ def expectations(demo_frame, tmp_path_factory):
     raw = tmp_path_factory.mktemp("raw") / "table.parquet"
     demo_frame.to_parquet(raw, index=False)
     cfg = Config.from_yaml()
-    return table_expectations(cfg.model_copy(update={"paths": cfg.paths.model_copy(update={"raw": str(raw)})}))
+    return table_expectations(
+        cfg.model_copy(update={"paths": cfg.paths.model_copy(update={"raw": str(raw)})})
+    )
 
 
 def faulty(frame: pd.DataFrame) -> pd.DataFrame:

@@ -83,6 +83,7 @@ def experiment_report(args: argparse.Namespace) -> None:
     from mlops_starter.monitoring.experiment import decide, matured
     from mlops_starter.monitoring.inputs import read_prediction_log
     from mlops_starter.storage import write_json
+    from mlops_starter.tasks import Binary
 
     cfg = Config.from_yaml(args.params)
     settings = cfg.serve.experiment
@@ -107,7 +108,7 @@ def experiment_report(args: argparse.Namespace) -> None:
         champion,
         challenger,
         settings,
-        cfg.gate.compare_metric,
+        Binary.compared(cfg.gate.compare_metric),  # experiments compare binary models so far
         cfg.data.positive_label,
     )
     found["as_of"] = as_of.isoformat()

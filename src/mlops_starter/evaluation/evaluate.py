@@ -34,6 +34,7 @@ from mlops_starter.evaluation.metrics import (
 from mlops_starter.evaluation.slices import feature_importance, slice_metrics
 from mlops_starter.rounding import round_sig, rounded_figures
 from mlops_starter.storage import file_md5
+from mlops_starter.tasks import Binary, Task, resolve_task
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,11 @@ def evaluate(model: Any, model_info: dict[str, Any], cfg: Config, run_id: str) -
     """Score the test set at cfg.paths.test once, batch by batch (in memory, one batch),
     and add the results to the training run `run_id`. The metrics and curves use every
     row; importance and slices, which reshuffle and regroup rows, use every row in
-    memory and a deterministic sample of `scale.sample_rows` of them past memory."""
+    memory and a deterministic sample of `scale.sample_rows` of them past memory.
+    A multi-class or regression task (in memory only so far) reports its own figures."""
+    task = resolve_task(cfg.data, cfg.paths.test)
+    if not isinstance(task, Binary):
+        return evaluate_task(model, model_info, cfg, run_id, task)
     schema = FeatureSchema(**model_info["feature_schema"])
     test_rows = parquet_rows(cfg.paths.test)
     batch_rows, sample_rows = cfg.scale.batching(test_rows)
@@ -110,7 +115,12 @@ def report_evaluation(
     )
     settings = cfg.evaluate
     importance = feature_importance(
-        model, X, sampled.y, cfg.train.primary_metric, settings.importance_repeats, cfg.train.seed
+        model,
+        X,
+        sampled.y,
+        Binary.metric(cfg.train.primary_metric),
+        settings.importance_repeats,
+        cfg.train.seed,
     )
     top_numeric = [f for f in importance["feature"] if f in schema.numeric]
     slices = rounded_figures(
@@ -143,6 +153,49 @@ def report_evaluation(
         curve_tables(y, proba, threshold)
         | {"calibration": reliability_table(y, proba), "importance": importance}
     )
+    # Monitoring compares served scores with these (prediction drift).
+    log_evaluation(run_id, cfg, metrics, tables, slices, score_profile(proba, threshold))
+    return Evaluation(metrics, tables, scores, slices)
+
+
+def evaluate_task(
+    model: Any, model_info: dict[str, Any], cfg: Config, run_id: str, task: Task
+) -> Evaluation:
+    """A multi-class or regression model scored once on the whole test set: the task's
+    metrics and plot tables, each row's answer, and permutation importance by the task's
+    primary metric. Slices are binary's so far, and the report says so."""
+    schema = FeatureSchema(**model_info["feature_schema"])
+    frame = pd.read_parquet(cfg.paths.test)
+    X, y = frame[schema.columns], task.encode(frame[cfg.data.target])
+    report = task.test_report(model, X, y)
+    metric = task.metric(cfg.train.primary_metric)
+    importance = feature_importance(
+        model, X, y, metric, cfg.evaluate.importance_repeats, cfg.train.seed, task
+    )
+    metrics = rounded_figures({"model": model_info["winner"], "task": task.name, **report.metrics})
+    tables = rounded_figures(report.tables | {"importance": importance})
+    answers = rounded_figures(report.answers)
+    if cfg.data.id_column:
+        answers.insert(0, cfg.data.id_column, frame[cfg.data.id_column].to_numpy())
+    slices: dict[str, Any] = {
+        "flagged": [],
+        "worst": None,
+        "scored": f"binary tasks only so far, not {task.name}",
+    }
+    log_evaluation(run_id, cfg, metrics, tables, slices)
+    return Evaluation(metrics, tables, answers, slices)
+
+
+def log_evaluation(
+    run_id: str,
+    cfg: Config,
+    metrics: dict[str, Any],
+    tables: dict[str, pd.DataFrame],
+    slices: dict[str, Any],
+    reference_scores: dict[str, Any] | None = None,
+) -> None:
+    """Add the test figures to the training run `run_id`: every number as a test_ metric,
+    the plot tables, the metrics and slices as JSON, and the reference scores if any."""
     with mlflow.start_run(run_id=run_id):
         mlflow.set_tag("data.test_md5", file_md5(cfg.paths.test))
         mlflow.log_metrics(
@@ -154,6 +207,5 @@ def report_evaluation(
             mlflow.log_artifacts(scratch, artifact_path="test_plots")
         mlflow.log_dict(metrics, "test_metrics.json")
         mlflow.log_dict(slices, "test_slices.json")
-        # Monitoring compares served scores with these (prediction drift).
-        mlflow.log_dict(score_profile(proba, threshold), "reference_scores.json")
-    return Evaluation(metrics, tables, scores, slices)
+        if reference_scores is not None:
+            mlflow.log_dict(reference_scores, "reference_scores.json")

@@ -17,21 +17,30 @@ import pandas as pd
 from mlops_starter.config import SliceConfig
 from mlops_starter.evaluation.metrics import RANKING_SCORERS
 from mlops_starter.rounding import round_sig
+from mlops_starter.tasks import Binary, Task
 
 MISSING = "(missing)"
 
 
 def feature_importance(
-    model: Any, X: pd.DataFrame, y: np.ndarray, metric: str, repeats: int, seed: int
+    model: Any,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    metric: str,
+    repeats: int,
+    seed: int,
+    task: type[Task] | Task = Binary,
 ) -> pd.DataFrame:
-    """Mean (and spread) drop in `metric` when one feature's values are shuffled, most
-    important first. (sklearn's permutation_importance wants a fittable estimator; the
-    calibrated model only predicts, and this loop is all it would do.)"""
+    """Mean (and spread) loss in `metric`, one of `task`'s, when one feature's values are
+    shuffled, most important first (a rise in an error counts as a loss). (sklearn's
+    permutation_importance wants a fittable estimator; the calibrated model only
+    predicts, and this loop is all it would do.)"""
     rng = np.random.default_rng(seed)
+    sign = 1.0 if task.metrics[metric] else -1.0
 
     def score(rows: pd.DataFrame) -> float:
         # Rounded scores, as evaluate records them, so a tie is a tie on every machine.
-        return float(RANKING_SCORERS[metric](y, round_sig(model.predict_proba(rows)[:, 1])))
+        return sign * float(task.score(metric, y, round_sig(task.predict_raw(model, rows))))
 
     baseline = score(X)
     drops: dict[str, list[float]] = {}

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from mlops_starter.config import TestMetric
 from mlops_starter.evaluation.metrics import RANKING_SCORERS, bootstrap_draws, weighted_scores
+from mlops_starter.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -34,13 +34,17 @@ class GateCheck:
 
 
 def threshold_checks(
-    metrics: Mapping[str, float], minimums: Mapping[TestMetric, float]
+    metrics: Mapping[str, float], bars: Mapping[str, float], higher_is_better: Mapping[str, bool]
 ) -> list[GateCheck]:
-    """One check per `min_<metric>` bar: the test metric must reach it."""
+    """One check per bar: a score must reach it (`min_<metric>`), an error must not pass
+    it (`max_<metric>`)."""
     checks = []
-    for metric, bar in minimums.items():
+    for metric, bar in bars.items():
         value = float(metrics[metric])
-        checks.append(GateCheck(f"min_{metric}", round(value, 4), f">= {bar}", value >= bar))
+        if higher_is_better[metric]:
+            checks.append(GateCheck(f"min_{metric}", round(value, 4), f">= {bar}", value >= bar))
+        else:
+            checks.append(GateCheck(f"max_{metric}", round(value, 4), f"<= {bar}", value <= bar))
     return checks
 
 
@@ -101,8 +105,9 @@ class ComparedRows:
     champion_version: str
     test_rows: int
     unseen_rows: int
-    unseen_positives: int
+    unseen_positives: int  # positives (binary), rows of the rarest class, or rows
     recorded: bool  # False: the champion's run kept no record of its training rows
+    counted: str = "positives"  # what unseen_positives counts, for the notes
 
     @property
     def excluded_rows(self) -> int:
@@ -118,7 +123,7 @@ class ComparedRows:
         return (
             f"compared on the {self.unseen_rows} of {self.test_rows} test rows that champion "
             f"version {self.champion_version} never trained on ({self.unseen_positives} "
-            f"positives); the {self.excluded_rows} rows it trained on were left out"
+            f"{self.counted}); the {self.excluded_rows} rows it trained on were left out"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -166,6 +171,49 @@ def paired_bootstrap(
     )
 
 
+def paired_bootstrap_task(
+    task: Task,
+    y: np.ndarray,
+    challenger: np.ndarray,
+    champion: np.ndarray,
+    metric: str,
+    rounds: int,
+    confidence: float,
+    seed: int,
+) -> BootstrapResult:
+    """The same interval for a multi-class or regression `task`: its own metric on the
+    same resampled rows for both. For an error (log loss, RMSE) the difference is
+    champion minus challenger, so that below zero is worse whatever the metric. A
+    resample missing a class has no one-against-rest score and is drawn again."""
+    rng = np.random.default_rng(seed)
+    sign = 1.0 if task.metrics[metric] else -1.0
+    classes = len(np.unique(y)) if task.has_classes else 0
+    deltas, champions = [], []
+    for _ in range(rounds):
+        rows = rng.integers(0, len(y), len(y))
+        if classes and len(np.unique(y[rows])) < classes:
+            continue
+        theirs = task.score(metric, y[rows], champion[rows])
+        deltas.append(sign * (task.score(metric, y[rows], challenger[rows]) - theirs))
+        champions.append(theirs)
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(deltas, [tail, 1 - tail])
+    champion_low, champion_high = np.quantile(champions, [tail, 1 - tail])
+    a, b = task.score(metric, y, challenger), task.score(metric, y, champion)
+    return BootstrapResult(
+        metric,
+        a,
+        b,
+        sign * (a - b),
+        float(low),
+        float(high),
+        confidence,
+        len(deltas),
+        float(champion_low),
+        float(champion_high),
+    )
+
+
 def champion_check(
     result: BootstrapResult, max_regression: float, rows: ComparedRows | None = None
 ) -> GateCheck:
@@ -200,10 +248,10 @@ def unfair_comparison_check(
     never call the challenger worse, and pass or fail by `policy` (gate.too_few_unseen)."""
     detail = (
         f"Not compared fairly: only {rows.unseen_rows} of {rows.test_rows} test rows "
-        f"({rows.unseen_positives} positives) are rows champion version "
+        f"({rows.unseen_positives} {rows.counted}) are rows champion version "
         f"{rows.champion_version} never trained on; the other {rows.excluded_rows} were in its "
         f"training set and would flatter it. A fair comparison needs {min_rows} rows and "
-        f"{min_positives} positives (gate.min_unseen_rows, gate.min_unseen_positives). "
+        f"{min_positives} {rows.counted} (gate.min_unseen_rows, gate.min_unseen_positives). "
         "Keep the champion's split (split.seed, split.test_size, split.strategy, scale.mode "
         "as when it was trained) or score both on fresh labelled data. "
         + (

@@ -19,6 +19,7 @@ from mlops_starter.config import Config
 from mlops_starter.evaluation.metrics import bootstrap_intervals
 from mlops_starter.registry.gate import GateCheck
 from mlops_starter.storage import read_json
+from mlops_starter.tasks import Binary, Task, resolve_task
 
 TOP_FEATURES = 10
 CARD_METRICS = ("roc_auc", "pr_auc", "recall", "precision", "brier")
@@ -33,22 +34,24 @@ class CardInputs:
     test_metrics: dict[str, Any]  # metrics/test.json
     slices: dict[str, Any]  # reports/slices.json
     importance: pd.DataFrame  # plots/importance.csv
-    y_test: np.ndarray
-    proba_test: np.ndarray
+    task: Task
+    y_test: np.ndarray  # encoded
+    proba_test: np.ndarray  # probabilities (binary: the positive's), or a number's values
 
     @classmethod
     def read(cls, cfg: Config) -> CardInputs:
         """From the files the train and evaluate stages wrote (paths from params.yaml)."""
         paths = cfg.paths
-        scores = pd.read_parquet(Path(paths.model_dir) / "test_scores.parquet")
+        task = resolve_task(cfg.data, paths.test)
+        answers = pd.read_parquet(Path(paths.model_dir) / "test_scores.parquet")
         return cls(
             read_json(Path(paths.model_dir) / "model.json"),
             read_json(Path(paths.metrics) / "cv.json"),
             read_json(Path(paths.metrics) / "test.json"),
             read_json(Path(paths.reports) / "slices.json"),
             pd.read_csv(Path(paths.plots) / "importance.csv"),
-            scores["actual"].to_numpy(),
-            scores["probability"].to_numpy(),
+            task,
+            *task.read_answers(answers),
         )
 
 
@@ -63,15 +66,23 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
 def _data_section(inputs: CardInputs, tags: dict[str, str], cfg: Config) -> list[str]:
     info, test = inputs.model_info, inputs.test_metrics
     schema = info["feature_schema"]
+    binary = isinstance(inputs.task, Binary)
     rows = [
         ["source", cfg.data.source_label],
         ["raw table md5", tags.get("data.raw_md5", "unknown")],
         ["training table md5", info["data_train_md5"]],
         [
             "training rows",
-            f"{info['train_rows']} (positive rate {info['train_positive_rate']:.2%})",
+            f"{info['train_rows']} (positive rate {info['train_positive_rate']:.2%})"
+            if binary
+            else str(info["train_rows"]),
         ],
-        ["test rows", f"{test['rows']} (positive rate {test['positive_rate']:.2%})"],
+        [
+            "test rows",
+            f"{test['rows']} (positive rate {test['positive_rate']:.2%})"
+            if binary
+            else str(test["rows"]),
+        ],
         ["split", f"{cfg.split.strategy}, test share {cfg.split.test_size}"],
         ["features", f"{len(schema['numeric'])} numeric, {len(schema['categorical'])} categorical"],
     ]
@@ -84,22 +95,22 @@ def _data_section(inputs: CardInputs, tags: dict[str, str], cfg: Config) -> list
 
 
 def _candidates_section(inputs: CardInputs, cfg: Config) -> list[str]:
-    cv, primary = inputs.cv, inputs.cv["primary_metric"]
+    cv, primary, task = inputs.cv, inputs.cv["primary_metric"], inputs.task
+    higher = task.metrics[primary]
     ranked = sorted(
-        cv["candidates"].items(), key=lambda item: item[1][f"cv_{primary}"], reverse=True
+        cv["candidates"].items(), key=lambda item: item[1][f"cv_{primary}"], reverse=higher
     )
-    rows = [
-        [name, scores[f"cv_{primary}"], scores["cv_roc_auc"], scores["cv_brier"]]
-        for name, scores in ranked
-    ]
+    shown = [primary, *(m for m in task.candidate_metrics if m != primary)]
+    rows = [[name, *(scores[f"cv_{m}"] for m in shown)] for name, scores in ranked]
     lines = [
         "## Candidates",
         "",
-        *_table(["candidate", f"CV {primary}", "CV roc_auc", "CV brier"], rows),
+        *_table(["candidate", *(f"CV {m}" for m in shown)], rows),
     ]
     lines += [
         "",
-        f"**{cv['winner']}** won: the highest mean {primary} over {cfg.train.cv_folds} "
+        f"**{cv['winner']}** won: the {'highest' if higher else 'lowest'} mean {primary} "
+        f"over {cfg.train.cv_folds} "
         f"cross-validation folds of the training set (spread ±{cv[f'cv_{primary}_std']:.4f}).",
     ]
     if f"search_best_{primary}" in cv:
@@ -113,7 +124,42 @@ def _candidates_section(inputs: CardInputs, cfg: Config) -> list[str]:
     return lines
 
 
+def _task_test_section(inputs: CardInputs) -> list[str]:
+    """Multi-class and regression: the task's test metrics, per class or with the interval."""
+    test, task, info = inputs.test_metrics, inputs.task, inputs.model_info
+    rows = [[m, float(test[m])] for m in task.summary_metrics if m in test]
+    lines = [
+        "## Test metrics",
+        "",
+        "Scored once on the untouched test set.",
+        "",
+        *_table(["metric", "value"], rows),
+    ]
+    if "per_class" in test:
+        per_class = [
+            [label, s["rows"], s["precision"], s["recall"], s["f1"]]
+            for label, s in test["per_class"].items()
+        ]
+        lines += ["", *_table(["class", "rows", "precision", "recall", "f1"], per_class)]
+        rule = "least expected cost (train.cost_matrix)" if info["cost_matrix"] else "most probable"
+        lines += [
+            "",
+            f"Probabilities calibrated by temperature {info['temperature']:g} (fitted on "
+            f"out-of-fold predictions); the answer is the {rule} class.",
+        ]
+    if "interval_coverage" in test:
+        lines += [
+            "",
+            f"Conformal interval: the value ± {info['interval_half_width']:g}, set from "
+            f"out-of-fold errors to hold {info['interval_coverage']:.0%} of new values; it "
+            f"held {test['interval_coverage']:.1%} of the test set's.",
+        ]
+    return lines
+
+
 def _test_section(inputs: CardInputs, cfg: Config) -> list[str]:
+    if not isinstance(inputs.task, Binary):
+        return _task_test_section(inputs)
     test, gate = inputs.test_metrics, cfg.gate
     intervals = bootstrap_intervals(
         inputs.y_test,
@@ -142,6 +188,8 @@ def _test_section(inputs: CardInputs, cfg: Config) -> list[str]:
 
 def _slices_section(inputs: CardInputs) -> list[str]:
     slices = inputs.slices
+    if "scored" in slices:
+        return ["## Slices", "", f"Slices are scored for {slices['scored']}."]
     metric = slices["metric"]
     assessed = [s for s in slices["slices"] if s["assessed"]]
     rows = [
@@ -192,8 +240,8 @@ def _features_section(inputs: CardInputs) -> list[str]:
     return [
         "## Top features",
         "",
-        f"Permutation importance on the test set: the drop in {inputs.cv['primary_metric']} when "
-        "the feature's values are shuffled.",
+        f"Permutation importance on the test set: the loss in {inputs.cv['primary_metric']} "
+        "when the feature's values are shuffled.",
         "",
         *_table(["rank", "feature", "importance", "spread"], rows),
     ]
@@ -233,6 +281,8 @@ def model_card(
         f"# Model card: {cfg.mlflow.registered_model} version {version}",
         "",
         f"Predicts `{cfg.data.target}` = {cfg.data.positive_label!r} with the "
+        if isinstance(inputs.task, Binary)
+        else f"Predicts `{cfg.data.target}` ({inputs.task.name}: {inputs.task.reason}) with the "
         f"{inputs.model_info['winner']} candidate. Training run `{run_id}`, git commit "
         f"`{run_tags.get('git.commit', 'unknown')}`; card written {generated}.",
         "",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import logging
 import os
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ from mlops_starter.registry.gate import (
     champion_check,
     markdown_summary,
     paired_bootstrap,
+    paired_bootstrap_task,
     threshold_checks,
     unfair_comparison_check,
     unseen_rows,
@@ -36,25 +38,29 @@ from mlops_starter.registry.model_card import CardInputs, model_card
 from mlops_starter.registry.model_registry import GATE_TAG, Registry
 from mlops_starter.rounding import round_sig
 from mlops_starter.storage import LoggedModel
+from mlops_starter.tasks import Binary, Task
 
 
 def compare_with_champion(
     cfg: Config,
     registry: Registry,
     champion: ModelVersion,
+    task: Task,
     y: np.ndarray,
     challenger_proba: np.ndarray,
 ) -> tuple[GateCheck, dict[str, Any] | None]:
     """Score the champion on the same test rows, read in batches of `scale.batch_rows`
     (only the columns it needs), rounded as evaluate rounds the challenger's, and
-    bootstrap the difference on the rows the champion never trained on. Returns the check
-    and what the comparison rested on (None when the champion could not score at all)."""
+    bootstrap the difference in the task's compare metric on the rows the champion never
+    trained on. Returns the check and what the comparison rested on (None when the
+    champion could not score at all)."""
+    metric, settings = task.compared(cfg.gate.compare_metric), cfg.gate
     model = LoggedModel.load(f"models:/{registry.name}/{champion.version}")
     columns = model.info.get_input_schema().input_names()
     test_columns = set(parquet_columns(cfg.paths.test))
     if missing := sorted(set(columns) - test_columns):
         return GateCheck(
-            f"not_worse_than_champion_{cfg.gate.compare_metric}",
+            f"not_worse_than_champion_{metric}",
             None,
             "champion can score the test set",
             False,
@@ -63,11 +69,22 @@ def compare_with_champion(
     champion_proba = round_sig(
         np.concatenate(
             [
-                model.pipeline.predict_proba(batch)[:, 1]
+                task.predict_raw(model.pipeline, batch)
                 for batch in iter_parquet(cfg.paths.test, cfg.scale.batch_rows, columns)
             ]
         )
     )
+    if champion_proba.shape != challenger_proba.shape:
+        return GateCheck(
+            f"not_worse_than_champion_{metric}",
+            None,
+            f"champion answers a {task.name} task",
+            False,
+            f"champion version {champion.version} answers {champion_proba.shape[1:] or 'one value'}"
+            f" per row, this {task.name} model {challenger_proba.shape[1:] or 'one value'}: "
+            "another task's champion cannot be compared (register under another "
+            "mlflow.registered_model)",
+        ), None
     recorded = trained_rows(str(champion.run_id))
     if recorded is not None and set(recorded[0]) <= test_columns:
         key_columns, trained_keys = recorded
@@ -76,19 +93,22 @@ def compare_with_champion(
         )
     else:
         recorded, unseen = None, np.ones(len(y), dtype=bool)
+    counted = {"binary": "positives", "multiclass": "rows of the rarest class"}
     rows = ComparedRows(
-        str(champion.version), len(y), int(unseen.sum()), int(y[unseen].sum()), recorded is not None
+        str(champion.version),
+        len(y),
+        int(unseen.sum()),
+        task.rarest_rows(y[unseen]),
+        recorded is not None,
+        counted.get(task.name, "rows"),
     )
-    metric, settings = cfg.gate.compare_metric, cfg.gate
     comparison: dict[str, Any] = rows.to_dict() | {
         "metric": metric,
         "champion_test_score": _float_tag(champion.tags.get(f"test.{metric}")),
     }
-    negatives = rows.unseen_rows - rows.unseen_positives
     if (
         rows.unseen_rows < settings.min_unseen_rows
         or rows.unseen_positives < settings.min_unseen_positives
-        or negatives == 0
     ):
         check = unfair_comparison_check(
             metric,
@@ -98,7 +118,10 @@ def compare_with_champion(
             settings.too_few_unseen,
         )
         return check, comparison | {"assessed": False}
-    result = paired_bootstrap(
+    bootstrap = (
+        paired_bootstrap if isinstance(task, Binary) else partial(paired_bootstrap_task, task)
+    )
+    result = bootstrap(
         y[unseen],
         challenger_proba[unseen],
         champion_proba[unseen],
@@ -125,17 +148,20 @@ def register(run: Run, inputs: CardInputs, cfg: Config) -> tuple[dict[str, Any],
     (first time) promote it; return the gate report, its Markdown and the card. All three
     name this machine's registry version."""
     registry = Registry.connect(cfg.mlflow.registered_model)
-    test_metrics, model_info = inputs.test_metrics, inputs.model_info
-    checks = threshold_checks(test_metrics, cfg.gate.min_test)
-    if cfg.gate.min_brier_skill is not None:
-        checks.append(brier_skill_check(test_metrics["brier_skill"], cfg.gate.min_brier_skill))
-    if cfg.gate.min_worst_slice is not None:
-        checks.append(worst_slice_check(inputs.slices, cfg.gate.min_worst_slice))
+    test_metrics, model_info, task = inputs.test_metrics, inputs.model_info, inputs.task
+    bars = task.bars(getattr(cfg.gate.min_test, task.name))
+    compared = task.compared(cfg.gate.compare_metric)
+    checks = threshold_checks(test_metrics, bars, task.metrics)
+    if isinstance(task, Binary):  # probabilities of one class, and slices, are binary's so far
+        if cfg.gate.min_brier_skill is not None:
+            checks.append(brier_skill_check(test_metrics["brier_skill"], cfg.gate.min_brier_skill))
+        if cfg.gate.min_worst_slice is not None:
+            checks.append(worst_slice_check(inputs.slices, cfg.gate.min_worst_slice))
     champion = registry.champion()
     comparison = None
     if champion is not None:
         check, comparison = compare_with_champion(
-            cfg, registry, champion, inputs.y_test, inputs.proba_test
+            cfg, registry, champion, task, inputs.y_test, inputs.proba_test
         )
         checks.append(check)
     passed = all(c.passed for c in checks)
@@ -168,8 +194,8 @@ def register(run: Run, inputs: CardInputs, cfg: Config) -> tuple[dict[str, Any],
         version = registry.register(run.data.tags[MODEL_URI_TAG], run_id, tags)
     card = model_card(cfg, str(version.version), run_id, run.data.tags, inputs, checks)
     summary = (
-        f"{model_info['winner']}; test {cfg.gate.compare_metric} "
-        f"{test_metrics[cfg.gate.compare_metric]:.4f}; gate {'passed' if passed else 'FAILED'}."
+        f"{model_info['winner']}; test {compared} "
+        f"{test_metrics[compared]:.4f}; gate {'passed' if passed else 'FAILED'}."
     )
     registry.attach_card(version, card, summary)
     registry.mark(version, "complete")

@@ -11,7 +11,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlops_starter.config import DataConfig, LeakageConfig, ValidateConfig
+from mlops_starter.config import DataConfig, LeakageConfig, TrainConfig, ValidateConfig
+from mlops_starter.errors import ConfigError
 
 # Distinct target values kept for naming classes and for messages; a target with more is
 # no set of classes (data.max_classes is at most this).
@@ -138,6 +139,115 @@ class Task(ABC):
     @abstractmethod
     def leak_bar(self, leakage: LeakageConfig) -> tuple[float, str]:
         """The leak audit's ceiling on `leak_score` and the setting it comes from."""
+
+    # --- learning: what cross-validation, the winner and the refit model need ----------
+
+    # Classes (every fold holds each), or a number.
+    has_classes: ClassVar[bool] = True
+    # Metric name -> higher is better: the names train.primary_metric takes for this task.
+    metrics: ClassVar[dict[str, bool]]
+    default_metric: ClassVar[str]  # train.primary_metric: auto
+    default_compared: ClassVar[str]  # gate.compare_metric: auto
+    # metrics/cv.json: each fold's mean for these, the spread for the second tuple, and
+    # the first few on each candidate's line
+    summary_metrics: ClassVar[tuple[str, ...]]
+    spread_metrics: ClassVar[tuple[str, ...]]
+    candidate_metrics: ClassVar[tuple[str, ...]]
+
+    @classmethod
+    def metric(cls, setting: str) -> str:
+        """train.primary_metric for this task: `auto` is the task's own; a name the task
+        has no such metric for is refused, naming the ones it has."""
+        if setting == "auto":
+            return cls.default_metric
+        if setting not in cls.metrics:
+            raise ConfigError(
+                f"train.primary_metric: {setting!r} is no {cls.name} metric; set auto or one "
+                f"of {', '.join(cls.metrics)}"
+            )
+        return setting
+
+    @classmethod
+    def compared(cls, setting: str) -> str:
+        """gate.compare_metric for this task: `auto` is the task's own; a name the task
+        has no such metric for is refused, naming the ones it has."""
+        name = cls.default_compared if setting == "auto" else setting
+        if name not in cls.metrics:
+            raise ConfigError(
+                f"gate.compare_metric: {name!r} is no {cls.name} metric; set auto or one of "
+                f"{', '.join(cls.metrics)}"
+            )
+        return name
+
+    @classmethod
+    def bars(cls, bars: dict[str, float]) -> dict[str, float]:
+        """gate.min_test.<task>, each name checked to be one of this task's metrics."""
+        if unknown := sorted(set(bars) - set(cls.metrics)):
+            raise ConfigError(
+                f"gate.min_test.{cls.name}: {', '.join(unknown)} is no {cls.name} metric; "
+                f"bar any of {', '.join(cls.metrics)}"
+            )
+        return bars
+
+    @classmethod
+    def best(cls, metric: str, scores: dict[Any, float]) -> Any:
+        """The key of `scores` whose `metric` value is best (ties: the first)."""
+        sign = 1.0 if cls.metrics[metric] else -1.0
+        return max(scores, key=lambda key: sign * scores[key])
+
+    @classmethod
+    def predict_raw(cls, model: Any, X: pd.DataFrame) -> np.ndarray:
+        """What a fitted pipeline says of rows before the task's finishing touch
+        (calibration, the interval): each row's probabilities, or its value."""
+        return np.asarray(model.predict_proba(X))
+
+    @classmethod
+    @abstractmethod
+    def score(cls, metric: str, y: np.ndarray, raw: np.ndarray) -> float:
+        """One metric of raw predictions (a tuning trial's inner folds)."""
+
+    # Multi-class and regression learn here; binary's calibration map and tuned threshold
+    # are cross-validation's own (training/cv.py), as its model files have always named them.
+
+    def learn(self, oof: np.ndarray, y: np.ndarray, settings: TrainConfig) -> dict[str, Any]:
+        """What the out-of-fold predictions teach beyond the model (calibration, the
+        decision rule, the interval): plain numbers, kept with the refit model."""
+        raise NotImplementedError(f"{self.name} learns in training/cv.py")
+
+    def fold_metrics(
+        self, y: np.ndarray, oof: np.ndarray, learnt: dict[str, Any]
+    ) -> dict[str, float]:
+        """One fold's metrics, its rows' out-of-fold predictions finished by `learnt`."""
+        raise NotImplementedError(f"{self.name} learns in training/cv.py")
+
+    def finish(self, model: Any, learnt: dict[str, Any]) -> Any:
+        """The refit model that is saved and served: `model` with what `learn` found."""
+        raise NotImplementedError(f"{self.name} learns in training/cv.py")
+
+    def test_report(self, model: Any, X: pd.DataFrame, y: np.ndarray) -> TestReport:
+        """The served model (`finish`) scored once on the test rows."""
+        raise NotImplementedError(f"{self.name} is scored in evaluation/evaluate.py")
+
+    @abstractmethod
+    def read_answers(self, answers: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(encoded targets, raw predictions) back from the test answers evaluate wrote."""
+
+    @abstractmethod
+    def rarest_rows(self, y: np.ndarray) -> int:
+        """Rows of the rarest class in `y` (binary: positives, and none without a
+        negative), or every row for a number: what a fair comparison needs enough of."""
+
+
+@dataclass(frozen=True)
+class TestReport:
+    """A task's test-set figures: metrics/test.json's, the plot tables by file name, and
+    each row's answer (actual beside predicted)."""
+
+    __test__ = False  # not a pytest class, whatever its name
+
+    metrics: dict[str, Any]
+    tables: dict[str, pd.DataFrame]
+    answers: pd.DataFrame
 
 
 TASKS: dict[str, type[Task]] = {}

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_starter.config import DataConfig, LeakageConfig, ValidateConfig
+from mlops_starter.errors import ConfigError
 from mlops_starter.tasks.base import TargetValues, Task, expectation, register_task
 
 
@@ -48,6 +49,26 @@ class Binary(Task):
     leak_score_name: ClassVar[str] = "ROC-AUC"
     positive_label: str | int | bool = ""
     vs_rest: bool = False  # data.positive_vs_rest: the other label is every other value
+    metrics: ClassVar[dict[str, bool]] = {
+        "pr_auc": True,
+        "roc_auc": True,
+        "brier": False,
+        "precision": True,
+        "recall": True,
+        "f1": True,
+    }
+    default_metric: ClassVar[str] = "pr_auc"
+    default_compared: ClassVar[str] = "pr_auc"
+    summary_metrics: ClassVar[tuple[str, ...]] = (
+        "roc_auc",
+        "pr_auc",
+        "brier",
+        "precision",
+        "recall",
+        "f1",
+    )
+    spread_metrics: ClassVar[tuple[str, ...]] = ("roc_auc", "pr_auc")
+    candidate_metrics: ClassVar[tuple[str, ...]] = ("roc_auc", "pr_auc", "brier")
 
     @classmethod
     def fits(cls, values: TargetValues, data: DataConfig) -> str | None:
@@ -117,3 +138,44 @@ class Binary(Task):
 
     def leak_bar(self, leakage: LeakageConfig) -> tuple[float, str]:
         return leakage.max_single_feature_auc, "leakage.max_single_feature_auc"
+
+    @classmethod
+    def metric(cls, setting: str) -> str:
+        # The winner is picked by a ranking metric: the others depend on a threshold that
+        # is tuned after the pick.
+        chosen = super().metric(setting)
+        if chosen not in ("pr_auc", "roc_auc"):
+            raise ConfigError(
+                f"train.primary_metric: {chosen!r} depends on the threshold tuned after the "
+                "winner is picked; set auto, pr_auc or roc_auc"
+            )
+        return chosen
+
+    @classmethod
+    def predict_raw(cls, model: Any, X: pd.DataFrame) -> np.ndarray:
+        return np.asarray(model.predict_proba(X))[:, 1]
+
+    def read_answers(self, answers: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        return answers["actual"].to_numpy(), answers["probability"].to_numpy()
+
+    def rarest_rows(self, y: np.ndarray) -> int:
+        positives = int(y.sum())
+        return positives if positives < len(y) else 0
+
+    @classmethod
+    def compared(cls, setting: str) -> str:
+        # The bootstrap against the champion compares rankings: a threshold is the model's own.
+        chosen = super().compared(setting)
+        if chosen not in ("pr_auc", "roc_auc"):
+            raise ConfigError(
+                f"gate.compare_metric: {chosen!r} depends on each model's own threshold; set "
+                "auto, pr_auc or roc_auc"
+            )
+        return chosen
+
+    @classmethod
+    def score(cls, metric: str, y: np.ndarray, raw: np.ndarray) -> float:
+        from sklearn.metrics import average_precision_score, roc_auc_score
+
+        scorer = average_precision_score if metric == "pr_auc" else roc_auc_score
+        return float(scorer(y, raw))

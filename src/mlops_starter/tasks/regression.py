@@ -1,7 +1,16 @@
-"""Regression: a number (a price, a wage, a duration), predicted with an interval."""
+"""Regression: a number (a price, a wage, a duration), predicted with an interval.
+
+The interval is split conformal prediction on out-of-fold residuals: its half-width is
+the quantile of the absolute out-of-fold errors at train.interval_coverage (with the
+finite-sample correction), so a new row's value falls inside it that often, whatever
+the model, as long as new rows are exchangeable with the training rows. One quantile
+of one array: crepes and MAPIE wrap the same line around estimators of their own, and
+the number alone is what the served model must keep.
+"""
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -9,8 +18,9 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from mlops_starter.config import DataConfig, LeakageConfig, ValidateConfig
-from mlops_starter.tasks.base import TargetValues, Task, expectation, register_task
+from mlops_starter.config import DataConfig, LeakageConfig, TrainConfig, ValidateConfig
+from mlops_starter.rounding import round_sig
+from mlops_starter.tasks.base import TargetValues, Task, TestReport, expectation, register_task
 
 
 def single_feature_r2(feature: pd.Series, y: pd.Series) -> float:
@@ -32,13 +42,80 @@ def single_feature_r2(feature: pd.Series, y: pd.Series) -> float:
     return min(1.0, explained / spread)
 
 
+def conformal_half_width(residuals: np.ndarray, coverage: float) -> float:
+    """The half-width that out-of-fold `residuals` (actual minus predicted) say covers a
+    new row's value with probability at least `coverage`: their absolute values'
+    ceil((n + 1) * coverage) / n quantile, taken as one of them."""
+    spread = np.abs(np.asarray(residuals, dtype=float))
+    level = min(1.0, math.ceil((len(spread) + 1) * coverage) / len(spread))
+    return round_sig(float(np.quantile(spread, level, method="higher")))
+
+
+def regression_metrics(y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """RMSE, MAE and R² (0 where the target does not vary), and MAPE where no target is 0."""
+    errors = np.asarray(predicted, dtype=float) - y
+    spread = float(np.sum((y - y.mean()) ** 2))
+    metrics = {
+        "rmse": float(np.sqrt(np.mean(errors**2))),
+        "mae": float(np.mean(np.abs(errors))),
+        "r2": 1.0 - float(np.sum(errors**2)) / spread if spread > 0 else 0.0,
+    }
+    if (y != 0).all():
+        metrics["mape"] = float(np.mean(np.abs(errors / y)))
+    return metrics
+
+
+def interval_metrics(y: np.ndarray, predicted: np.ndarray, half_width: float) -> dict[str, float]:
+    """How often the interval holds the actual value, and how wide it is."""
+    inside = np.abs(y - np.asarray(predicted, dtype=float)) <= half_width
+    return {"interval_coverage": float(inside.mean()), "interval_width": 2.0 * half_width}
+
+
+def coverage_by_decile(y: np.ndarray, predicted: np.ndarray, half_width: float) -> pd.DataFrame:
+    """The interval's coverage in each tenth of the rows by predicted value: a constant
+    width holds the average, and this shows where it holds less."""
+    frame = pd.DataFrame({"predicted": predicted, "inside": np.abs(y - predicted) <= half_width})
+    frame["decile"] = (
+        pd.qcut(frame["predicted"].rank(method="first"), min(10, len(frame)), labels=False) + 1
+    )
+    table = frame.groupby("decile").agg(
+        mean_predicted=("predicted", "mean"), coverage=("inside", "mean"), rows=("inside", "size")
+    )
+    return table.reset_index()
+
+
+class IntervalRegressor:
+    """A fitted regressor and its conformal half-width, with the sklearn prediction API
+    plus `predict_interval` (lower and upper bounds at `coverage`)."""
+
+    def __init__(self, regressor: Any, half_width: float, coverage: float) -> None:
+        self.regressor = regressor
+        self.half_width = half_width
+        self.coverage = coverage
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.asarray(self.regressor.predict(X), dtype=float)
+
+    def predict_interval(self, X: Any) -> np.ndarray:
+        """Rows of (lower, upper)."""
+        value = self.predict(X)
+        return np.column_stack([value - self.half_width, value + self.half_width])
+
+
 @register_task
 @dataclass(frozen=True)
 class Regression(Task):
     name: ClassVar[str] = "regression"
     # Identical features with different targets are noise here, not a conflict.
     label_bits: ClassVar[int] = 0
+    has_classes: ClassVar[bool] = False
     leak_score_name: ClassVar[str] = "R² (squared rank correlation; group means for a category)"
+    metrics: ClassVar[dict[str, bool]] = {"rmse": False, "mae": False, "r2": True}
+    default_metric: ClassVar[str] = "rmse"
+    default_compared: ClassVar[str] = "r2"
+    summary_metrics: ClassVar[tuple[str, ...]] = ("rmse", "mae", "r2", "interval_coverage")
+    spread_metrics: ClassVar[tuple[str, ...]] = ("rmse",)
+    candidate_metrics: ClassVar[tuple[str, ...]] = ("rmse", "mae", "r2")
 
     @classmethod
     def fits(cls, values: TargetValues, data: DataConfig) -> str | None:
@@ -89,3 +166,64 @@ class Regression(Task):
 
     def leak_bar(self, leakage: LeakageConfig) -> tuple[float, str]:
         return leakage.max_single_feature_r2, "leakage.max_single_feature_r2"
+
+    # --- learning ------------------------------------------------------------------------
+
+    @classmethod
+    def predict_raw(cls, model: Any, X: pd.DataFrame) -> np.ndarray:
+        return np.asarray(model.predict(X), dtype=float)
+
+    @classmethod
+    def score(cls, metric: str, y: np.ndarray, raw: np.ndarray) -> float:
+        return regression_metrics(y, raw)[metric]
+
+    def learn(self, oof: np.ndarray, y: np.ndarray, settings: TrainConfig) -> dict[str, Any]:
+        coverage = settings.interval_coverage
+        return {
+            "interval_coverage": coverage,
+            "interval_half_width": conformal_half_width(y - oof, coverage),
+        }
+
+    def fold_metrics(
+        self, y: np.ndarray, oof: np.ndarray, learnt: dict[str, Any]
+    ) -> dict[str, float]:
+        scores = regression_metrics(y, oof)
+        scores.pop("mape", None)  # defined on some folds only: the test set reports it
+        return scores | {
+            "interval_coverage": interval_metrics(y, oof, learnt["interval_half_width"])[
+                "interval_coverage"
+            ]
+        }
+
+    def finish(self, model: Any, learnt: dict[str, Any]) -> Any:
+        return IntervalRegressor(model, learnt["interval_half_width"], learnt["interval_coverage"])
+
+    def read_answers(self, answers: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        return answers["actual"].to_numpy(float), answers["predicted"].to_numpy(float)
+
+    def rarest_rows(self, y: np.ndarray) -> int:
+        return len(y)
+
+    def test_report(self, model: Any, X: pd.DataFrame, y: np.ndarray) -> TestReport:
+        predicted = round_sig(model.predict(X))
+        half_width = model.half_width
+        metrics = {
+            "rows": len(y),
+            **regression_metrics(y, predicted),
+            **interval_metrics(y, predicted, half_width),
+            "interval_target_coverage": model.coverage,
+        }
+        answers = pd.DataFrame(
+            {
+                "actual": y,
+                "predicted": predicted,
+                "lower": predicted - half_width,
+                "upper": predicted + half_width,
+            }
+        )
+        tables = {
+            "predicted": answers[["actual", "predicted"]],
+            "residuals": pd.DataFrame({"predicted": predicted, "residual": y - predicted}),
+            "coverage": coverage_by_decile(y, predicted, half_width),
+        }
+        return TestReport(metrics, tables, answers)

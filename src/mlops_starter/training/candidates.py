@@ -52,9 +52,10 @@ def build_pipeline(
     seed: int = 0,
     n_jobs: int = -1,
     max_categories: int = 30,
+    task: str = "binary",
 ) -> Pipeline:
     """An unfitted pipeline for the registered candidate `name` (src/mlops_starter/
-    candidates.py) with hyperparameters `params`."""
+    candidates.py) with hyperparameters `params`, learning `task` (a name in tasks.TASKS)."""
     candidate = CANDIDATES[name]
     params = {k: v for k, v in params.items() if k != "enabled"}
     steps: list[tuple[str, Any]] = [
@@ -67,7 +68,7 @@ def build_pipeline(
         steps.append(("resample", SMOTE(random_state=seed)))
     elif resampling == "undersample":
         steps.append(("resample", RandomUnderSampler(random_state=seed)))
-    steps.append(("model", candidate.build(params, seed, n_jobs)))
+    steps.append(("model", candidate.estimator(task, params, seed, n_jobs)))
     # imbalanced-learn's Pipeline applies the sampler during fit only, never at predict.
     return ResamplingPipeline(steps) if resampling != "none" else Pipeline(steps)
 

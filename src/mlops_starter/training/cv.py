@@ -13,10 +13,12 @@ import pandas as pd
 from sklearn.base import clone
 from tqdm.auto import tqdm
 
+from mlops_starter.config import TrainConfig
 from mlops_starter.errors import DataError
 from mlops_starter.evaluation.calibration import CalibratedClassifier, CalibrationMap
 from mlops_starter.evaluation.metrics import classification_metrics, tune_threshold
 from mlops_starter.rounding import round_sig
+from mlops_starter.tasks import Binary, Task
 from mlops_starter.training.candidates import portable
 from mlops_starter.training.placement import (
     Folds,
@@ -36,37 +38,53 @@ def cv_folds(
     strategy: str,
     places: RowPlaces,
     setting: str = "train.cv_folds",
+    classes: bool = True,
 ) -> Folds:
     """Folds by the one placement rule (placement.py), as the batch trainers make them:
     time-ordered blocks for a time split, else hashed folds that keep rows with one
-    placement hash (identical features, or one group) together. A fold with one class on
-    either side (few positives, early in time or in few groups) stops training, naming
-    `setting`, the number of folds."""
+    placement hash (identical features, or one group) together. For `classes`, a fold
+    missing a class on either side (few positives, early in time or in few groups) stops
+    training, naming `setting`, the number of folds."""
     labels = np.asarray(y)
+    edges = fold_edges(strategy, [places], n_folds, seed)
+    blocks = fold_blocks(places, strategy, n_folds, seed, edges)
+    folds = row_folds(blocks, block_count(n_folds, edges), strategy == "time")
+    if classes:
+        check_classes(labels, folds, n_folds, strategy, setting)
+    return folds
+
+
+def check_classes(
+    labels: np.ndarray, folds: Folds, n_folds: int, strategy: str, setting: str
+) -> None:
+    """Every class on both sides of every fold, or an error naming `setting`."""
+    binary = len(np.unique(labels)) == 2
     if strategy != "time":
         # Hashed folds place each class in every fold only if it has a row per fold.
         values, counts = np.unique(labels, return_counts=True)
         if counts.min() < n_folds:
-            rarest = "positive" if values[counts.argmin()] == 1 else "negative"
+            rarest = values[counts.argmin()]
+            named = ("positive" if rarest == 1 else "negative") if binary else f"code {rarest}"
             raise DataError(
-                f"the training split holds {counts.min()} row(s) of the {rarest} class: "
+                f"the training split holds {counts.min()} row(s) of the {named} class: "
                 f"{n_folds} cross-validation folds need at least {n_folds}. Lower {setting}, "
                 "or train on a table with more of that class"
             )
-    edges = fold_edges(strategy, [places], n_folds, seed)
-    blocks = fold_blocks(places, strategy, n_folds, seed, edges)
-    folds = row_folds(blocks, block_count(n_folds, edges), strategy == "time")
+    every = len(np.unique(labels))
     for number, (fit_rows, check_rows) in enumerate(folds, start=1):
         for part, rows in (("training", fit_rows), ("validation", check_rows)):
-            if len(np.unique(labels[rows])) < 2:
+            if len(np.unique(labels[rows])) < every:
+                held = (
+                    f"one class only, {int(labels[rows].sum())} positives, of "
+                    f"{int(labels.sum())} in the training split"
+                    if binary
+                    else f"{len(np.unique(labels[rows]))} of the {every} classes"
+                )
                 raise DataError(
                     f"cross-validation fold {number} of {len(folds)} (split.strategy "
-                    f"'{strategy}'): its {part} rows ({len(rows)}) hold one class only, "
-                    f"{int(labels[rows].sum())} positives, of {int(labels.sum())} in the "
-                    f"training split. Lower {setting}"
+                    f"'{strategy}'): its {part} rows ({len(rows)}) hold {held}. Lower {setting}"
                     + (", or split by another strategy" if strategy != "stratified" else "")
                 )
-    return folds
 
 
 @dataclass
@@ -74,12 +92,14 @@ class CandidateResult:
     name: str
     params: dict[str, Any]
     fold_metrics: list[dict[str, float]]
-    oof: np.ndarray = field(repr=False)  # raw out-of-fold probabilities; NaN where unscored
-    threshold: float
-    oof_fbeta: float
+    oof: np.ndarray = field(repr=False)  # raw out-of-fold predictions; NaN where unscored
+    threshold: float | None  # binary's; None for the tasks that decide otherwise
+    oof_fbeta: float | None
     fit_seconds: float
     calibration: CalibrationMap | None = None  # learnt from `oof`; the refit model carries it
     searches: list[SearchResult] = field(default_factory=list, repr=False)  # one per outer fold
+    task: Task | None = None  # None: binary, which learns its threshold and map here
+    learnt: dict[str, Any] = field(default_factory=dict)  # the task's own `learn`
 
     def mean(self, metric: str) -> float:
         return float(np.mean([fold[metric] for fold in self.fold_metrics]))
@@ -87,14 +107,15 @@ class CandidateResult:
     def std(self, metric: str) -> float:
         return float(np.std([fold[metric] for fold in self.fold_metrics]))
 
-    def summary(self) -> dict[str, float]:
-        """Mean (and spread, for the ranking metrics) over folds, plus the threshold."""
-        out = {
-            f"cv_{m}": round_sig(self.mean(m))
-            for m in ("roc_auc", "pr_auc", "brier", "precision", "recall", "f1")
-        }
-        out |= {f"cv_{m}_std": round_sig(self.std(m)) for m in ("roc_auc", "pr_auc")}
-        return out | {"threshold": self.threshold}
+    def summary(self) -> dict[str, Any]:
+        """Mean (and spread, for the ranking metrics) over folds, plus what was learnt
+        from them: binary's threshold, another task's numbers."""
+        task = self.task or Binary
+        out = {f"cv_{m}": round_sig(self.mean(m)) for m in task.summary_metrics}
+        out |= {f"cv_{m}_std": round_sig(self.std(m)) for m in task.spread_metrics}
+        if self.task is None or isinstance(self.task, Binary):
+            return out | {"threshold": self.threshold}
+        return out | {k: v for k, v in self.learnt.items() if isinstance(v, float)}
 
     def tracked_metrics(self) -> dict[str, float]:
         """What MLflow gets: the summary plus the fit time, which differs from machine to
@@ -114,16 +135,21 @@ def cross_validate(
     on_fold: Callable[[], None] = lambda: None,
     tuner: Tuner | None = None,
     places: RowPlaces | None = None,
+    task: Task | None = None,
+    settings: TrainConfig | None = None,
 ) -> CandidateResult:
-    """Fit a fresh clone of `pipeline` per fold and collect out-of-fold probabilities.
+    """Fit a fresh clone of `pipeline` per fold and collect out-of-fold predictions.
 
-    Those are calibrated (the map learnt from them is kept for the refit model), the
-    threshold is tuned on the calibrated ones, and every fold is reported at that
-    shared threshold. With a `tuner`, each fold's pipeline comes from a search on that
-    fold's training rows only (folded by their `places`), so the scores stay unbiased.
+    Binary (`task` None or Binary): those probabilities are calibrated (the map learnt
+    from them is kept for the refit model), the threshold is tuned on the calibrated
+    ones, and every fold is reported at that shared threshold. Another task learns from
+    them what it learns (`Task.learn`). With a `tuner`, each fold's pipeline comes from a
+    search on that fold's training rows only (folded by their `places`), so the scores
+    stay unbiased.
     """
     y_array = y.to_numpy()
-    oof = np.full(len(y), np.nan)
+    oof: np.ndarray | None = None  # shaped by the first fold's predictions
+
     searches = []
     started = time.perf_counter()
     for fold, (train_rows, valid_rows) in enumerate(folds, start=1):
@@ -139,9 +165,21 @@ def cross_validate(
             searches.append(found)
             pipeline = tuner.build(found.best_params)
         model = portable(clone(pipeline).fit(X.iloc[train_rows], y_array[train_rows]), name)
-        oof[valid_rows] = model.predict_proba(X.iloc[valid_rows])[:, 1]
+        predicted = (task or Binary).predict_raw(model, X.iloc[valid_rows])
+        if oof is None:
+            oof = np.full((len(y), *predicted.shape[1:]), np.nan)
+        oof[valid_rows] = predicted
         on_fold()
     elapsed = time.perf_counter() - started
+    if oof is None:
+        raise ValueError("cross-validation needs at least one fold")
+    if task is not None and not isinstance(task, Binary):
+        if settings is None:
+            raise ValueError(f"a {task.name} task learns from train settings")
+        valid = [rows for _, rows in folds]
+        return summarize_task_oof(
+            task, name, params, oof, y_array, valid, settings, elapsed, searches
+        )
     return summarize_oof(
         name,
         params,
@@ -189,8 +227,33 @@ def summarize_oof(
     )
 
 
+def summarize_task_oof(
+    task: Task,
+    name: str,
+    params: dict[str, Any],
+    oof: np.ndarray,
+    y: np.ndarray,
+    valid_rows: list[np.ndarray],
+    settings: TrainConfig,
+    elapsed: float,
+    searches: list[SearchResult],
+) -> CandidateResult:
+    """What a multi-class or regression task learns from the out-of-fold predictions
+    `oof` (rounded first, as binary's are), and each fold's metrics after it."""
+    scored = ~np.isnan(oof.reshape(len(oof), -1)).any(axis=1)
+    oof = round_sig(oof)
+    learnt = task.learn(oof[scored], y[scored], settings)
+    fold_metrics = [task.fold_metrics(y[rows], oof[rows], learnt) for rows in valid_rows]
+    return CandidateResult(
+        name, params, fold_metrics, oof, None, None, elapsed, None, searches, task, learnt
+    )
+
+
 def calibrated(model: Any, result: CandidateResult) -> Any:
-    """The refit winner behind the calibration map learnt from its out-of-fold predictions."""
+    """The refit winner behind what its out-of-fold predictions taught: binary's
+    calibration map, another task's `finish`."""
+    if result.task is not None and not isinstance(result.task, Binary):
+        return result.task.finish(model, result.learnt)
     return model if result.calibration is None else CalibratedClassifier(model, result.calibration)
 
 
@@ -203,6 +266,8 @@ def run_candidates(
     calibration: str = "none",
     tuners: dict[str, Tuner] | None = None,
     places: RowPlaces | None = None,
+    task: Task | None = None,
+    settings: TrainConfig | None = None,
 ) -> list[CandidateResult]:
     """Cross-validate every (params, pipeline) candidate with one progress bar over all
     folds; a candidate with a tuner is searched inside each fold (nested CV)."""
@@ -224,11 +289,17 @@ def run_candidates(
                     on_fold=lambda: bar.update(),
                     tuner=tuners.get(name),
                     places=places,
+                    task=task,
+                    settings=settings,
                 )
             )
     return results
 
 
-def select_winner(results: list[CandidateResult], primary_metric: str) -> CandidateResult:
-    """The candidate with the best mean CV score of `primary_metric` (ties: first listed)."""
-    return max(results, key=lambda r: r.mean(primary_metric))
+def select_winner(
+    results: list[CandidateResult], primary_metric: str, task: Task | None = None
+) -> CandidateResult:
+    """The candidate with the best mean CV score of `primary_metric` (ties: first listed):
+    the highest, or the lowest for an error such as RMSE or log loss."""
+    scores = {position: r.mean(primary_metric) for position, r in enumerate(results)}
+    return results[(task or Binary).best(primary_metric, scores)]

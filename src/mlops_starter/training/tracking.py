@@ -144,11 +144,16 @@ def model_requirements() -> list[str]:
 
 
 def log_model(
-    pipeline: Any, example: pd.DataFrame, trusted_types: list[str], serving: dict[str, Any]
+    pipeline: Any,
+    example: pd.DataFrame,
+    trusted_types: list[str],
+    serving: dict[str, Any],
+    predict_fn: str = "predict_proba",
 ) -> str:
     """Log the fitted pipeline in the safe skops format with signature and input example.
 
-    The pyfunc flavour returns class probabilities. `serving` (threshold, positive label,
+    The pyfunc flavour answers by `predict_fn`: class probabilities, or a regressor's
+    value (predict). `serving` (threshold, positive label,
     feature profile, data hash) goes into the MLmodel file, so every registered version
     carries what a server needs to validate input and label its answers.
     """
@@ -158,7 +163,7 @@ def log_model(
         warnings.filterwarnings(
             "ignore", message="Hint: Inferred schema contains integer", category=UserWarning
         )
-        signature = infer_signature(example, pipeline.predict_proba(example))
+        signature = infer_signature(example, getattr(pipeline, predict_fn)(example))
     info = mlflow.sklearn.log_model(
         pipeline,
         name="model",
@@ -166,7 +171,7 @@ def log_model(
         input_example=example,
         serialization_format="skops",
         skops_trusted_types=trusted_types,
-        pyfunc_predict_fn="predict_proba",
+        pyfunc_predict_fn=predict_fn,
         metadata=serving,
         pip_requirements=model_requirements(),
     )

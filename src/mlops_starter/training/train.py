@@ -14,15 +14,16 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
+from mlops_starter.candidates import CANDIDATES
 from mlops_starter.config import Config
 from mlops_starter.data.batches import row_keys
 from mlops_starter.data.profile import feature_profile
 from mlops_starter.data.schema import FeatureSchema, target_of
-from mlops_starter.errors import DataError
+from mlops_starter.errors import ConfigError, DataError
 from mlops_starter.lineage import MODEL_MD5_TAG, MODEL_URI_TAG, log_training_rows
 from mlops_starter.rounding import round_sig
 from mlops_starter.storage import file_md5, model_bytes, trusted_types
-from mlops_starter.tasks import Binary, resolve_task
+from mlops_starter.tasks import Binary, Task, resolve_task
 from mlops_starter.training import tracking
 from mlops_starter.training.candidates import build_pipeline, portable
 from mlops_starter.training.cv import (
@@ -49,7 +50,9 @@ class TrainOutcome:
     fit_seconds: dict[str, float]  # per candidate, for benchmarks; MLflow has it per run
 
 
-def pipeline_factory(cfg: Config, schema: FeatureSchema, name: str) -> Callable[[dict], Any]:
+def pipeline_factory(
+    cfg: Config, schema: FeatureSchema, name: str, task: Task
+) -> Callable[[dict], Any]:
     """Parameters -> an unfitted pipeline for candidate `name`, with the shared settings."""
     settings = cfg.train
 
@@ -62,22 +65,35 @@ def pipeline_factory(cfg: Config, schema: FeatureSchema, name: str) -> Callable[
             settings.seed,
             settings.n_jobs,
             settings.max_categories,
+            task.name,
         )
 
     return build
 
 
-def build_candidates(cfg: Config, schema: FeatureSchema) -> dict[str, tuple[dict[str, Any], Any]]:
-    """(params, unfitted pipeline) for each enabled candidate."""
+def build_candidates(
+    cfg: Config, schema: FeatureSchema, task: Task
+) -> dict[str, tuple[dict[str, Any], Any]]:
+    """(params, unfitted pipeline) for each enabled candidate that learns `task`."""
     candidates = {}
     for name, params in cfg.train.enabled_candidates().items():
-        fixed = params.hyperparameters()
-        candidates[name] = (fixed, pipeline_factory(cfg, schema, name)(fixed))
+        if CANDIDATES[name].learns(task.name):
+            fixed = params.hyperparameters()
+            candidates[name] = (fixed, pipeline_factory(cfg, schema, name, task)(fixed))
+    if not candidates:
+        learners = [name for name, entry in CANDIDATES.items() if entry.learns(task.name)]
+        raise ConfigError(
+            f"train.candidates: none of the enabled ones learns a {task.name} task; enable "
+            f"one of {', '.join(learners)}"
+        )
     return candidates
 
 
 def build_tuners(
-    cfg: Config, schema: FeatureSchema, candidates: dict[str, tuple[dict[str, Any], Any]]
+    cfg: Config,
+    schema: FeatureSchema,
+    candidates: dict[str, tuple[dict[str, Any], Any]],
+    task: Task,
 ) -> dict[str, Tuner]:
     """A tuner for each enabled candidate with a search space, when tuning is on."""
     settings, tuning = cfg.train, cfg.train.tuning
@@ -92,18 +108,20 @@ def build_tuners(
             cfg.split.strategy,
             places,
             "train.tuning.inner_folds",
+            task.has_classes,
         )
 
     return {
         name: Tuner(
             name,
             params,
-            pipeline_factory(cfg, schema, name),
+            pipeline_factory(cfg, schema, name, task),
             tuning.space[name],
             tuning,
-            settings.primary_metric,
+            task.metric(settings.primary_metric),
             settings.seed,
             inner_folds,
+            task,
         )
         for name, (params, _) in candidates.items()
         if tuning.space.get(name)
@@ -145,16 +163,13 @@ def cv_summary(
 ) -> dict:
     """metrics/cv.json. With tuning, each tuned candidate also shows its searches' own
     (optimistic) best inner-CV score beside the nested score that ranked it."""
+    compared = (winner.task or Binary).candidate_metrics
     summary: dict[str, Any] = {
         "winner": winner.name,
         "primary_metric": primary,
         **winner.summary(),
         "candidates": {
-            r.name: {
-                "cv_roc_auc": round_sig(r.mean("roc_auc")),
-                "cv_pr_auc": round_sig(r.mean("pr_auc")),
-                "cv_brier": round_sig(r.mean("brier")),
-            }
+            r.name: {f"cv_{m}": round_sig(r.mean(m)) for m in compared}
             | (
                 {f"search_best_{primary}": round_sig(np.mean([s.best_score for s in r.searches]))}
                 if r.searches
@@ -174,12 +189,15 @@ def train_table(cfg: Config) -> TrainOutcome:
     candidates with tuning and resampling, the external-memory booster, or Dask. All
     three fold the rows alike (placement.py)."""
     task = resolve_task(cfg.data, cfg.paths.train)
-    if not isinstance(task, Binary):
+    if not isinstance(task, Binary) and cfg.scale.mode != "in_memory":
         raise DataError(
-            f"target '{cfg.data.target}' is a {task.name} task ({task.reason}): ingest, "
-            f"validate and split take it, but training a {task.name} model is not built "
-            "yet. A multi-class target trains as one class against the rest with "
-            "data.task: binary and data.positive_vs_rest: true"
+            f"target '{cfg.data.target}' is a {task.name} task ({task.reason}): scale.mode "
+            f"{cfg.scale.mode} trains binary tasks only so far; set scale.mode: in_memory"
+        )
+    if not task.has_classes and cfg.train.resampling != "none":
+        raise ConfigError(
+            f"train.resampling: {cfg.train.resampling} makes rows of a rare class, and target "
+            f"'{cfg.data.target}' is a {task.name} task with no classes; set it to none"
         )
     if cfg.scale.mode == "streaming":
         from mlops_starter.training.train_streaming import train_streaming
@@ -189,19 +207,25 @@ def train_table(cfg: Config) -> TrainOutcome:
         from mlops_starter.training.train_dask import train_dask
 
         return train_dask(cfg)
-    return train(pd.read_parquet(cfg.paths.train), cfg)
+    return train(pd.read_parquet(cfg.paths.train), cfg, task)
 
 
-def train(frame: pd.DataFrame, cfg: Config) -> TrainOutcome:
+def train(frame: pd.DataFrame, cfg: Config, task: Task) -> TrainOutcome:
     """Cross-validate, select, refit and log; the MLflow run records git and data hashes."""
     settings = cfg.train
-    y = target_of(frame, cfg.data)
+    primary = task.metric(settings.primary_metric)
+    if isinstance(task, Binary):
+        y = target_of(frame, cfg.data)
+    else:
+        y = pd.Series(task.encode(frame[cfg.data.target]), index=frame.index)
     schema = FeatureSchema.infer(frame, cfg.non_feature_columns, cfg.data.categorical_columns)
     X = frame[schema.columns]
     # Rows are folded as they were split: identical features (or one group) together.
     places = RowPlaces.of(frame, cfg)
-    folds = cv_folds(y, settings.cv_folds, settings.seed, cfg.split.strategy, places)
-    candidates = build_candidates(cfg, schema)
+    folds = cv_folds(
+        y, settings.cv_folds, settings.seed, cfg.split.strategy, places, classes=task.has_classes
+    )
+    candidates = build_candidates(cfg, schema, task)
     lineage = training_lineage(cfg)
     with tracking.start_run(cfg.mlflow.experiment, "train", lineage) as train_run:
         shared = {
@@ -210,7 +234,7 @@ def train(frame: pd.DataFrame, cfg: Config) -> TrainOutcome:
             "calibration": settings.calibration,
             "split": cfg.split.strategy,
         }
-        tuners = build_tuners(cfg, schema, candidates)
+        tuners = build_tuners(cfg, schema, candidates, task)
         results = run_candidates(
             candidates,
             X,
@@ -220,15 +244,14 @@ def train(frame: pd.DataFrame, cfg: Config) -> TrainOutcome:
             settings.calibration,
             tuners,
             places,
+            task,
+            settings,
         )
         for result in results:
             tracking.log_candidate(result, shared)
-        winner = select_winner(results, settings.primary_metric)
+        winner = select_winner(results, primary, task)
         logging.getLogger("train").info(
-            "winner %s: mean CV %s %.4f",
-            winner.name,
-            settings.primary_metric,
-            winner.mean(settings.primary_metric),
+            "winner %s: mean CV %s %.4f", winner.name, primary, winner.mean(primary)
         )
         final_params, final_pipeline = candidates[winner.name]
         final_search = None
@@ -239,16 +262,16 @@ def train(frame: pd.DataFrame, cfg: Config) -> TrainOutcome:
             final_params = final_search.best_params
             final_pipeline = tuners[winner.name].build(final_params)
             tracking.log_search(final_search, winner.name, train_run)
-            mlflow.log_metric(f"search_best_{settings.primary_metric}", final_search.best_score)
+            mlflow.log_metric(f"search_best_{primary}", final_search.best_score)
         model = calibrated(portable(clone(final_pipeline).fit(X, y), winner.name), winner)
-        model_file = track_winner(cfg, shared, winner, model, X, schema, lineage)
+        model_file = track_winner(cfg, shared, winner, model, X, schema, lineage, primary)
 
     model_info = winner_info(cfg, winner, final_params, schema, frame, y, lineage)
     return TrainOutcome(
         model,
         model_file,
         model_info,
-        cv_summary(winner, results, settings.primary_metric, final_search),
+        cv_summary(winner, results, primary, final_search),
         {r.name: round(r.fit_seconds, 2) for r in results},
     )
 
@@ -261,12 +284,13 @@ def track_winner(
     X: pd.DataFrame,
     schema: FeatureSchema,
     lineage: dict[str, str],
+    primary: str,
 ) -> bytes:
     """Log the refit winner to the active MLflow run, with the serving metadata (threshold,
     feature profile of `X`) it carries into the registry and the keys of the training rows;
     return its model file's bytes."""
     settings = cfg.train
-    mlflow.set_tags({"winner": winner.name, "primary_metric": settings.primary_metric})
+    mlflow.set_tags({"winner": winner.name, "primary_metric": primary})
     mlflow.log_params(
         {**shared, "winner": winner.name, "threshold_fbeta": settings.threshold_fbeta}
     )
@@ -277,8 +301,11 @@ def track_winner(
         "id_column": cfg.data.id_column,
         "feature_profile": feature_profile(X, schema),
         "data_train_md5": lineage["data.train_md5"],
-    }
-    model_uri = tracking.log_model(model, synthetic_example(X), trusted_types(), serving)
+    } | ({"task": (winner.task or Binary).name, **winner.learnt} if winner.learnt else {})
+    predict_fn = "predict_proba" if (winner.task or Binary).has_classes else "predict"
+    model_uri = tracking.log_model(
+        model, synthetic_example(X), trusted_types(), serving, predict_fn
+    )
     # Which rows it learnt from, so the gate never judges this version on them later.
     trained_on = [*schema.columns, cfg.data.target]
     log_training_rows(row_keys(cfg.paths.train, trained_on, cfg.scale.batch_rows), trained_on)
@@ -315,7 +342,13 @@ def winner_info(
     span: list[str] | None = None,
 ) -> dict[str, Any]:
     """models/model.json. `frame` is the training set, or a sample of it when it was
-    streamed: then `rows` and `span` give the whole set's size and time span."""
+    streamed: then `rows` and `span` give the whole set's size and time span. A binary
+    winner has a threshold and a positive rate; another task's has what it learnt."""
+    learnt = (
+        {"train_positive_rate": float(y.mean())}
+        if not winner.learnt
+        else {"task": (winner.task or Binary).name, **winner.learnt}
+    )
     return {
         "winner": winner.name,
         "params": params,
@@ -323,7 +356,7 @@ def winner_info(
         "feature_schema": schema.to_dict(),
         "columns": schema.treatment(frame, cfg.train.max_categories),
         "calibration": cfg.train.calibration,
-        "train_positive_rate": float(y.mean()),
+        **learnt,
         "train_rows": len(frame) if rows is None else rows,
         "time_span": time_span(frame, cfg.data.time_column) if rows is None else span,
         "data_train_md5": lineage["data.train_md5"],

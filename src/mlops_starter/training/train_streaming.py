@@ -29,6 +29,7 @@ import xgboost as xgb
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
+from mlops_starter.candidates import CANDIDATES
 from mlops_starter.config import Config
 from mlops_starter.data.batches import (
     SAMPLE_SALT,
@@ -38,6 +39,7 @@ from mlops_starter.data.batches import (
     unit_interval,
 )
 from mlops_starter.data.schema import FeatureSchema, batch_target
+from mlops_starter.tasks import Binary
 from mlops_starter.training import tracking
 from mlops_starter.training.candidates import build_pipeline, portable
 from mlops_starter.training.cv import calibrated, summarize_oof
@@ -237,7 +239,11 @@ def train_streaming(cfg: Config, trainer: Trainer | None = None) -> TrainOutcome
     params = settings.candidates["xgboost"].hyperparameters()
     template = xgboost_pipeline(cfg, schema)
     native, rounds = native_params(template)
-    skipped = {name: CANNOT_STREAM for name in settings.enabled_candidates() if name != "xgboost"}
+    skipped = {
+        name: CANNOT_STREAM
+        for name in settings.enabled_candidates()
+        if name != "xgboost" and CANDIDATES[name].learns("binary")
+    }
     for name, reason in skipped.items():
         log.warning("scale.mode %s: %s %s", cfg.scale.mode, name, reason)
     log.info(
@@ -263,6 +269,7 @@ def train_streaming(cfg: Config, trainer: Trainer | None = None) -> TrainOutcome
         predict_block(cfg, blocks, fold.valid_block, preprocessor, booster, oof)
         log.info("fold %d/%d done", number, len(folds))
     elapsed = time.perf_counter() - started
+    primary = Binary.metric(settings.primary_metric)  # train_table lets binary tasks in here
     result = summarize_oof(
         "xgboost",
         params,
@@ -288,11 +295,13 @@ def train_streaming(cfg: Config, trainer: Trainer | None = None) -> TrainOutcome
         preprocessor, rows = fitted_preprocessor(everything)
         booster = trainer(blocks, everything, preprocessor, native, rounds)
         model = calibrated(refit_pipeline(template, preprocessor, booster), result)
-        model_file = track_winner(cfg, shared, result, model, rows[schema.columns], schema, lineage)
+        model_file = track_winner(
+            cfg, shared, result, model, rows[schema.columns], schema, lineage, primary
+        )
     info = winner_info(
         cfg, result, params, schema, rows, pd.Series(scan.y), lineage, len(scan.y), scan.time_span
     ) | {"scale": {"mode": cfg.scale.mode, "skipped": skipped, "sample_rows": len(rows)}}
-    summary = cv_summary(result, [result], settings.primary_metric) | {"skipped": skipped}
+    summary = cv_summary(result, [result], primary) | {"skipped": skipped}
     return TrainOutcome(model, model_file, info, summary, {"xgboost": round(elapsed, 2)})
 
 

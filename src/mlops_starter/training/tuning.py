@@ -26,8 +26,8 @@ import pandas as pd
 from sklearn.base import clone
 
 from mlops_starter.config import SearchRange, TuningConfig
-from mlops_starter.evaluation.metrics import RANKING_SCORERS
 from mlops_starter.rounding import round_sig
+from mlops_starter.tasks import Binary, Task
 from mlops_starter.training.candidates import portable
 from mlops_starter.training.placement import Folds, RowPlaces
 
@@ -80,9 +80,10 @@ class Tuner:
     build: Callable[[dict[str, Any]], Any]  # parameters -> unfitted pipeline
     space: dict[str, SearchRange]
     settings: TuningConfig
-    metric: str  # roc_auc | pr_auc
+    metric: str  # one of the task's metrics
     seed: int
     make_folds: FoldMaker  # (labels, places) -> inner folds, as the outer CV makes them
+    task: Task | None = None  # None: binary
 
     def study_name(self, X: pd.DataFrame, y: np.ndarray, label: str) -> str:
         """Everything that shapes the search, hashed: the same inputs resume the same study."""
@@ -104,7 +105,7 @@ class Tuner:
     def search(self, X: pd.DataFrame, y: np.ndarray, places: RowPlaces, label: str) -> SearchResult:
         """Run (or resume) the search on these rows up to the trial budget."""
         folds = self.make_folds(pd.Series(y), places)
-        score = RANKING_SCORERS[self.metric]
+        task = self.task or Binary
 
         def objective(trial: optuna.Trial) -> float:
             params = self.params | {k: _suggest(trial, k, v) for k, v in self.space.items()}
@@ -114,8 +115,8 @@ class Tuner:
                 model = portable(
                     clone(pipeline).fit(X.iloc[train_rows], y[train_rows]), self.candidate
                 )
-                proba = round_sig(model.predict_proba(X.iloc[valid_rows])[:, 1])
-                fold_scores.append(round_sig(score(y[valid_rows], proba)))
+                raw = round_sig(task.predict_raw(model, X.iloc[valid_rows]))
+                fold_scores.append(round_sig(task.score(self.metric, y[valid_rows], raw)))
             trial.set_user_attr("fold_scores", fold_scores)
             # The sampler steers by these: a last-bit difference would change its path.
             return round_sig(np.mean(fold_scores))
@@ -124,7 +125,7 @@ class Tuner:
             study_name=self.study_name(X, y, label),
             storage=storage_url(self.settings.storage),
             load_if_exists=True,
-            direction="maximize",
+            direction="maximize" if task.metrics[self.metric] else "minimize",
             sampler=optuna.samplers.TPESampler(seed=self.seed),
         )
         done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
@@ -140,5 +141,5 @@ class Tuner:
             Trial(t.number, t.params, float(t.value), t.user_attrs["fold_scores"])  # type: ignore[arg-type]
             for t in completed
         ]
-        best = max(trials, key=lambda t: t.score)
+        best = trials[task.best(self.metric, {i: t.score for i, t in enumerate(trials)})]
         return SearchResult(label, self.params | best.params, best.score, trials)
