@@ -382,6 +382,34 @@ def ensembles() -> str:
     )
 
 
+@generator("task-tables")
+def task_tables() -> str:
+    """The regression and multi-class tables of the corpus: the winner's CV figure and
+    the test set's, with the interval's coverage for regression."""
+    rows = []
+    for t in read_json("benchmarks/results/tasks.json"):
+        test, primary = t["test"], t["primary_metric"]
+        shown = (
+            f"RMSE {test['rmse']:.3g}, R² {test['r2']:.3f}, interval coverage "
+            f"{test['interval_coverage']:.1%} (target {test['interval_target_coverage']:.0%})"
+            if t["task"] == "regression"
+            else f"log loss {test['log_loss']:.3f}, accuracy {test['accuracy']:.1%}, "
+            f"macro F1 {test['macro_f1']:.3f}, ROC-AUC {test['roc_auc_ovr']:.3f}"
+        )
+        rows.append(
+            [
+                f"{t['table']} ({t['source']})",
+                f"{t['rows']:,}",
+                t["task"],
+                t["winner"],
+                f"{primary} {t['cv']['cv_' + primary]:.3g}",
+                shown,
+                t["published"],
+            ]
+        )
+    return table(["table", "rows", "task", "winner", "CV", "test", "published"], rows)
+
+
 @generator("memory-map")
 def memory_map() -> str:
     return table(

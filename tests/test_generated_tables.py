@@ -1,5 +1,6 @@
 """Any table, no traceback: generated tables (awkward names, text markers among numbers,
-infinities, empty and constant columns, rare positives, the target anywhere), saved as a
+infinities, empty and constant columns, rare positives, the target anywhere, and a
+target of any task: two labels, several classes or a skewed number), saved as a
 user saves them (CSV or Parquet), go through every stage as `dvc repro` runs it, in every
 `scale.mode` and `split.strategy`; then through the compiled scorer, the service's
 request validation (records and columns), `/explain`'s contributions, `mlops score` on
@@ -110,10 +111,17 @@ def tables(draw) -> pd.DataFrame:
     rows = draw(st.integers(40, 300))
     reserved = (TARGET, ID, TIME, GROUP)
     names = [n for n in draw(distinct_column_names(8)) if n not in reserved] or ["x"]
-    positives = draw(st.integers(3, rows // 3))
     rng = np.random.default_rng(draw(st.integers(0, 99)))
-    labels = np.array(["yes"] * positives + ["no"] * (rows - positives))
-    rng.shuffle(labels)
+    task = draw(st.sampled_from(["binary", "binary", "multiclass", "regression"]))
+    if task == "binary":
+        positives = draw(st.integers(3, rows // 3))
+        labels = np.array(["yes"] * positives + ["no"] * (rows - positives))
+        rng.shuffle(labels)
+    elif task == "multiclass":  # text or whole-number classes, some of them rare
+        classes = draw(st.sampled_from([["low", "mid", "high"], [1, 2, 3, 4, 5]]))
+        labels = rng.choice(classes, rows, p=rng.dirichlet(np.ones(len(classes))))
+    else:  # a skewed amount, or one with a few huge values
+        labels = np.round(rng.lognormal(3, draw(st.sampled_from([0.5, 2.0])), rows), 2)
     columns = {name: draw(feature_column(rows)) for name in names}
     if draw(st.integers(0, 19)) == 19:  # now and then a wide table: 300 feature columns
         for i in range(300 - len(columns)):
@@ -132,7 +140,9 @@ def tables(draw) -> pd.DataFrame:
     position = draw(st.integers(0, len(columns)))
     ordered = list(columns.items())
     ordered.insert(position, (TARGET, labels.tolist()))
-    return pd.DataFrame(dict(ordered))
+    table = pd.DataFrame(dict(ordered))
+    table.attrs["task"] = task  # the service answers binary models only so far
+    return table
 
 
 def plain_table(rows: int = 240) -> pd.DataFrame:
@@ -177,6 +187,7 @@ def params_for(source: Path, mode: str, strategy: str) -> dict:
                 "min_rows": 30,
                 "positive_rate_min": 0.0,
                 "positive_rate_max": 0.9,
+                "min_class_rows": 3,
             },
             "split": {"strategy": strategy, "group_column": GROUP if strategy == "group" else None},
             "train": {
@@ -323,7 +334,8 @@ def run_table(
         for name in STAGES:
             if (stopped := run_stage(name)) is not None:
                 return stopped
-        serve_and_score(folder, source)
+        if table.attrs.get("task", "binary") == "binary":
+            serve_and_score(folder, source)
         return None
     finally:
         os.chdir(previous)

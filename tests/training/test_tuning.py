@@ -104,3 +104,28 @@ def test_a_bad_search_space_names_the_setting(space, named):
     }
     with pytest.raises(ConfigError, match=named.replace("(", r"\(").replace(".", r"\.")):
         Config.from_dict(raw)
+
+
+@pytest.mark.parametrize(
+    ("task_name", "metric"), [("regression", "rmse"), ("multiclass", "log_loss")]
+)
+def test_a_search_for_an_error_minimises_it_and_its_best_trial_has_the_least(
+    demo_tasks, tmp_path, task_name, metric
+):
+    """Tuning as for binary, with the task's metric: lower is better for an error."""
+    task, schema, X, y = demo_tasks[task_name]
+    X, y = X.iloc[:900], np.asarray(y)[:900]
+    tuner = Tuner(
+        "xgboost",
+        XGB_PARAMS,
+        lambda params: build_pipeline("xgboost", params, schema, n_jobs=1, task=task_name),
+        SPACE,
+        TuningConfig(enabled=True, trials=6, inner_folds=3, storage=str(tmp_path / "o.db")),
+        metric,
+        0,
+        lambda y, rows: cv_folds(y, 3, 0, "stratified", rows, classes=task.has_classes),
+        task,
+    )
+    found = tuner.search(X, y, places(X), "final")
+    assert found.best_score == min(t.score for t in found.trials)
+    assert len({t.score for t in found.trials}) > 1  # the trials differ, and the least won

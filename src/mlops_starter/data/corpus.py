@@ -114,6 +114,50 @@ CORPUS = (
 )
 
 
+# Real tables of the other tasks: regression and multi-class. The service answers binary
+# models only so far, so these run from ingest to the registry (tests/test_tasks_e2e.py).
+TASK_CORPUS = (
+    CorpusTable(
+        "boston",
+        "MASS",
+        "Boston",
+        {"target": "medv"},
+        "regression: median house values in $1000s, 506 rows, 13 numeric features, values "
+        "capped at 50",
+        published="Harrison & Rubinfeld (1978): their hedonic regression of log value has "
+        "R² 0.81, in sample",
+    ),
+    CorpusTable(
+        "wage",
+        "ISLR",
+        "Wage",
+        {"target": "wage", "drop_columns": ["logwage"]},
+        "regression: 3,000 wages; numbered categories as text ('1. Never Married'); "
+        "logwage, the target's own log, dropped (the leakage audit stops the split on it)",
+        published="ISLR (James et al., 2013, ch. 7) fits splines and GAMs to it; no test "
+        "error given",
+    ),
+    CorpusTable(
+        "beps",
+        "carData",
+        "BEPS",
+        {"target": "vote"},
+        "multi-class: three parties, 1,525 voters, attitudes coded 1 to 5",
+        published="none for prediction (carData documents a multinomial logit)",
+    ),
+    CorpusTable(
+        "penguins",
+        "palmerpenguins",
+        "penguins",
+        {"target": "species"},
+        "multi-class: three species, 344 rows, missing measurements and sexes",
+        params={"validate": {"min_rows": 300}},
+        published="Horst et al. (2020): bill and flipper measurements separate the three "
+        "species almost perfectly",
+    ),
+)
+
+
 def load_corpus_table(table: CorpusTable) -> pd.DataFrame:
     """The table as its package ships it; R's row names kept only as an id when asked."""
     try:

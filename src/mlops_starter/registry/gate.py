@@ -246,13 +246,20 @@ def unfair_comparison_check(
 ) -> GateCheck:
     """Too few test rows the champion never saw for a bootstrap to mean anything: say so,
     never call the challenger worse, and pass or fail by `policy` (gate.too_few_unseen)."""
+    every_row = rows.counted == "rows"  # regression: no class to count
     detail = (
         f"Not compared fairly: only {rows.unseen_rows} of {rows.test_rows} test rows "
-        f"({rows.unseen_positives} {rows.counted}) are rows champion version "
-        f"{rows.champion_version} never trained on; the other {rows.excluded_rows} were in its "
-        f"training set and would flatter it. A fair comparison needs {min_rows} rows and "
-        f"{min_positives} {rows.counted} (gate.min_unseen_rows, gate.min_unseen_positives). "
-        "Keep the champion's split (split.seed, split.test_size, split.strategy, scale.mode "
+        + ("" if every_row else f"({rows.unseen_positives} {rows.counted}) ")
+        + f"are rows champion version {rows.champion_version} never trained on; the other "
+        f"{rows.excluded_rows} were in its training set and would flatter it. A fair "
+        f"comparison needs {min_rows} rows"
+        + (
+            " (gate.min_unseen_rows). "
+            if every_row
+            else f" and {min_positives} {rows.counted} (gate.min_unseen_rows, "
+            "gate.min_unseen_positives). "
+        )
+        + "Keep the champion's split (split.seed, split.test_size, split.strategy, scale.mode "
         "as when it was trained) or score both on fresh labelled data. "
         + (
             "gate.too_few_unseen is warn: this does not hold the challenger back."
@@ -263,7 +270,7 @@ def unfair_comparison_check(
     return GateCheck(
         f"not_worse_than_champion_{metric}",
         None,
-        f"{min_rows} unseen rows, {min_positives} positives",
+        f"{min_rows} unseen rows" + ("" if every_row else f", {min_positives} {rows.counted}"),
         policy == "warn",
         detail,
         assessed=False,

@@ -60,7 +60,7 @@ def fit_temperature(proba: np.ndarray, y: np.ndarray) -> float:
 
 def decide(proba: np.ndarray, cost: np.ndarray | None) -> np.ndarray:
     """Each row's class code: the most probable, or the least expected cost, where
-    cost[i][j] is what predicting class j costs when the row is of class i."""
+    row i, column j of `cost` is what predicting class j costs when the row is of class i."""
     return np.argmax(proba, axis=1) if cost is None else np.argmin(proba @ cost, axis=1)
 
 
