@@ -281,7 +281,8 @@ def test_a_regression_table_trains_candidates_for_numbers_and_serves_a_conformal
     tmp_path, tracking
 ):
     boston = real("MASS", "Boston")
-    _, outcome, evaluation = trained(tmp_path, boston, "medv")
+    small_slices = {"slices": {"min_rows": 30, "numeric_features": 2, "bins": 2}}
+    _, outcome, evaluation = trained(tmp_path, boston, "medv", evaluate=small_slices)
     cv, info, metrics = outcome.cv_metrics, outcome.model_info, evaluation.metrics
     assert cv["primary_metric"] == "rmse"  # auto
     assert set(cv["candidates"]) == {"random_forest", "xgboost", "elastic_net"}
@@ -299,13 +300,21 @@ def test_a_regression_table_trains_candidates_for_numbers_and_serves_a_conformal
     assert set(evaluation.tables) == {"predicted", "residuals", "coverage", "importance"}
     # The most important feature by permutation raises the error when shuffled.
     assert evaluation.tables["importance"]["importance"].iloc[0] > 0
+    # Slices by R²: the two halves of each of the two most important features.
+    slices = evaluation.slices
+    assert slices["metric"] == "r2" and slices["overall"]["r2"] == pytest.approx(metrics["r2"])
+    top = list(evaluation.tables["importance"]["feature"][:2])
+    assert {s["feature"] for s in slices["slices"]} == set(top)
+    assert all(s["assessed"] for s in slices["slices"]) and len(slices["slices"]) == 4
+    assert metrics["worst_slice_r2"] == min(s["r2"] for s in slices["slices"])
 
 
 def test_a_multiclass_table_gets_calibrated_probabilities_and_a_cost_matrix_moves_decisions(
     tmp_path, tracking
 ):
     beps = real("carData", "BEPS")
-    _, outcome, plain = trained(tmp_path / "argmax", beps, "vote")
+    small_slices = {"slices": {"min_rows": 100, "min_positives": 10}}
+    _, outcome, plain = trained(tmp_path / "argmax", beps, "vote", evaluate=small_slices)
     cv, info = outcome.cv_metrics, outcome.model_info
     assert cv["primary_metric"] == "log_loss"
     assert info["classes"] == ["Conservative", "Labour", "Liberal Democrat"]
@@ -317,6 +326,10 @@ def test_a_multiclass_table_gets_calibrated_probabilities_and_a_cost_matrix_move
     assert (answers["predicted"] == probabilities.idxmax(axis=1).str[12:]).all()
     metrics = plain.metrics
     assert metrics["roc_auc_ovr"] > 0.75 and set(metrics["per_class"]) == set(info["classes"])
+    # Slices by one-against-rest ROC-AUC: gender's two, each holding every class.
+    genders = [s for s in plain.slices["slices"] if s["feature"] == "gender"]
+    assert plain.slices["metric"] == "roc_auc_ovr" and len(genders) == 2
+    assert all(s["assessed"] and 0.7 < s["roc_auc_ovr"] < 1 for s in genders)
     confusion = plain.tables["confusion"]
     assert len(confusion) == metrics["rows"] and metrics["accuracy"] == pytest.approx(
         (confusion["actual"] == confusion["predicted"]).mean(), abs=1e-5

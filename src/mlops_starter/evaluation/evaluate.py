@@ -31,7 +31,11 @@ from mlops_starter.evaluation.metrics import (
     curve_tables,
     reliability_table,
 )
-from mlops_starter.evaluation.slices import feature_importance, slice_metrics
+from mlops_starter.evaluation.slices import (
+    feature_importance,
+    slice_metrics,
+    task_slice_metrics,
+)
 from mlops_starter.rounding import round_sig, rounded_figures
 from mlops_starter.storage import file_md5
 from mlops_starter.tasks import Binary, Task, resolve_task
@@ -134,17 +138,7 @@ def report_evaluation(
             settings.slices,
         )
     )
-    for weak in slices["flagged"]:
-        metric = settings.slices.metric
-        logging.getLogger("evaluate").warning(
-            "slice %s = %s is weak: %s %.4f against %.4f on the whole test set (%d rows)",
-            weak["feature"],
-            weak["slice"],
-            metric,
-            weak[metric],
-            slices["overall"][metric],
-            weak["rows"],
-        )
+    warn_weak_slices(slices)
     if cfg.scale.mode != "in_memory":  # past memory, slices come from a sample of the rows
         slices["sampled_rows"] = len(X)
     if slices["worst"] is not None:
@@ -163,7 +157,7 @@ def evaluate_task(
 ) -> Evaluation:
     """A multi-class or regression model scored once on the whole test set: the task's
     metrics and plot tables, each row's answer, and permutation importance by the task's
-    primary metric. Slices are binary's so far, and the report says so."""
+    primary metric, and slices by the task's comparison metric."""
     schema = FeatureSchema(**model_info["feature_schema"])
     frame = pd.read_parquet(cfg.paths.test)
     X, y = frame[schema.columns], task.encode(frame[cfg.data.target])
@@ -177,13 +171,39 @@ def evaluate_task(
     answers = rounded_figures(report.answers)
     if cfg.data.id_column:
         answers.insert(0, cfg.data.id_column, frame[cfg.data.id_column].to_numpy())
-    slices: dict[str, Any] = {
-        "flagged": [],
-        "worst": None,
-        "scored": f"binary tasks only so far, not {task.name}",
-    }
+    settings = cfg.evaluate.slices
+    top_numeric = [f for f in importance["feature"] if f in schema.numeric]
+    slices = rounded_figures(
+        task_slice_metrics(
+            X,
+            y,
+            task.read_answers(report.answers)[1],
+            task,
+            schema.categorical,
+            top_numeric[: settings.numeric_features],
+            settings,
+        )
+    )
+    warn_weak_slices(slices)
+    if slices["worst"] is not None:
+        metrics[f"worst_slice_{slices['metric']}"] = slices["worst"][slices["metric"]]
     log_evaluation(run_id, cfg, metrics, tables, slices)
     return Evaluation(metrics, tables, answers, slices)
+
+
+def warn_weak_slices(slices: dict[str, Any]) -> None:
+    """One warning per flagged slice, with its score beside the whole test set's."""
+    metric = slices["metric"]
+    for weak in slices["flagged"]:
+        logging.getLogger("evaluate").warning(
+            "slice %s = %s is weak: %s %.4f against %.4f on the whole test set (%d rows)",
+            weak["feature"],
+            weak["slice"],
+            metric,
+            weak[metric],
+            slices["overall"][metric],
+            weak["rows"],
+        )
 
 
 def log_evaluation(

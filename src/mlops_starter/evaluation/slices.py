@@ -131,3 +131,52 @@ def slice_metrics(
         "flagged": [r for r in assessed_rows if r["flagged"]],
         "slices": rows,
     }
+
+
+def task_slice_metrics(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    raw: np.ndarray,
+    task: Task,
+    categorical: list[str],
+    numeric: list[str],
+    settings: SliceConfig,
+) -> dict[str, Any]:
+    """Slices of a multi-class or regression test set, scored by the task's own
+    comparison metric (roc_auc_ovr, r2: higher is better, free of the target's scale).
+    A slice is assessed with settings.min_rows rows and, for classes, every class and
+    settings.min_positives rows of the rarest; the rest is as for binary."""
+    metric = task.compared("auto")
+    classes = len(np.unique(y)) if task.has_classes else 0
+    overall = {metric: task.score(metric, y, raw)}
+    rows = []
+    for feature, keys in slice_keys(X, categorical, numeric, settings.bins).items():
+        for value in pd.unique(keys):
+            members = keys == value
+            present = y[members]
+            entry: dict[str, Any] = {
+                "feature": feature,
+                "slice": str(value),
+                "rows": int(members.sum()),
+                "positives": task.rarest_rows(present) if classes else int(members.sum()),
+            }
+            assessed = entry["rows"] >= settings.min_rows and (
+                not classes
+                or (
+                    len(np.unique(present)) == classes
+                    and entry["positives"] >= settings.min_positives
+                )
+            )
+            if assessed:
+                entry[metric] = task.score(metric, present, raw[members])
+                entry["flagged"] = bool(entry[metric] < overall[metric] - settings.flag_below)
+            entry["assessed"] = assessed
+            rows.append(entry)
+    assessed_rows = [r for r in rows if r["assessed"]]
+    return {
+        "metric": metric,
+        "overall": overall,
+        "worst": min(assessed_rows, key=lambda r: r[metric], default=None),
+        "flagged": [r for r in assessed_rows if r["flagged"]],
+        "slices": rows,
+    }

@@ -188,10 +188,10 @@ def _test_section(inputs: CardInputs, cfg: Config) -> list[str]:
 
 def _slices_section(inputs: CardInputs) -> list[str]:
     slices = inputs.slices
-    if "scored" in slices:
-        return ["## Slices", "", f"Slices are scored for {slices['scored']}."]
     metric = slices["metric"]
     assessed = [s for s in slices["slices"] if s["assessed"]]
+    # Binary slices also show recall and calibration; another task's, its own metric.
+    extra = ["recall", "mean_predicted", "observed_rate"] if "recall" in slices["overall"] else []
     rows = [
         [
             s["feature"],
@@ -199,22 +199,19 @@ def _slices_section(inputs: CardInputs) -> list[str]:
             s["rows"],
             s["positives"],
             s[metric],
-            s["recall"],
-            s["mean_predicted"],
-            s["observed_rate"],
+            *(s[e] for e in extra),
             "**flagged**" if s["flagged"] else "",
         ]
         for s in sorted(assessed, key=lambda s: s[metric])
     ]
+    counted = "positives" if extra else "rarest class" if inputs.task.has_classes else "rows"
     header = [
         "feature",
         "slice",
         "rows",
-        "positives",
+        counted,
         metric,
-        "recall",
-        "mean predicted",
-        "observed rate",
+        *(e.replace("_", " ") for e in extra),
         "",
     ]
     lines = [

@@ -152,11 +152,10 @@ def register(run: Run, inputs: CardInputs, cfg: Config) -> tuple[dict[str, Any],
     bars = task.bars(getattr(cfg.gate.min_test, task.name))
     compared = task.compared(cfg.gate.compare_metric)
     checks = threshold_checks(test_metrics, bars, task.metrics)
-    if isinstance(task, Binary):  # probabilities of one class, and slices, are binary's so far
-        if cfg.gate.min_brier_skill is not None:
-            checks.append(brier_skill_check(test_metrics["brier_skill"], cfg.gate.min_brier_skill))
-        if cfg.gate.min_worst_slice is not None:
-            checks.append(worst_slice_check(inputs.slices, cfg.gate.min_worst_slice))
+    if cfg.gate.min_brier_skill is not None and isinstance(task, Binary):  # one class's
+        checks.append(brier_skill_check(test_metrics["brier_skill"], cfg.gate.min_brier_skill))
+    if cfg.gate.min_worst_slice is not None:
+        checks.append(worst_slice_check(inputs.slices, cfg.gate.min_worst_slice))
     champion = registry.champion()
     comparison = None
     if champion is not None:
