@@ -57,21 +57,28 @@ class Candidate:
     scaled_inputs: bool = False
     # the same for a regressor; None: it learns no numbers (it has no regression task)
     regressor: Builder | None = None
-    # settings that mean something for two classes only, left out for more
+    # settings that mean something for two classes only, and for classes only: left out
+    # of a multi-class or a regression model, and of what its model.json records
     binary_only: tuple[str, ...] = ()
+    classes_only: tuple[str, ...] = ()
 
     def learns(self, task: str) -> bool:
         """Whether this candidate is trained for a task of that name."""
         return (self.regressor if task == "regression" else self.build) is not None
+
+    def settings_for(self, task: str, params: dict[str, Any]) -> dict[str, Any]:
+        """`params` without the settings that mean nothing for `task` (a name in TASKS)."""
+        unused = {"binary": (), "multiclass": self.binary_only}.get(
+            task, (*self.binary_only, *self.classes_only)
+        )
+        return {k: v for k, v in params.items() if k not in unused}
 
     def estimator(self, task: str, params: dict[str, Any], seed: int, n_jobs: int) -> Any:
         """An unfitted estimator for `task` (a name in tasks.TASKS) with these settings."""
         build = self.regressor if task == "regression" else self.build
         if build is None:
             raise ValueError(f"this candidate learns no {task} task")
-        if task == "multiclass":
-            params = {k: v for k, v in params.items() if k not in self.binary_only}
-        return build(params, seed, n_jobs)
+        return build(self.settings_for(task, params), seed, n_jobs)
 
 
 CANDIDATES: dict[str, Candidate] = {}
@@ -145,8 +152,7 @@ def _random_forest(params: dict[str, Any], seed: int, n_jobs: int) -> Any:
 def _random_forest_regressor(params: dict[str, Any], seed: int, n_jobs: int) -> Any:
     from sklearn.ensemble import RandomForestRegressor
 
-    trees = {k: v for k, v in params.items() if k != "class_weight"}
-    return RandomForestRegressor(random_state=seed, n_jobs=n_jobs, **trees)
+    return RandomForestRegressor(random_state=seed, n_jobs=n_jobs, **params)
 
 
 def _single_threaded(estimator: Any) -> None:
@@ -180,8 +186,7 @@ def _xgboost(params: dict[str, Any], seed: int, n_jobs: int) -> Any:
 def _xgboost_regressor(params: dict[str, Any], seed: int, n_jobs: int) -> Any:
     from xgboost import XGBRegressor
 
-    boosting = {k: v for k, v in params.items() if k != "scale_pos_weight"}
-    return XGBRegressor(tree_method="hist", random_state=seed, n_jobs=n_jobs, **boosting)
+    return XGBRegressor(tree_method="hist", random_state=seed, n_jobs=n_jobs, **params)
 
 
 def _xgboost_portable(estimator: Any) -> None:
@@ -291,6 +296,7 @@ register_candidate(
         _single_threaded,
         trusted_types=("sklearn.tree._tree.Tree",),
         regressor=_random_forest_regressor,
+        classes_only=("class_weight",),
     ),
 )
 register_candidate(

@@ -120,3 +120,18 @@ def test_adaboost_takes_no_class_weights_because_they_stop_it_at_once(xy):
 
     assert rounds("balanced") <= 3
     assert rounds(None) == 30
+
+
+def test_a_task_s_model_records_only_the_settings_it_uses():
+    """model.json's params are what the estimator was built with: no class weights for a
+    number, no positive-class weight for three classes."""
+    forest, boost = REGISTRY["random_forest"], REGISTRY["xgboost"]
+    forest_params, boost_params = CANDIDATES["random_forest"], CANDIDATES["xgboost"]
+    assert forest.settings_for("binary", forest_params) == forest_params
+    assert "class_weight" in forest.settings_for("multiclass", forest_params)
+    assert "class_weight" not in forest.settings_for("regression", forest_params)
+    for task in ("multiclass", "regression"):
+        assert "scale_pos_weight" not in boost.settings_for(task, boost_params)
+    regressor = forest.estimator("regression", forest_params, 0, 1)
+    assert type(regressor).__name__ == "RandomForestRegressor"
+    assert regressor.get_params()["max_depth"] == forest_params["max_depth"]

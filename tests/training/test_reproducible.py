@@ -22,7 +22,13 @@ from mlops_starter.evaluation.metrics import classification_metrics, curve_table
 from mlops_starter.rounding import ROUNDING_CHUNK, round_sig, rounded_figures
 from mlops_starter.storage import model_bytes
 from mlops_starter.training.candidates import build_pipeline, portable
-from mlops_starter.training.cv import calibrated, cross_validate, cv_folds, summarize_oof
+from mlops_starter.training.cv import (
+    calibrated,
+    cross_validate,
+    cv_folds,
+    summarize_oof,
+    summarize_task_oof,
+)
 
 FAST = {
     "random_forest": {"n_estimators": 40},
@@ -179,3 +185,38 @@ def test_rounding_a_long_array_in_chunks_rounds_each_value_as_alone(values, rows
     array = np.resize(np.array(values), (rows, 2 * ROUNDING_CHUNK // rows + 1))
     expected = np.vectorize(round_sig)(array)
     np.testing.assert_array_equal(round_sig(array), expected)
+
+
+@pytest.fixture(scope="module")
+def task_out_of_fold(every_task):
+    """Per task (multi-class, regression): raw out-of-fold predictions of a real model,
+    with their targets and folds."""
+    found = {}
+    for name in ("multiclass", "regression"):
+        task, schema, X, y, folds = every_task[name]
+        pipeline = build_pipeline("xgboost", PARAMS["xgboost"], schema, n_jobs=1, task=name)
+        result = cross_validate(
+            "xgboost", {}, pipeline, X, y, folds, 2.0, task=task, settings=TrainConfig()
+        )
+        found[name] = task, result.oof, y.to_numpy(), [valid for _, valid in folds]
+    return found
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), ulps=st.integers(1, 8))
+@pytest.mark.parametrize("task_name", ["multiclass", "regression"])
+def test_last_bit_noise_moves_no_temperature_interval_or_figure(
+    task_out_of_fold, task_name, seed, ulps
+):
+    """What a multi-class or regression task learns from out-of-fold predictions (the
+    temperature, the conformal half-width) and every fold's figures, as another BLAS
+    kernel or libm would leave the predictions."""
+    task, oof, y, valid_rows = task_out_of_fold[task_name]
+
+    def summary(predictions: np.ndarray) -> str:
+        result = summarize_task_oof(
+            task, "m", {}, predictions, y, valid_rows, TrainConfig(), 0.0, []
+        )
+        return json.dumps([result.learnt, result.fold_metrics, result.summary()])
+
+    assert summary(jittered(oof, seed, ulps)) == summary(oof)

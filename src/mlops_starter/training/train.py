@@ -78,7 +78,7 @@ def build_candidates(
     candidates = {}
     for name, params in cfg.train.enabled_candidates().items():
         if CANDIDATES[name].learns(task.name):
-            fixed = params.hyperparameters()
+            fixed = CANDIDATES[name].settings_for(task.name, params.hyperparameters())
             candidates[name] = (fixed, pipeline_factory(cfg, schema, name, task)(fixed))
     if not candidates:
         learners = [name for name, entry in CANDIDATES.items() if entry.learns(task.name)]
