@@ -13,7 +13,7 @@ from mlops_starter.data.corpus import TASK_CORPUS, corpus_params, load_corpus_ta
 pytestmark = pytest.mark.e2e
 
 TABLES = {t.name: t for t in TASK_CORPUS}
-PACKAGE_REFUSAL = "the service answers binary models only so far, so no bento is built for it"
+PACKAGE_REFUSAL = "but the service (so no bento is built for it) answers binary models only so far"
 
 
 def reproduce(repo_copy, name: str):
@@ -87,6 +87,18 @@ def test_each_task_writes_its_own_plots_and_card(reproduced):
         assert "Conformal interval: the value ±" in card and "CV rmse" in card
         # The leakage audit would have stopped on logwage: it is the table's own drop.
         assert "logwage" not in reproduced.read_json("models/model.json")["columns"]
+        scored = reproduced.run(
+            "mlops",
+            "score",
+            "--input",
+            "data/source/wage.csv",
+            "--output",
+            "s.parquet",
+            check=False,
+        )
+        assert scored.returncode == 2 and "but mlops score answers binary models only" in (
+            scored.stderr
+        ), scored.stderr
     else:
         assert plots == {"roc", "pr", "confusion", "calibration", "importance"}
         roc = pd.read_csv(reproduced.root / "plots/roc.csv")

@@ -177,6 +177,16 @@ class Registry:
             ) from exc
         return {key: value for key, value in metadata.items() if value is not None}
 
+    def answers_binary(self, version: ModelVersion, metadata: dict[str, Any], what: str) -> None:
+        """Stop `what` (a bento, a batch score) naming the task of a version whose model
+        is not binary: the service's answers are a probability and a label so far."""
+        if task := metadata.get("task"):  # binary's metadata names no task
+            raise PipelineError(
+                f"version {version.version} of '{self.name}' is a {task} model: it is trained, "
+                f"scored and registered behind the gate, but {what} answers binary models "
+                "only so far"
+            )
+
     def latest_from_runs(self, run_ids: list[str]) -> ModelVersion:
         """The newest version registered from any of `run_ids` (runs that logged the same
         model file)."""

@@ -117,6 +117,7 @@ def score_file(
     version = registry.version(version_ref)
     uri = f"models:/{registry.name}/{version.version}"
     metadata = mlflow.models.get_model_info(uri).metadata or {}
+    registry.answers_binary(version, metadata, "mlops score")
     profile: dict[str, dict[str, Any]] = metadata["feature_profile"]
     id_column, threshold = metadata.get("id_column"), float(metadata["threshold"])
     if missing := [n for n, s in profile.items() if not s["nullable"] and n not in header]:

@@ -61,12 +61,7 @@ def import_version(
     uri = f"models:/{registry.name}/{version.version}"
     # BentoML metadata takes plain values only: a null (no id column) is left out.
     serving = registry.serving_metadata(version)
-    if task := serving.get("task"):  # binary's metadata names no task
-        raise PipelineError(
-            f"version {version.version} of '{registry.name}' is a {task} model: it is trained, "
-            "scored and registered behind the gate, but the service answers binary models only "
-            "so far, so no bento is built for it"
-        )
+    registry.answers_binary(version, serving, "the service (so no bento is built for it)")
     if missing := [k for k in SERVING_METADATA_KEYS if k not in serving]:
         raise PipelineError(
             f"version {version.version} of '{registry.name}' was logged without {missing} in "
