@@ -153,19 +153,35 @@ def paired_bootstrap(
         challenger_scores = weighted_scores(y, np.asarray(challenger, dtype=float), 0.5, draws)
         deltas.append(challenger_scores[metric] - champion_scores)
         champions.append(champion_scores)
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(np.concatenate(deltas), [tail, 1 - tail])
-    champion_low, champion_high = np.quantile(np.concatenate(champions), [tail, 1 - tail])
     a, b = float(score(y, challenger)), float(score(y, champion))
+    return _bootstrap_result(
+        metric, a, b, a - b, np.concatenate(deltas), np.concatenate(champions), confidence
+    )
+
+
+def _bootstrap_result(
+    metric: str,
+    challenger: float,
+    champion: float,
+    delta: float,
+    deltas: np.ndarray,
+    champions: np.ndarray,
+    confidence: float,
+) -> BootstrapResult:
+    """The whole-set scores and difference, with the percentile intervals of the
+    resampled differences and of the champion's own scores."""
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(deltas, [tail, 1 - tail])
+    champion_low, champion_high = np.quantile(champions, [tail, 1 - tail])
     return BootstrapResult(
         metric,
-        a,
-        b,
-        a - b,
+        challenger,
+        champion,
+        delta,
         float(low),
         float(high),
         confidence,
-        sum(len(d) for d in deltas),
+        len(deltas),
         float(champion_low),
         float(champion_high),
     )
@@ -196,21 +212,9 @@ def paired_bootstrap_task(
         theirs = task.score(metric, y[rows], champion[rows])
         deltas.append(sign * (task.score(metric, y[rows], challenger[rows]) - theirs))
         champions.append(theirs)
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(deltas, [tail, 1 - tail])
-    champion_low, champion_high = np.quantile(champions, [tail, 1 - tail])
     a, b = task.score(metric, y, challenger), task.score(metric, y, champion)
-    return BootstrapResult(
-        metric,
-        a,
-        b,
-        sign * (a - b),
-        float(low),
-        float(high),
-        confidence,
-        len(deltas),
-        float(champion_low),
-        float(champion_high),
+    return _bootstrap_result(
+        metric, a, b, sign * (a - b), np.array(deltas), np.array(champions), confidence
     )
 
 

@@ -139,17 +139,20 @@ class Binary(Task):
     def leak_bar(self, leakage: LeakageConfig) -> tuple[float, str]:
         return leakage.max_single_feature_auc, "leakage.max_single_feature_auc"
 
+    @staticmethod
+    def _ranking(key: str, chosen: str, why: str) -> str:
+        """`chosen`, if a ranking metric; else an error naming the setting `key` and why."""
+        if chosen not in ("pr_auc", "roc_auc"):
+            raise ConfigError(f"{key}: {chosen!r} {why}; set auto, pr_auc or roc_auc")
+        return chosen
+
     @classmethod
     def metric(cls, setting: str) -> str:
-        # The winner is picked by a ranking metric: the others depend on a threshold that
-        # is tuned after the pick.
-        chosen = super().metric(setting)
-        if chosen not in ("pr_auc", "roc_auc"):
-            raise ConfigError(
-                f"train.primary_metric: {chosen!r} depends on the threshold tuned after the "
-                "winner is picked; set auto, pr_auc or roc_auc"
-            )
-        return chosen
+        return cls._ranking(
+            "train.primary_metric",
+            super().metric(setting),
+            "depends on the threshold tuned after the winner is picked",
+        )
 
     @classmethod
     def predict_raw(cls, model: Any, X: pd.DataFrame) -> np.ndarray:
@@ -164,14 +167,11 @@ class Binary(Task):
 
     @classmethod
     def compared(cls, setting: str) -> str:
-        # The bootstrap against the champion compares rankings: a threshold is the model's own.
-        chosen = super().compared(setting)
-        if chosen not in ("pr_auc", "roc_auc"):
-            raise ConfigError(
-                f"gate.compare_metric: {chosen!r} depends on each model's own threshold; set "
-                "auto, pr_auc or roc_auc"
-            )
-        return chosen
+        return cls._ranking(
+            "gate.compare_metric",
+            super().compared(setting),
+            "depends on each model's own threshold",
+        )
 
     @classmethod
     def score(cls, metric: str, y: np.ndarray, raw: np.ndarray) -> float:
