@@ -54,7 +54,7 @@ def create_app() -> Any:
             )
             for name in profile
         }
-        answer = orjson.dumps([{"probability": p} for p in scorer.predict_proba(columns).tolist()])
+        answer = orjson.dumps([{"probability": p} for p in scorer.predict(columns).tolist()])
         headers = [(b"content-type", b"application/json")]
         if random.random() < recycle_share:  # noqa: S311 (not security)
             headers.append((b"connection", b"close"))

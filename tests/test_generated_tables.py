@@ -39,6 +39,7 @@ from mlops_starter.serving.prediction_log import LogBatch, PredictionLog
 from mlops_starter.serving.schema import ColumnsInvalid, InputContract
 from mlops_starter.serving.scorer import build_scorer
 from mlops_starter.storage import json_records, load_model
+from mlops_starter.tasks import answers_of
 
 TABLES = int(os.environ.get("GENERATED_TABLES", "8"))
 # make test draws the same tables on every run and machine (a red CI run can be replayed);
@@ -141,7 +142,6 @@ def tables(draw) -> pd.DataFrame:
     ordered = list(columns.items())
     ordered.insert(position, (TARGET, labels.tolist()))
     table = pd.DataFrame(dict(ordered))
-    table.attrs["task"] = task  # the service answers binary models only so far
     return table
 
 
@@ -236,7 +236,8 @@ def serve_and_score(folder: Path, source: Path) -> None:
     profile = serving["feature_profile"]
     model = load_model(folder / "models/model.skops")
     test = pd.read_parquet(folder / "data/split/test.parquet").head(50)
-    scorer, _ = build_scorer(model, profile, test[list(profile)])
+    answers = answers_of(serving)
+    scorer, _ = build_scorer(model, profile, test[list(profile)], answers)
     records = json_records(test[[ID, *profile]])
     served = InputContract(profile, ID)
     record = served.record_model()
@@ -248,9 +249,10 @@ def serve_and_score(folder: Path, source: Path) -> None:
     except ColumnsInvalid:
         columns = None
     if columns is not None:
-        probabilities = scorer.predict_proba(columns)
-        assert probabilities.shape == (len(records),)
-        monitor_a_log(folder, str(version), body, probabilities, test)
+        answer = answers.per_row(answers.decide(scorer.predict(columns)))
+        assert {len(values) for values in answer.values()} == {len(records)}
+        if answers.task == "binary":  # monitoring reads binary logs so far
+            monitor_a_log(folder, str(version), body, answer, test)
     with contextlib.suppress(ExplainError):
         explained = explain(model, test[list(profile)])
         assert explained.contributions.shape[0] == len(test)
@@ -264,7 +266,7 @@ def serve_and_score(folder: Path, source: Path) -> None:
 
 
 def monitor_a_log(
-    folder: Path, version: str, body: dict, probabilities: np.ndarray, test: pd.DataFrame
+    folder: Path, version: str, body: dict, answer: dict[str, list], test: pd.DataFrame
 ) -> None:
     """The test rows' answers written as the service writes its prediction log, their
     labels as a CSV, and `mlops monitor` over both: a report, an alert (exit 3) or a
@@ -280,8 +282,7 @@ def monitor_a_log(
             },
             body.get(ID),
             body,
-            probabilities,
-            (probabilities >= 0.5).astype(int),
+            answer,
         )
     )
     log.close()
@@ -334,8 +335,7 @@ def run_table(
         for name in STAGES:
             if (stopped := run_stage(name)) is not None:
                 return stopped
-        if table.attrs.get("task", "binary") == "binary":
-            serve_and_score(folder, source)
+        serve_and_score(folder, source)
         return None
     finally:
         os.chdir(previous)

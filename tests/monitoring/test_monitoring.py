@@ -82,8 +82,10 @@ def served_log(tmp_path, model, schema, batch: pd.DataFrame) -> pd.DataFrame:
                 },
                 rows["customer_id"].tolist(),
                 {c: [r[c] for r in json_records(rows[[c]])] for c in schema.columns},
-                probabilities,
-                (probabilities > 0.5).astype(int),
+                {
+                    "probability": probabilities.tolist(),
+                    "label": (probabilities > 0.5).astype(int).tolist(),
+                },
             )
         )
     log.close()
@@ -174,6 +176,8 @@ def test_the_report_is_an_html_page_with_plots(tmp_path, trained):
         ("{not json\n", ":1: not JSON"),
         ('{"timestamp": "x"}\n', "missing ['request_id'"),
         ("[1, 2]\n", "not an object"),
+        ('{"label": "a", "probabilities": {"a": 1.0}}\n', ":1: a multi-class model's answer"),
+        ('{"value": 3.5, "lower": 1, "upper": 6}\n', "regression model's answer: the monitor"),
     ],
 )
 def test_a_malformed_or_empty_log_gets_a_clear_error(tmp_path, content, message):

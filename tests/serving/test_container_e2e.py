@@ -93,7 +93,7 @@ def reference(packaged):
     features = info["feature_schema"]["numeric"] + info["feature_schema"]["categorical"]
     test = pd.read_parquet(packaged.root / "data/split/test.parquet").head(200)
     scorer = compile_model(load_model(packaged.root / "models/model.skops"))
-    proba = scorer.predict_proba(frame_to_columns(test[features]))
+    proba = scorer.predict(frame_to_columns(test[features]))
     records = json_records(test[["customer_id", *features]])
     return records, proba
 

@@ -19,8 +19,10 @@ def batch(rows: int = 2, **keys) -> LogBatch:
         keys or {"request_id": "a"},
         [f"C{n}" for n in range(rows)],
         {"x": list(range(rows))},
-        np.linspace(0.25, 0.5, rows),
-        np.array([0, 1] * rows)[:rows],
+        {
+            "probability": np.linspace(0.25, 0.5, rows).tolist(),
+            "label": [0, 1] * (rows // 2) + [0] * (rows % 2),
+        },
     )
 
 
@@ -75,7 +77,8 @@ def test_each_line_is_what_a_dict_per_line_would_give(data, rows):
         name: np.array(data.draw(st.lists(st.booleans(), min_size=rows, max_size=rows)))
         for name in data.draw(st.lists(names, max_size=2, unique=True))
     }
-    encoded = LogBatch(keys, ids, features, probabilities, labels, issues).encode()
+    answer = {"probability": probabilities.tolist(), "label": labels.tolist()}
+    encoded = LogBatch(keys, ids, features, answer, issues).encode()
 
     def plain(value):
         if isinstance(value, list):

@@ -23,6 +23,7 @@ from mlops_starter.serving.routing import (
     to_challenger,
 )
 from mlops_starter.serving.scorer import Scorer
+from mlops_starter.tasks.binary import BinaryAnswers
 
 ids_of_customers = st.lists(st.one_of(st.text(max_size=20), st.integers()), max_size=50)
 
@@ -57,11 +58,30 @@ def test_rows_without_an_id_are_dealt_at_random():
 @pytest.fixture(scope="module")
 def served_metadata(hard_table):
     schema, features, _, _ = hard_table
-    return {"feature_profile": feature_profile(features, schema), "id_column": "customer_id"}
+    return {
+        "feature_profile": feature_profile(features, schema),
+        "id_column": "customer_id",
+        "threshold": 0.4,
+    }
 
 
 def test_a_challenger_with_the_champions_schema_passes(served_metadata):
     assert schema_differences(served_metadata, served_metadata) == []
+
+
+def test_a_challenger_that_answers_another_task_or_other_classes_is_named(served_metadata):
+    """Its answers would break the champion's clients, whatever its features."""
+    three = {**served_metadata, "task": "multiclass", "classes": ["a", "b", "c"]}
+    four = {**three, "classes": ["a", "b", "c", "d"]}
+    assert schema_differences(served_metadata, three) == [
+        "the challenger answers multiclass of classes ['a', 'b', 'c'], the champion's "
+        "clients read binary"
+    ]
+    assert schema_differences(three, four) == [
+        "the challenger answers multiclass of classes ['a', 'b', 'c', 'd'], the champion's "
+        "clients read multiclass of classes ['a', 'b', 'c']"
+    ]
+    assert schema_differences(three, {**three, "cost_matrix": [[0, 1, 1]] * 3}) == []
 
 
 def test_each_schema_difference_is_named(served_metadata):
@@ -74,7 +94,7 @@ def test_each_schema_difference_is_named(served_metadata):
         category: {**profile[category], "kind": "float"},
     }
     found = schema_differences(
-        served_metadata, {"feature_profile": changed, "id_column": "account"}
+        served_metadata, {"feature_profile": changed, "id_column": "account", "threshold": 0.6}
     )
     assert found == [
         "the challenger needs features the champion's requests lack: ['loyalty_score']",
@@ -96,7 +116,7 @@ def lines(batches) -> list[dict]:
 
 
 def challenger(score) -> ServedVersion:
-    return ServedVersion("churn", "4", 0.5, Scorer("compiled", "test", score))
+    return ServedVersion("churn", "4", BinaryAnswers(0.5), Scorer("compiled", "test", score))
 
 
 def test_shadow_scores_rows_that_arrived_together_in_one_call_after_they_were_answered():
@@ -105,7 +125,9 @@ def test_shadow_scores_rows_that_arrived_together_in_one_call_after_they_were_an
         challenger(lambda columns: columns["x"] / 10),
         "experiment-1",
         written.append,
-        lambda version, arm, p, labels, seconds: observed.append((version.version, arm, len(p))),
+        lambda version, arm, decided, seconds: observed.append(
+            (version.version, arm, len(decided["probability"]))
+        ),
         on_drop=lambda rows: pytest.fail(f"{rows} rows dropped"),
         linger_seconds=0.05,
     )
@@ -166,7 +188,7 @@ def constant(version: str, probability: float) -> ServedVersion:
     return ServedVersion(
         "churn",
         version,
-        0.5,
+        BinaryAnswers(0.5),
         Scorer("compiled", "test", lambda c: np.full(len(c["x"]), probability)),
     )
 
@@ -177,12 +199,15 @@ def test_a_split_scores_each_row_with_the_version_its_id_is_dealt_to_and_says_wh
         constant("3", 0.2),
         constant("4", 0.9),
         ExperimentConfig(mode="split", challenger_share=0.5),
-        lambda version, arm, p, labels, seconds: observed.append((version.version, arm, len(p))),
+        lambda version, arm, decided, seconds: observed.append(
+            (version.version, arm, len(decided["probability"]))
+        ),
         write=lambda entries: pytest.fail("a split has no shadow entries"),
         on_shadow_drop=lambda rows: pytest.fail("a split has no shadow"),
     )
     ids = [f"C-{i}" for i in range(100)]
-    probabilities, labels, versions = router.score({"x": np.zeros(100)}, ids)
+    decided, versions = router.score({"x": np.zeros(100)}, ids)
+    probabilities, labels = decided["probability"], decided["label"]
     dealt = to_challenger(ids, 100, "experiment-1", 0.5, np.random.default_rng())
     assert versions == np.where(dealt, "4", "3").tolist()
     assert probabilities.tolist() == np.where(dealt, 0.9, 0.2).tolist()
@@ -208,7 +233,7 @@ def test_without_a_challenger_the_champion_answers_and_the_log_is_unchanged():
         on_shadow_drop=lambda rows: pytest.fail("no shadow"),
         off_because="challenger v4 failed to load: truncated file",
     )
-    _, _, versions = router.score({"x": np.zeros(5)}, None)
+    _, versions = router.score({"x": np.zeros(5)}, None)
     assert versions == ["3"] * 5 and not router.splitting
     assert router.answered_by(versions) == {"model_version": "3"}
     assert router.describe()["active"] is False
@@ -224,7 +249,7 @@ def test_in_shadow_the_champion_answers_every_row_and_the_challenger_is_the_shad
         write=lambda batch: None,
         on_shadow_drop=lambda rows: pytest.fail("nothing dropped"),
     )
-    _, _, versions = router.score({"x": np.zeros(3)}, ["a", "b", "c"])
+    _, versions = router.score({"x": np.zeros(3)}, ["a", "b", "c"])
     assert versions == ["3"] * 3 and not router.splitting
     assert router.answered_by(versions) == {
         "model_version": "3",
@@ -239,7 +264,8 @@ def test_requests_of_one_turn_are_scored_in_one_call_and_each_gets_its_own_rows(
 
     def score(columns, ids):
         calls.append((columns["x"].tolist(), ids))
-        return columns["x"] / 10, (columns["x"] > 5).astype(int), [f"v{x:g}" for x in columns["x"]]
+        decided = {"probability": columns["x"] / 10, "label": (columns["x"] > 5).astype(int)}
+        return decided, [f"v{x:g}" for x in columns["x"]]
 
     batcher = SameTurnBatcher(score)
 
@@ -254,12 +280,15 @@ def test_requests_of_one_turn_are_scored_in_one_call_and_each_gets_its_own_rows(
 
     together, alone = asyncio.run(traffic())
     assert calls == [([1.0, 7.0, 9.0, 3.0], ["a", "b", None, "d"]), ([6.0], None)]
-    assert [(p.tolist(), labels.tolist(), versions) for p, labels, versions in together] == [
+    assert [
+        (decided["probability"].tolist(), decided["label"].tolist(), versions)
+        for decided, versions in together
+    ] == [
         ([0.1, 0.7], [0, 1], ["v1", "v7"]),
         ([0.9], [1], ["v9"]),
         ([0.3], [0], ["v3"]),
     ]
-    assert alone[2] == ["v6"]
+    assert alone[1] == ["v6"]
 
 
 def test_a_failing_shared_call_fails_each_request_of_the_turn():

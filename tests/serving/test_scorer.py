@@ -71,7 +71,7 @@ def test_compiled_scores_equal_the_pipeline_on_test_rows_and_hard_cases(
     for rows in (X.tail(1000), scoring, cases):
         assert difference(scorer, model, rows) <= TOLERANCE
     one_row = frame_to_columns(scoring.iloc[[3]])
-    assert scorer.predict_proba(one_row).shape == (1,)
+    assert scorer.predict(one_row).shape == (1,)
 
 
 def test_hard_cases_cover_every_category_unseen_and_missing_values(profile):
@@ -115,7 +115,7 @@ def test_a_step_it_cannot_compile_falls_back_to_the_pipeline_with_one_log_line(
     assert scorer.kind == "pipeline" and "most_frequent" in check["reason"]
     assert len([r for r in caplog.records if "scorer" in r.getMessage()]) == 1
     np.testing.assert_array_equal(
-        scorer.predict_proba(frame_to_columns(scoring)), model.predict_proba(scoring)[:, 1]
+        scorer.predict(frame_to_columns(scoring)), model.predict_proba(scoring)[:, 1]
     )
 
 

@@ -23,9 +23,33 @@ from mlops_starter.registry.model_registry import CHAMPION, Registry, same_versi
 from mlops_starter.storage import LoggedModel, json_records
 
 
-def _check_probabilities(proba: np.ndarray, rows: int, what: str) -> None:
-    if proba.shape != (rows,) or not ((proba >= 0) & (proba <= 1)).all():
-        raise PipelineError(f"{what} returned malformed probabilities: {proba!r}")
+def _expected_answer(
+    registry: Registry, champion: ModelVersion, model: LoggedModel, example: pd.DataFrame
+) -> dict[str, list[Any]]:
+    """The champion's answer to its input example, as the service answers (its task's
+    fields), refused when malformed: a row short, a number not finite, a probability
+    outside [0, 1]."""
+    answers = registry.answers(champion, registry.serving_metadata(champion))
+    raw = answers.pipeline_raw(model.pipeline, example)
+    malformed = len(raw) != len(example) or not np.isfinite(raw).all()
+    if answers.task != "regression":
+        malformed = malformed or not ((raw >= 0) & (raw <= 1)).all()
+    if malformed:
+        raise PipelineError(
+            f"champion version {champion.version} returned a malformed answer: {raw!r}"
+        )
+    return answers.per_row(answers.decide(raw))
+
+
+def _same(served: Any, expected: Any) -> bool:
+    """One answer field alike: numbers within 1e-6, classes' probabilities each so."""
+    if isinstance(expected, dict):
+        return served.keys() == expected.keys() and all(
+            _same(served[key], value) for key, value in expected.items()
+        )
+    if isinstance(expected, float):
+        return bool(np.isclose(served, expected, rtol=1e-9, atol=1e-6))
+    return bool(served == expected)
 
 
 def smoke(args: argparse.Namespace) -> None:
@@ -40,13 +64,16 @@ def smoke(args: argparse.Namespace) -> None:
     example = model.input_example()
     if example is None:
         raise PipelineError(f"version {champion.version} was logged without an input example")
-    expected = model.pipeline.predict_proba(example)[:, 1]
-    _check_probabilities(expected, len(example), f"champion version {champion.version}")
+    expected = _expected_answer(registry, champion, model, example)
     if not args.served:
         print(f"smoke test passed: champion version {champion.version} scored {len(example)} rows")
         return
-    served = _served_probabilities(args, registry, champion, example)
-    if not np.allclose(served, expected, atol=1e-6):
+    served = _served_answer(args, registry, champion, example)
+    if not all(
+        _same(row[name], values[i])
+        for name, values in expected.items()
+        for i, row in enumerate(served)
+    ):
         raise PipelineError(
             f"the served champion disagrees with the registry model: {served} vs {expected}"
         )
@@ -56,9 +83,9 @@ def smoke(args: argparse.Namespace) -> None:
     )
 
 
-def _served_probabilities(
+def _served_answer(
     args: argparse.Namespace, registry: Registry, champion: ModelVersion, example: pd.DataFrame
-) -> np.ndarray:
+) -> list[dict[str, Any]]:
     """Build the champion's bento, serve it on a free port, check its endpoints."""
     import httpx
 
@@ -85,7 +112,8 @@ def _served_probabilities(
             if f'version="{champion.version}"' not in httpx.get(f"{url}/metrics").text:
                 raise PipelineError("/metrics does not report the served model version")
     print(f"bento {bento.tag} is the champion's; containerize it with `make containerize`")
-    return np.array([p["probability"] for p in answer.json()])
+    served: list[dict[str, Any]] = answer.json()
+    return served
 
 
 def containerize(args: argparse.Namespace) -> None:
@@ -231,7 +259,8 @@ def add_commands(commands: Any) -> None:
     image_cmd.set_defaults(handler=containerize)
 
     score_cmd = commands.add_parser(
-        "score", help="batch-score a CSV or Parquet table into Parquet (id, probability, label)"
+        "score",
+        help="batch-score a CSV or Parquet table into Parquet: id, the answer as /predict gives it, version",
     )
     scored = score_cmd.add_mutually_exclusive_group(required=True)
     scored.add_argument("--input", help="the table to score (.csv or .parquet)")

@@ -114,8 +114,8 @@ CORPUS = (
 )
 
 
-# Real tables of the other tasks: regression and multi-class. The service answers binary
-# models only so far, so these run from ingest to the registry (tests/test_tasks_e2e.py).
+# Real tables of the other tasks: regression and multi-class, from ingest to a served
+# answer (tests/test_tasks_e2e.py).
 TASK_CORPUS = (
     CorpusTable(
         "boston",

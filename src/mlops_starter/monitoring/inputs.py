@@ -37,6 +37,12 @@ def read_prediction_log(patterns: Iterable[str]) -> pd.DataFrame:
                     entry = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise MonitorError(f"{path}:{number}: not JSON ({exc.msg})") from None
+                if isinstance(entry, dict) and ("probabilities" in entry or "value" in entry):
+                    task = "multi-class" if "probabilities" in entry else "regression"
+                    raise MonitorError(
+                        f"{path}:{number}: a {task} model's answer: the monitor and the "
+                        "experiment's verdict read binary models' logs only so far"
+                    )
                 if not isinstance(entry, dict) or (
                     missing := [k for k in LOG_KEYS if k not in entry]
                 ):

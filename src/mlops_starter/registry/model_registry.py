@@ -37,6 +37,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from mlops_starter.errors import PipelineError
+from mlops_starter.tasks import Answers, answers_of
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -177,15 +178,20 @@ class Registry:
             ) from exc
         return {key: value for key, value in metadata.items() if value is not None}
 
-    def answers_binary(self, version: ModelVersion, metadata: dict[str, Any], what: str) -> None:
-        """Stop `what` (a bento, a batch score) naming the task of a version whose model
-        is not binary: the service's answers are a probability and a label so far."""
-        if task := metadata.get("task"):  # binary's metadata names no task
+    def answers(self, version: ModelVersion, metadata: dict[str, Any]) -> Answers:
+        """How `version` answers (its task's fields and decision rule), from its serving
+        `metadata`; one that lacks what serving needs is refused, naming what."""
+        missing = None if "feature_profile" in metadata else "'feature_profile'"
+        try:
+            answers = answers_of(metadata)
+        except KeyError as key:
+            missing = str(key)
+        if missing:
             raise PipelineError(
-                f"version {version.version} of '{self.name}' is a {task} model: it is trained, "
-                f"scored and registered behind the gate, but {what} answers binary models "
-                "only so far"
+                f"version {version.version} of '{self.name}' was logged without {missing} in "
+                "its MLmodel metadata (older than serving support); retrain it with `make run`"
             )
+        return answers
 
     def latest_from_runs(self, run_ids: list[str]) -> ModelVersion:
         """The newest version registered from any of `run_ids` (runs that logged the same

@@ -12,6 +12,7 @@ import numpy as np
 
 from mlops_starter.serving.prediction_log import LogBatch
 from mlops_starter.serving.schema import issues_per_row
+from mlops_starter.tasks import Answers
 
 Shape = Literal["records", "columns"]
 
@@ -20,19 +21,20 @@ Shape = Literal["records", "columns"]
 class ScoredRequest:
     """A request's rows as scored. `issues` are accepted surprises in values and
     `ignored` the fields the model does not use, each `field:kind` -> the rows that have
-    it; `features` are the rows as sent, a list per field, for the log."""
+    it; `features` are the rows as sent, a list per field, for the log. `decided` holds
+    the answer's fields (Answers.decide), which `answers` turns into JSON."""
 
     request_id: str
     ids: Sequence[Any] | None
     features: Mapping[str, Sequence[Any]]
-    probabilities: np.ndarray
-    labels: np.ndarray
+    answers: Answers
+    decided: Mapping[str, np.ndarray]
     versions: list[str]
     issues: Mapping[str, np.ndarray]
     ignored: Mapping[str, np.ndarray]
 
     def __len__(self) -> int:
-        return len(self.probabilities)
+        return len(self.versions)
 
     def warnings(self) -> dict[str, np.ndarray]:
         """What the answer warns of: every issue but a missing value (a nullable field
@@ -41,31 +43,27 @@ class ScoredRequest:
         return shown | dict(self.ignored)
 
     def answer(self, shape: Shape, served_version: str, per_row_versions: bool) -> Any:
-        """The JSON answer. Records: a list, per record its probability, label, the
-        version that answered, its id and warnings. Columns: `{"model_version",
-        "columns": {"probability", "label"[, "id"][, "model_version"]}, "warnings":
-        {field:kind: [rows]}}`; `columns.model_version` only while a split runs."""
+        """The JSON answer. Records: a list, per record the task's fields (binary:
+        probability and label), the version that answered, its id and warnings. Columns:
+        `{"model_version", "columns": {<the task's fields>[, "id"][, "model_version"]},
+        "warnings": {field:kind: [rows]}}`; `columns.model_version` only while a split runs."""
         warnings = self.warnings()
         if shape == "records":
             rows = len(self)
+            fields = self.answers.per_row(dict(self.decided))
+            names = list(fields)
             return [
-                {
-                    "probability": probability,
-                    "label": label,
-                    "model_version": version,
-                    "id": identity,
-                    "warnings": row_warnings,
-                }
-                for probability, label, version, identity, row_warnings in zip(
-                    self.probabilities.tolist(),
-                    self.labels.tolist(),
+                dict(zip(names, values, strict=True))
+                | {"model_version": version, "id": identity, "warnings": row_warnings}
+                for *values, version, identity, row_warnings in zip(
+                    *fields.values(),
                     self.versions,
                     self.ids if self.ids is not None else [None] * rows,
                     issues_per_row(warnings, rows),
                     strict=True,
                 )
             ]
-        columns: dict[str, Any] = {"probability": self.probabilities, "label": self.labels}
+        columns = self.answers.columns(dict(self.decided))
         if self.ids is not None:
             columns["id"] = self.ids
         if per_row_versions:
@@ -83,7 +81,6 @@ class ScoredRequest:
             {"timestamp": timestamp, "request_id": self.request_id, **keys},
             self.ids,
             self.features,
-            self.probabilities,
-            self.labels,
+            self.answers.per_row(dict(self.decided)),
             self.issues,
         )

@@ -3,10 +3,12 @@ table or query; any size), a Parquet of scores out.
 
 It reads the input in chunks through the same table source as ingest (data/sources.py:
 the same CSV dialect, the same missing-value markers), so memory stays at one chunk whatever the table's
-size; scores each chunk with the same compiled scorer the service uses (checked
-against the registered pipeline first); and writes id, probability, label and
-model version beside each other in a temporary file that replaces the output only
-when every row is scored, so a failed run leaves an earlier output whole.
+size; scores each chunk with the same scorer the service uses (compiled and checked
+against the registered pipeline first, for a binary model); and writes the id, the
+columns the service answers (binary: probability and label; multi-class: label and a
+`probabilities` struct of each class's; regression: value, lower and upper) and the model
+version beside each other in a temporary file that replaces the output only when every
+row is scored, so a failed run leaves an earlier output whole.
 
 Values the service would refuse with a 400 cannot stop a batch of millions halfway:
 they are scored as missing and counted, per column and kind, with the accepted
@@ -97,6 +99,13 @@ def _as_columns(
     return columns
 
 
+def _arrow(values: Any) -> Any:
+    """A column of the answer as Parquet holds it: per-class columns as one struct."""
+    if isinstance(values, dict):
+        return pa.StructArray.from_arrays([pa.array(v) for v in values.values()], list(values))
+    return values
+
+
 def score_file(
     registry: Registry,
     version_ref: str,
@@ -117,15 +126,15 @@ def score_file(
     version = registry.version(version_ref)
     uri = f"models:/{registry.name}/{version.version}"
     metadata = mlflow.models.get_model_info(uri).metadata or {}
-    registry.answers_binary(version, metadata, "mlops score")
+    answers = registry.answers(version, metadata)
     profile: dict[str, dict[str, Any]] = metadata["feature_profile"]
-    id_column, threshold = metadata.get("id_column"), float(metadata["threshold"])
+    id_column = metadata.get("id_column")
     if missing := [n for n, s in profile.items() if not s["nullable"] and n not in header]:
         raise DataError(
             f"{table.label()} lacks required feature column(s) {missing} of {registry.name} "
             f"version {version.version}; it has {header}"
         )
-    scorer, check = build_scorer(LoggedModel.load(uri).pipeline, profile)
+    scorer, check = build_scorer(LoggedModel.load(uri).pipeline, profile, answers=answers)
     wanted = [c for c in [id_column, *profile] if c and c in header]
     issues: Counter[str] = Counter()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -139,11 +148,10 @@ def score_file(
                 columns = _as_columns(chunk, profile, issues, list(na_values))
                 for issue, mask in issue_masks(columns, profile).items():
                     issues[issue] += int(mask.sum())
-                probability = scorer.predict_proba(columns)
-                scored = {
+                answer = answers.columns(answers.decide(scorer.predict(columns)))
+                scored: dict[Any, Any] = {
                     **({id_column: chunk[id_column].to_numpy()} if id_column in chunk else {}),
-                    "probability": probability,
-                    "label": (probability >= threshold).astype(np.int8),
+                    **{name: _arrow(values) for name, values in answer.items()},
                     "model_version": np.full(len(chunk), str(version.version)),
                 }
                 written = pa.table(scored)

@@ -11,8 +11,8 @@ value + contributions = the model's raw output (its margin) for every record:
   change in the tree's probability goes to the split's feature, averaged over trees),
   in probability.
 
-Any other estimator (AdaBoost's weighted vote, say) has no method here: /explain
-answers 501 naming it.
+Any other estimator (AdaBoost's weighted vote, say) has no method here, nor has a
+multi-class or regression model yet: /explain answers 501 naming why.
 
 The margin is the uncalibrated model's; the calibrated probability served by /predict
 is a monotone map of it, given beside it.
@@ -27,6 +27,9 @@ import numpy as np
 import pandas as pd
 import xgboost
 from scipy import sparse
+
+from mlops_starter.tasks.multiclass import CalibratedMulticlass
+from mlops_starter.tasks.regression import IntervalRegressor
 
 METHODS = {
     "XGBClassifier": ("xgboost pred_contribs (TreeSHAP)", "log-odds"),
@@ -113,6 +116,9 @@ def _forest_contributions(forest: Any, encoded: np.ndarray) -> tuple[np.ndarray,
 def refusal(model: Any) -> str | None:
     """Why `model` cannot be explained (its estimator has no attribution method here),
     or None: known when the service starts, so /explain refuses at once, naming it."""
+    if isinstance(model, CalibratedMulticlass | IntervalRegressor):
+        task = "multi-class" if isinstance(model, CalibratedMulticlass) else "regression"
+        return f"explanations cover binary models so far; this is a {task} model"
     pipeline = getattr(model, "classifier", model)  # behind a calibration map, or not
     kind = type(pipeline.steps[-1][1]).__name__
     if kind in METHODS:

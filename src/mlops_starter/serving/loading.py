@@ -12,8 +12,7 @@ import bentoml
 from pydantic import Field
 
 from mlops_starter.config import ServeConfig
-from mlops_starter.serving.routing import ServedVersion, load_challenger
-from mlops_starter.serving.scorer import build_scorer
+from mlops_starter.serving.routing import ServedVersion, load_challenger, served_version
 from mlops_starter.storage import LoggedModel
 
 
@@ -80,15 +79,8 @@ def load_champion(champion: BentoVersion) -> LoadedChampion:
     against the pipeline here as at packaging time; a model that cannot score raises,
     so the service never turns ready."""
     logged = LoggedModel.load(champion.model_path)
-    scorer, check = build_scorer(logged.pipeline, champion.profile)
-    logged.pipeline.predict_proba(logged.input_example())
-    served = ServedVersion(
-        champion.labels.get("registered_model", ""),
-        champion.version,
-        float(champion.info["threshold"]),
-        scorer,
-        champion.labels.get("run_id", ""),
-    )
+    served, check = served_version(logged.pipeline, champion.info, champion.labels)
+    served.answers.pipeline_raw(logged.pipeline, logged.input_example())
     return LoadedChampion(logged.pipeline, served, check)
 
 

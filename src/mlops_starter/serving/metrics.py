@@ -9,7 +9,7 @@ import bentoml
 import numpy as np
 
 from mlops_starter.serving.histogram import observe_all
-from mlops_starter.serving.routing import ServedVersion
+from mlops_starter.serving.routing import Decided, ServedVersion
 
 QUALITY_ISSUES = bentoml.metrics.Counter(
     name="mlops_input_quality_issues",
@@ -23,6 +23,14 @@ PREDICTED_PROBABILITY = bentoml.metrics.Histogram(
     documentation="Predicted probability of the positive class, by version and arm",
     labelnames=["version", "arm"],
     buckets=[round(0.05 * i, 2) for i in range(1, 21)],
+)
+# A regression's answers: their count and sum, so a dashboard plots the mean value. Its
+# range is the table's, so the one bucket set in advance is at 0 (the negative values).
+PREDICTED_VALUE = bentoml.metrics.Histogram(
+    name="mlops_predicted_value",
+    documentation="Predicted value of a regression, by version and arm",
+    labelnames=["version", "arm"],
+    buckets=[0.0, float("inf")],
 )
 PREDICTIONS = bentoml.metrics.Counter(
     name="mlops_predictions",
@@ -61,18 +69,17 @@ SHADOW_DROPPED = bentoml.metrics.Counter(
 )
 
 
-def observe(
-    version: ServedVersion,
-    arm: str,
-    probabilities: np.ndarray,
-    labels: np.ndarray,
-    seconds: float,
-) -> None:
+def observe(version: ServedVersion, arm: str, decided: Decided, seconds: float) -> None:
     """Count one scored batch in the per-version metrics."""
-    SCORING_SECONDS.labels(version=version.version, arm=arm).observe(seconds)
-    observe_all(PREDICTED_PROBABILITY.labels(version=version.version, arm=arm), probabilities)
-    for label, count in zip(*np.unique(labels, return_counts=True), strict=True):
-        PREDICTIONS.labels(version=version.version, arm=arm, label=str(label)).inc(int(count))
+    version_arm = {"version": version.version, "arm": arm}
+    SCORING_SECONDS.labels(**version_arm).observe(seconds)
+    if "probability" in decided:
+        observe_all(PREDICTED_PROBABILITY.labels(**version_arm), decided["probability"])
+    if "value" in decided:
+        observe_all(PREDICTED_VALUE.labels(**version_arm), decided["value"])
+    if "label" in decided:
+        for label, count in zip(*np.unique(decided["label"], return_counts=True), strict=True):
+            PREDICTIONS.labels(**version_arm, label=str(label)).inc(int(count))
 
 
 def count_rejection(field: str, kind: str) -> None:

@@ -5,7 +5,9 @@ BentoML documents what its own routing knows: the records body and its 200, and 
 document served at /docs.json and written into the bento (apis/openapi.yaml) is
 BentoML's with every answer the service gives declared, with its real body:
 
-- /predict takes records or columns (exactly one), and answers in the shape it was asked;
+- /predict takes records or columns (exactly one), and answers in the shape it was asked,
+  with the task's fields (`Prediction`: binary's probability and label, multi-class's
+  label and each named class's probability, regression's value and interval);
 - 400 is a `Refusal`: an `error` line and, when values were checked, a `detail` list
   naming each field and row at fault (pydantic's for records, the same kinds for columns);
 - 401 (an API key set on the machine), 413 (serve.max_body_bytes), 415 (not JSON),
@@ -24,6 +26,7 @@ import json
 from typing import Any
 
 from mlops_starter.serving.schema import InputContract
+from mlops_starter.tasks import Answers
 
 JSON = "application/json"
 
@@ -72,10 +75,8 @@ COLUMNS_ANSWER = {
         "model_version": {"type": "string", "description": "the champion's version"},
         "columns": {
             "type": "object",
-            "required": ["probability", "label"],
+            "description": "the task's fields (Prediction's), a list each, and these",
             "properties": {
-                "probability": {"type": "array", "items": {"type": "number"}},
-                "label": {"type": "array", "items": {"type": "integer"}},
                 "id": {
                     "type": "array",
                     "items": {"anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "null"}]},
@@ -123,8 +124,45 @@ def feature_columns(record: dict[str, Any], contract: InputContract) -> dict[str
     }
 
 
-def published(spec: dict[str, Any], contract: InputContract, version: str) -> dict[str, Any]:
-    """BentoML's document `spec` (as /docs.json gives it) with every answer declared."""
+def prediction(answers: Answers) -> dict[str, Any]:
+    """One record's answer: the task's fields, then the version, id and warnings."""
+    return {
+        "type": "object",
+        "title": "Prediction",
+        "required": [*answers.fields(), "model_version", "id", "warnings"],
+        "properties": answers.fields()
+        | {
+            "model_version": {
+                "type": "string",
+                "description": "the version that answered this record",
+            },
+            "id": {
+                "anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "null"}],
+                "description": "the record's id, echoed",
+            },
+            "warnings": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "accepted input issues and fields ignored, as field:kind",
+            },
+        },
+    }
+
+
+def columns_answer(answers: Answers) -> dict[str, Any]:
+    """A columns request's answer, with the task's fields as columns."""
+    answer: dict[str, Any] = copy.deepcopy(COLUMNS_ANSWER)
+    columns = answer["properties"]["columns"]
+    columns["required"] = list(answers.fields())
+    columns["properties"] = answers.column_fields() | columns["properties"]
+    return answer
+
+
+def published(
+    spec: dict[str, Any], contract: InputContract, version: str, answers: Answers
+) -> dict[str, Any]:
+    """BentoML's document `spec` (as /docs.json gives it) with every answer declared,
+    `answers` saying what a record's answer holds."""
     document = json.loads(json.dumps(spec))  # copies it, and makes status codes strings
     # Its schemas are pydantic's, which are JSON Schema 2020-12 (a null is `{"type":
     # "null"}`): OpenAPI 3.1's dialect, not 3.0's (`nullable`), which BentoML declares.
@@ -148,7 +186,8 @@ def published(spec: dict[str, Any], contract: InputContract, version: str) -> di
     schemas |= {
         "ColumnsBody": columns,
         "FeatureColumns": feature_columns(schemas["FeatureRecord"], contract),
-        "ColumnsAnswer": copy.deepcopy(COLUMNS_ANSWER),
+        "Prediction": prediction(answers),
+        "ColumnsAnswer": columns_answer(answers),
         "Refusal": REFUSAL,
         "Problem": PROBLEM,
     }

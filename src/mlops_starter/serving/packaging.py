@@ -32,9 +32,9 @@ from mlops_starter.serving.openapi import published
 from mlops_starter.serving.schema import contract_of
 from mlops_starter.serving.scorer import build_scorer
 from mlops_starter.storage import LoggedModel
+from mlops_starter.tasks import answers_of
 
 SERVICE = "mlops_starter.serving.service:ClassifierService"
-SERVING_METADATA_KEYS = ("threshold", "positive_label", "feature_profile")
 
 
 def bento_model_tag(model_name: str, version: ModelVersion) -> str:
@@ -61,12 +61,7 @@ def import_version(
     uri = f"models:/{registry.name}/{version.version}"
     # BentoML metadata takes plain values only: a null (no id column) is left out.
     serving = registry.serving_metadata(version)
-    registry.answers_binary(version, serving, "the service (so no bento is built for it)")
-    if missing := [k for k in SERVING_METADATA_KEYS if k not in serving]:
-        raise PipelineError(
-            f"version {version.version} of '{registry.name}' was logged without {missing} in "
-            "its MLmodel metadata (older than serving support); retrain it with `make run`"
-        )
+    answers = registry.answers(version, serving)
     profile = serving["feature_profile"]
     if check_rows is not None and not set(profile) <= set(check_rows.columns):
         check_rows = None  # a table of another shape: the generated cases still check it
@@ -74,6 +69,7 @@ def import_version(
         LoggedModel.load(uri).pipeline,
         profile,
         None if check_rows is None else check_rows[list(profile)],
+        answers,
     )
     serving["scorer_check"] = {"kind": scorer.kind, "detail": scorer.detail, **check}
     if card := registry.card(version):
@@ -235,7 +231,7 @@ def publish_document(bento: bentoml.Bento, model_tag: str, settings: ServeConfig
     writer = YAML(typ="safe")
     writer.default_flow_style = False
     with path.open("w") as out:
-        writer.dump(published(spec, contract, champion.version), out)
+        writer.dump(published(spec, contract, champion.version, answers_of(champion.info)), out)
 
 
 def package_gated_version(run_ids: list[str], cfg: Config) -> dict[str, Any]:

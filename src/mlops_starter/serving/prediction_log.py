@@ -15,6 +15,9 @@ at midnight UTC, so processes never interleave lines. A line looks like:
     {"schema": 1, "timestamp": "2026-11-24T08:00:00.123+00:00", "request_id": "...",
      "model": "churn-classifier", "model_version": "3", "id": "C-0042",
      "features": {...}, "probability": 0.071, "label": 1, "issues": ["plan:unseen_category"]}
+
+where `probability` and `label` are a binary model's answer; a multi-class model's is
+`label` and `probabilities` (by class), a regression's `value`, `lower` and `upper`.
 """
 
 from __future__ import annotations
@@ -53,19 +56,18 @@ class LogBatch:
     `keys` come first in each line, in their order: a list holds one value per line (the
     request a row came in, the version that answered it), anything else is the same on
     every line. `features` holds the rows as sent, a list per column (None: the line
-    says `"features": null`, as a shadow's line does); `issues` maps `field:kind` to the
-    rows that have it.
+    says `"features": null`, as a shadow's line does); `answer` the model's answer, a
+    list per field (Answers.per_row); `issues` maps `field:kind` to the rows that have it.
     """
 
     keys: Mapping[str, Any]
     ids: Sequence[Any] | None
     features: Mapping[str, Sequence[Any]] | None
-    probabilities: np.ndarray
-    labels: np.ndarray
+    answer: Mapping[str, list[Any]]
     issues: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
-        return len(self.probabilities)
+        return len(next(iter(self.answer.values())))
 
     def encode(self) -> bytes:
         """The lines, each ending in a newline, built a column at a time: each column is
@@ -98,8 +100,8 @@ class LogBatch:
             )
             template.append(b"}")
             per_line.extend(encoded.values())
-        add("probability", _encoded(self.probabilities.tolist()))
-        add("label", _encoded(self.labels.tolist()))
+        for name, values in self.answer.items():
+            add(name, _encoded(values))
         add("issues", self._issues())
         line = b"".join(template) + b"}\n"
         return b"".join(map(line.__mod__, zip(*per_line, strict=True)))

@@ -27,6 +27,7 @@ from mlops_starter.config import ExperimentConfig
 from mlops_starter.serving.prediction_log import LogBatch
 from mlops_starter.serving.scorer import Scorer, build_scorer
 from mlops_starter.storage import LoggedModel
+from mlops_starter.tasks import Answers, answers_of
 
 CHAMPION_ARM, CHALLENGER_ARM, SHADOW_ARM = "champion", "challenger", "shadow"
 _HASH_SCALE = float(2**64)
@@ -66,6 +67,15 @@ def schema_differences(champion: Mapping[str, Any], challenger: Mapping[str, Any
             differences.append(
                 f"feature {name!r} is {kinds[0]} for the champion, {kinds[1]} for it"
             )
+    ours_answer, theirs_answer = (
+        (answers.task, answers.described().get("classes"))
+        for answers in (answers_of(dict(champion)), answers_of(dict(challenger)))
+    )
+    if ours_answer != theirs_answer:
+        differences.append(
+            f"the challenger answers {_answer_kind(*theirs_answer)}, the champion's clients "
+            f"read {_answer_kind(*ours_answer)}"
+        )
     if champion.get("id_column") != challenger.get("id_column"):
         differences.append(
             f"the id column is {champion.get('id_column')!r} for the champion, "
@@ -74,20 +84,46 @@ def schema_differences(champion: Mapping[str, Any], challenger: Mapping[str, Any
     return differences
 
 
+# An answer's fields for a batch, an array each with a row per row (Answers.decide).
+Decided = dict[str, np.ndarray]
+
+
+def _answer_kind(task: str, classes: list[str] | None) -> str:
+    return task if classes is None else f"{task} of classes {classes}"
+
+
 @dataclass(frozen=True)
 class ServedVersion:
     """One registry version as the service scores with it."""
 
     model: str
     version: str
-    threshold: float
+    answers: Answers
     scorer: Scorer
     run_id: str = ""
 
-    def score(self, columns: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Probabilities of the positive class, and the labels at this version's threshold."""
-        probabilities = self.scorer.predict_proba(columns)
-        return probabilities, (probabilities >= self.threshold).astype(np.int64)
+    def score(self, columns: Mapping[str, np.ndarray]) -> Decided:
+        """The answer's fields for each row, decided by this version's rule (threshold,
+        cost matrix, interval)."""
+        return self.answers.decide(self.scorer.predict(columns))
+
+
+def served_version(
+    pipeline: Any,
+    metadata: Mapping[str, Any],
+    labels: Mapping[str, str],
+    rows: Any = None,
+) -> tuple[ServedVersion, dict[str, Any]]:
+    """A loaded model as the service scores with it, and its scorer's check."""
+    answers = answers_of(dict(metadata))
+    scorer, check = build_scorer(pipeline, metadata["feature_profile"], rows, answers)
+    return ServedVersion(
+        labels.get("registered_model", ""),
+        labels.get("registered_version", "unknown"),
+        answers,
+        scorer,
+        labels.get("run_id", ""),
+    ), check
 
 
 def load_challenger(
@@ -101,18 +137,12 @@ def load_challenger(
     if differences := schema_differences(champion_metadata, metadata):
         raise ValueError("; ".join(differences))
     logged = LoggedModel.load(model_path)  # allow-listed types only
-    scorer, _ = build_scorer(logged.pipeline, metadata["feature_profile"])
-    logged.pipeline.predict_proba(logged.input_example())
-    return ServedVersion(
-        labels.get("registered_model", ""),
-        labels.get("registered_version", "unknown"),
-        float(metadata["threshold"]),
-        scorer,
-        labels.get("run_id", ""),
-    )
+    served, _ = served_version(logged.pipeline, metadata, labels)
+    served.answers.pipeline_raw(logged.pipeline, logged.input_example())
+    return served
 
 
-Observe = Callable[[ServedVersion, str, np.ndarray, np.ndarray, float], None]
+Observe = Callable[[ServedVersion, str, Decided, float], None]
 
 
 def rows_of(columns: Mapping[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
@@ -121,12 +151,12 @@ def rows_of(columns: Mapping[str, np.ndarray], mask: np.ndarray) -> dict[str, np
 
 def timed_score(
     version: ServedVersion, arm: str, columns: Mapping[str, np.ndarray], observe: Observe
-) -> tuple[np.ndarray, np.ndarray]:
+) -> Decided:
     """`version.score`, reported to `observe` with its arm and how long it took."""
     started = time.perf_counter()
-    probabilities, labels = version.score(columns)
-    observe(version, arm, probabilities, labels, time.perf_counter() - started)
-    return probabilities, labels
+    decided = version.score(columns)
+    observe(version, arm, decided, time.perf_counter() - started)
+    return decided
 
 
 class ShadowScorer:
@@ -186,7 +216,7 @@ class ShadowScorer:
         columns = {name: np.concatenate([t[0][name] for t in taken]) for name in taken[0][0]}
         timestamps, request_ids, ids = ([v for t in taken for v in t[k]] for k in (1, 2, 3))
         try:
-            probabilities, labels = timed_score(self.challenger, SHADOW_ARM, columns, self.observe)
+            decided = timed_score(self.challenger, SHADOW_ARM, columns, self.observe)
         except Exception:  # a challenger that fails on some rows must not stop the thread
             logging.getLogger(__name__).exception("shadow scoring failed")
             self.on_drop(len(request_ids))
@@ -203,13 +233,12 @@ class ShadowScorer:
                 },
                 ids,
                 None,  # the champion's entry of the same row holds the features
-                probabilities,
-                labels,
+                self.challenger.answers.per_row(decided),
             )
         )
 
 
-Scored = tuple[np.ndarray, np.ndarray, list[str]]
+Scored = tuple[Decided, list[str]]  # the answers, and the version that gave each row's
 
 
 class SameTurnBatcher:
@@ -253,7 +282,7 @@ class SameTurnBatcher:
                     for (_, ids, _), rows in zip(taken, sizes, strict=True)
                     for identity in (ids if ids is not None else [None] * rows)
                 ]
-            probabilities, labels, versions = self._score(together, all_ids)
+            decided, versions = self._score(together, all_ids)
         except Exception as error:  # each request answers 500 for itself
             for _, _, answered in taken:
                 if not answered.done():
@@ -264,7 +293,10 @@ class SameTurnBatcher:
             end = start + rows
             if not answered.done():  # its client may have gone
                 answered.set_result(
-                    (probabilities[start:end], labels[start:end], versions[start:end])
+                    (
+                        {name: values[start:end] for name, values in decided.items()},
+                        versions[start:end],
+                    )
                 )
             start = end
 
@@ -295,29 +327,28 @@ class Router:
         )
         self._unassigned = np.random.default_rng()  # deals the rows that carry no id
 
-    def score(
-        self, columns: Mapping[str, np.ndarray], ids: Sequence[Any] | None
-    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """Per row: the probability, the label, and the version that answered it."""
+    def score(self, columns: Mapping[str, np.ndarray], ids: Sequence[Any] | None) -> Scored:
+        """Per row: the answer's fields, and the version that answered it."""
         rows = len(next(iter(columns.values())))
         if not self.splitting or self.challenger is None:
-            probabilities, labels = timed_score(self.champion, CHAMPION_ARM, columns, self.observe)
-            return probabilities, labels, [self.champion.version] * rows
+            decided = timed_score(self.champion, CHAMPION_ARM, columns, self.observe)
+            return decided, [self.champion.version] * rows
         chosen = to_challenger(
             ids, rows, self.settings.name, self.settings.challenger_share, self._unassigned
         )
-        probabilities = np.empty(rows)
-        labels = np.empty(rows, dtype=np.int64)
+        merged: Decided = {}
         for version, arm, mask in (
             (self.champion, CHAMPION_ARM, ~chosen),
             (self.challenger, CHALLENGER_ARM, chosen),
         ):
             if mask.any():
-                probabilities[mask], labels[mask] = timed_score(
-                    version, arm, rows_of(columns, mask), self.observe
-                )
+                part = timed_score(version, arm, rows_of(columns, mask), self.observe)
+                for name, values in part.items():
+                    if name not in merged:
+                        merged[name] = np.empty((rows, *values.shape[1:]), dtype=values.dtype)
+                    merged[name][mask] = values
         versions = np.where(chosen, self.challenger.version, self.champion.version)
-        return probabilities, labels, versions.tolist()
+        return merged, versions.tolist()
 
     def answered_by(self, versions: list[str]) -> dict[str, Any]:
         """The log's keys for rows answered by `versions`: the version, and during an

@@ -16,6 +16,9 @@ know, or a check that fails, falls back to the pipeline itself, with one log lin
 
 A batch is `Columns`: one numpy array per feature, numbers as float64 with NaN for
 missing, categories as an object array of str with None for missing.
+
+The compiled scorer covers binary models. A multi-class or regression model is served
+by its pipeline, and `Scorer.detail` says so.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.special import expit
+
+from mlops_starter.tasks import Answers
 
 Columns = Mapping[str, np.ndarray]
 TOLERANCE = 1e-6
@@ -199,8 +204,9 @@ class Scorer:
     detail: str
     _score: Any
 
-    def predict_proba(self, columns: Columns) -> np.ndarray:
-        """The positive class's probability per row."""
+    def predict(self, columns: Columns) -> np.ndarray:
+        """The model's raw answer per row (Answers.pipeline_raw's): the positive class's
+        probability, a row of class probabilities, or the value."""
         with _quiet_finiteness_check():
             return np.asarray(self._score(columns), dtype=float)
 
@@ -225,17 +231,33 @@ def compile_model(model: Any) -> Scorer:
     return Scorer("compiled", detail, score)
 
 
-def pipeline_scorer(model: Any, profile: Mapping[str, Mapping[str, Any]]) -> Scorer:
+def pipeline_scorer(
+    model: Any, profile: Mapping[str, Mapping[str, Any]], answers: Answers | None = None
+) -> Scorer:
     """The fallback: the pipeline itself, its estimator on one thread as well."""
-    pipeline = getattr(model, "classifier", model)
+    pipeline = _inner_pipeline(model)
     estimator = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
     if "n_jobs" in estimator.get_params():
         estimator.set_params(n_jobs=1)
+    if answers is None:
+        return Scorer(
+            "pipeline",
+            f"sklearn {type(pipeline).__name__}.predict_proba (1 thread)",
+            lambda columns: model.predict_proba(columns_to_frame(columns, profile))[:, 1],
+        )
     return Scorer(
         "pipeline",
-        f"sklearn {type(pipeline).__name__}.predict_proba (1 thread)",
-        lambda columns: model.predict_proba(columns_to_frame(columns, profile))[:, 1],
+        f"sklearn {type(pipeline).__name__} behind {type(model).__name__} (1 thread)",
+        lambda columns: answers.pipeline_raw(model, columns_to_frame(columns, profile)),
     )
+
+
+def _inner_pipeline(model: Any) -> Any:
+    """The sklearn pipeline behind a calibration map, a temperature or an interval."""
+    for wrapper in ("classifier", "regressor"):
+        if hasattr(model, wrapper):
+            return getattr(model, wrapper)
+    return model
 
 
 def _quiet_finiteness_check() -> Any:
@@ -280,18 +302,28 @@ def difference(scorer: Scorer, model: Any, frame: pd.DataFrame) -> float:
     """Largest absolute difference between the scorer and `model.predict_proba` on `frame`."""
     with _quiet_finiteness_check():
         expected = model.predict_proba(frame)[:, 1]
-    found = scorer.predict_proba(frame_to_columns(frame))
+    found = scorer.predict(frame_to_columns(frame))
     return float(np.max(np.abs(found - expected), initial=0.0))
 
 
 def build_scorer(
-    model: Any, profile: Mapping[str, Mapping[str, Any]], rows: pd.DataFrame | None = None
+    model: Any,
+    profile: Mapping[str, Mapping[str, Any]],
+    rows: pd.DataFrame | None = None,
+    answers: Answers | None = None,
 ) -> tuple[Scorer, dict[str, Any]]:
     """The compiled scorer if it equals the pipeline on the hard cases (and `rows`),
-    else the pipeline itself. Returns it and the check: rows compared, largest difference."""
+    else the pipeline itself. Returns it and the check: rows compared, largest difference.
+    `answers` is how a version of another task than binary answers: its pipeline serves,
+    checked to answer the hard cases."""
     check_frame = columns_to_frame(hard_cases(profile), profile)
     if rows is not None:
         check_frame = pd.concat([check_frame, columns_to_frame(frame_to_columns(rows), profile)])
+    if answers is not None and answers.task != "binary":
+        scorer = pipeline_scorer(model, profile, answers)
+        scorer.predict(frame_to_columns(check_frame))
+        reason = f"the compiled scorer covers binary models; this is a {answers.task} model"
+        return scorer, {"rows": len(check_frame), "reason": reason}
     try:
         scorer = compile_model(model)
         worst = difference(scorer, model, check_frame)

@@ -10,10 +10,13 @@ Which version, and how input and load are treated, are bento arguments that
 a built bento keeps its own. Only where the prediction log goes depends on the
 machine: MLOPS_PREDICTION_LOG_DIR overrides `serve.prediction_log_dir`.
 
-    POST /predict    {"records": [...]} in, per record: probability, label, the version that
-                     answered, warnings; or {"columns": {field: [...]}} in, the same as columns
+    POST /predict    {"records": [...]} in, per record the task's answer (binary: probability
+                     and label; multi-class: label and each class's probability; regression:
+                     value and interval), the version that answered, warnings; or
+                     {"columns": {field: [...]}} in, the same as columns
     POST /explain    records in, per record: each feature's contribution to the score
-    GET  /metadata   model name, version, run id, threshold, data hash, feature schema,
+    GET  /metadata   model name, version, run id, task and how it decides (threshold,
+                     classes, interval), data hash, feature schema,
                      model card, which scorer serves (compiled or the pipeline), experiment
     GET  /docs.json  the OpenAPI document: every answer above, declared with its body
     GET  /healthz /livez /readyz /metrics    BentoML's own; readyz waits for the model
@@ -46,6 +49,7 @@ from mlops_starter.serving.middleware import (
     RequestIdMiddleware,
 )
 from mlops_starter.serving.schema import RecordBase, contract_of
+from mlops_starter.tasks import answers_of
 
 with bentoml.importing():
     import numpy as np
@@ -73,6 +77,7 @@ CHAMPION = BentoVersion.of(MODEL)
 PROFILE = CHAMPION.profile
 ID_FIELD = CHAMPION.id_field
 CONTRACT = contract_of(PROFILE, ID_FIELD, ARGS)
+ANSWERS = answers_of(CHAMPION.info)  # what each record's answer holds, by the model's task
 FeatureRecord = CONTRACT.record_model()
 Records = CONTRACT.records_type(FeatureRecord)
 PREDICTION_LOG_DIR = os.environ.get("MLOPS_PREDICTION_LOG_DIR", ARGS.prediction_log_dir)
@@ -84,16 +89,6 @@ class RecordsBody(bentoml.IODescriptor):
 
     model_config = ConfigDict(extra="forbid")
     records: Records  # type: ignore[valid-type]
-
-
-class Prediction(BaseModel):
-    probability: float = Field(description="probability of the positive class")
-    label: int = Field(description="1 if probability >= the tuned threshold (positive class)")
-    model_version: str = Field(description="the version that answered this record")
-    id: str | int | None = Field(None, description="the record's id, echoed")
-    warnings: list[str] = Field(
-        description="accepted input issues and fields ignored, as field:kind"
-    )
 
 
 class NotExplainable(bentoml.exceptions.BentoMLException):
@@ -176,8 +171,8 @@ class ClassifierService:
             "version": CHAMPION.labels.get("registered_version"),
             "run_id": CHAMPION.labels.get("run_id"),
             "bento_model": CHAMPION.tag,
-            "threshold": float(CHAMPION.info["threshold"]),
-            "positive_label": CHAMPION.info.get("positive_label"),
+            "task": ANSWERS.task,
+            **ANSWERS.described(),
             "id_field": ID_FIELD,
             "data_train_md5": CHAMPION.info.get("data_train_md5"),
             "policies": {
@@ -207,11 +202,12 @@ class ClassifierService:
         self.log.close()
 
     @bentoml.api(input_spec=RecordsBody)
-    async def predict(self, records: Records) -> list[Prediction]:  # type: ignore[valid-type]
+    async def predict(self, records: Records) -> list[dict[str, Any]]:  # type: ignore[valid-type]
         """Score one or many records, or columns; requests arriving together share one
         model call. Records and columns that meet the contract are answered before they
         reach here (middleware.FastPredictMiddleware); this API answers in-process
-        callers, and refuses with pydantic's 400 the records that break the contract."""
+        callers, and refuses with pydantic's 400 the records that break the contract. The
+        answer's schema is the task's (openapi.py's `Prediction`)."""
         return await self._predict(records)
 
     @bentoml.api(input_spec=RecordsBody)
@@ -219,7 +215,7 @@ class ClassifierService:
         """Each feature's additive contribution to each record's score."""
         return self._explain(records)
 
-    async def _predict(self, records: list[RecordBase]) -> list[Prediction]:
+    async def _predict(self, records: list[RecordBase]) -> list[dict[str, Any]]:
         sent = {column: [r.value(column) for r in records] for column in FeatureRecord.attribute_of}
         unknown = sorted({name for record in records for name in record.unknown_fields()})
         for name in unknown:
@@ -231,8 +227,8 @@ class ClassifierService:
             unknown,
             REQUEST_ID.get(),
         )
-        answer = scored.answer("records", self.version, self.router.splitting)
-        return [Prediction.model_construct(**row) for row in answer]
+        answer: list[dict[str, Any]] = scored.answer("records", self.version, self.router.splitting)
+        return answer
 
     def _explain(self, records: list[RecordBase]) -> list[Explanation]:
         frame = columns_to_frame(records_to_columns(records, PROFILE), PROFILE)
@@ -320,9 +316,16 @@ class ClassifierService:
         }
         metrics.count_issues(issues, "accepted")
         metrics.count_issues(ignored, "ignored")
-        probabilities, labels, versions = await self.batcher.score(columns, ids)
+        decided, versions = await self.batcher.score(columns, ids)
         scored = ScoredRequest(
-            request_id, ids, sent, probabilities, labels, versions, issues, ignored
+            request_id,
+            ids,
+            sent,
+            ANSWERS,
+            decided,
+            versions,
+            issues,
+            ignored,
         )
         if sampled(request_id, ARGS.log_sample_rate):
             now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
@@ -336,7 +339,7 @@ class ClassifierService:
 def document() -> bytes:
     """The OpenAPI document served at /docs.json (the bento holds the same one)."""
     spec = ClassifierService.openapi_spec.asdict()  # type: ignore[attr-defined]
-    return orjson.dumps(published(spec, CONTRACT, CHAMPION.version))
+    return orjson.dumps(published(spec, CONTRACT, CHAMPION.version, ANSWERS))
 
 
 def _service() -> ClassifierService:

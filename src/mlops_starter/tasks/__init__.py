@@ -6,7 +6,7 @@ what differs: the target's checks, its encoding, the split's balance report and 
 leakage audit's score. Each task is one module registered in TASKS.
 """
 
-from mlops_starter.tasks.base import TASKS, TargetValues, Task
+from mlops_starter.tasks.base import TASKS, Answers, TargetValues, Task, answers_of
 from mlops_starter.tasks.binary import Binary
 from mlops_starter.tasks.infer import infer_task, resolve_task
 from mlops_starter.tasks.multiclass import Multiclass
@@ -14,11 +14,13 @@ from mlops_starter.tasks.regression import Regression
 
 __all__ = [
     "TASKS",
+    "Answers",
     "Binary",
     "Multiclass",
     "Regression",
     "TargetValues",
     "Task",
+    "answers_of",
     "infer_task",
     "resolve_task",
 ]

@@ -237,6 +237,11 @@ class Task(ABC):
         """Rows of the rarest class in `y` (binary: positives, and none without a
         negative), or every row for a number: what a fair comparison needs enough of."""
 
+    @classmethod
+    @abstractmethod
+    def answers(cls, metadata: dict[str, Any]) -> Answers:
+        """How a version of this task answers, from its serving metadata."""
+
 
 @dataclass(frozen=True)
 class TestReport:
@@ -250,6 +255,47 @@ class TestReport:
     answers: pd.DataFrame
 
 
+class Answers(ABC):
+    """How a served version of a task answers each row, read from the serving metadata
+    its train stage wrote. From the model's raw output it decides the answer's fields (a
+    batch's arrays, which the service merges across versions row by row), and turns them
+    into each row's JSON values (records, the prediction log, batch scores) or the
+    columns answer; it gives their JSON Schema (the OpenAPI document's `Prediction`).
+    The service, `mlops score` and the log all ask this object, so a task answers alike
+    everywhere."""
+
+    task: ClassVar[str]
+
+    def pipeline_raw(self, model: Any, frame: pd.DataFrame) -> np.ndarray:
+        """The saved model's raw output for rows: the positive class's probability, each
+        class's probability (a column per class), or the value."""
+        return TASKS[self.task].predict_raw(model, frame)
+
+    @abstractmethod
+    def decide(self, raw: np.ndarray) -> dict[str, np.ndarray]:
+        """The answer's fields for a batch's raw output, an array each, a row per row."""
+
+    def per_row(self, decided: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+        """Each field's JSON value per row."""
+        return {name: values.tolist() for name, values in decided.items()}
+
+    def columns(self, decided: dict[str, np.ndarray]) -> dict[str, Any]:
+        """The columns answer: an array per field."""
+        return dict(decided)
+
+    @abstractmethod
+    def fields(self) -> dict[str, dict[str, Any]]:
+        """The JSON Schema of each answer field, in the answer's order (all required)."""
+
+    def column_fields(self) -> dict[str, dict[str, Any]]:
+        """The JSON Schema of each column of the columns answer."""
+        return {name: {"type": "array", "items": field} for name, field in self.fields().items()}
+
+    @abstractmethod
+    def described(self) -> dict[str, Any]:
+        """What /metadata says of how answers are made (threshold, classes, interval)."""
+
+
 TASKS: dict[str, type[Task]] = {}
 
 
@@ -257,3 +303,8 @@ def register_task(task: type[Task]) -> type[Task]:
     """Make `task` one of data.task's values (a class decorator)."""
     TASKS[task.name] = task
     return task
+
+
+def answers_of(metadata: dict[str, Any]) -> Answers:
+    """How the version whose serving metadata this is answers (binary's names no task)."""
+    return TASKS[metadata.get("task", "binary")].answers(metadata)

@@ -11,7 +11,7 @@ import pandas as pd
 
 from mlops_starter.config import DataConfig, LeakageConfig, ValidateConfig
 from mlops_starter.errors import ConfigError
-from mlops_starter.tasks.base import TargetValues, Task, expectation, register_task
+from mlops_starter.tasks.base import Answers, TargetValues, Task, expectation, register_task
 
 
 def is_positive(labels: pd.Series, positive_label: str | int | bool) -> pd.Series:
@@ -39,6 +39,36 @@ def single_feature_auc(feature: pd.Series, y: pd.Series) -> float:
         return 0.5
     auc = float(roc_auc_score(y, score))
     return max(auc, 1.0 - auc)
+
+
+@dataclass(frozen=True)
+class BinaryAnswers(Answers):
+    """The positive class's probability, and its label at the tuned threshold."""
+
+    task: ClassVar[str] = "binary"
+    threshold: float
+    positive_label: Any = None
+
+    def decide(self, raw: np.ndarray) -> dict[str, np.ndarray]:
+        return {"probability": raw, "label": (raw >= self.threshold).astype(np.int64)}
+
+    def fields(self) -> dict[str, dict[str, Any]]:
+        return {
+            "probability": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 1,
+                "description": "probability of the positive class",
+            },
+            "label": {
+                "type": "integer",
+                "enum": [0, 1],
+                "description": "1 if probability >= the tuned threshold (positive class)",
+            },
+        }
+
+    def described(self) -> dict[str, Any]:
+        return {"threshold": self.threshold, "positive_label": self.positive_label}
 
 
 @register_task
@@ -164,6 +194,10 @@ class Binary(Task):
     def rarest_rows(self, y: np.ndarray) -> int:
         positives = int(y.sum())
         return positives if positives < len(y) else 0
+
+    @classmethod
+    def answers(cls, metadata: dict[str, Any]) -> BinaryAnswers:
+        return BinaryAnswers(float(metadata["threshold"]), metadata.get("positive_label"))
 
     @classmethod
     def compared(cls, setting: str) -> str:

@@ -21,7 +21,14 @@ import pandas as pd
 from mlops_starter.config import DataConfig, LeakageConfig, TrainConfig, ValidateConfig
 from mlops_starter.errors import ConfigError, DataError
 from mlops_starter.rounding import round_sig
-from mlops_starter.tasks.base import TargetValues, Task, TestReport, expectation, register_task
+from mlops_starter.tasks.base import (
+    Answers,
+    TargetValues,
+    Task,
+    TestReport,
+    expectation,
+    register_task,
+)
 from mlops_starter.tasks.binary import single_feature_auc
 
 _EDGE = 1e-15  # the least probability a log is taken of
@@ -202,6 +209,77 @@ class CalibratedMulticlass:
         return self.classes_[decide(self.predict_proba(X), cost)]
 
 
+@dataclass(frozen=True)
+class MulticlassAnswers(Answers):
+    """The decided class, and every class's calibrated probability by name."""
+
+    task: ClassVar[str] = "multiclass"
+    classes: tuple[str, ...]
+    cost_matrix: tuple[tuple[float, ...], ...] | None = None
+
+    def decide(self, raw: np.ndarray) -> dict[str, np.ndarray]:
+        cost = None if self.cost_matrix is None else np.asarray(self.cost_matrix)
+        label = np.asarray(self.classes, dtype=object)[decide(raw, cost)]
+        return {"label": label, "probabilities": raw}
+
+    def per_row(self, decided: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+        rows = decided["probabilities"].tolist()
+        return {
+            "label": decided["label"].tolist(),
+            "probabilities": [dict(zip(self.classes, row, strict=True)) for row in rows],
+        }
+
+    def columns(self, decided: dict[str, np.ndarray]) -> dict[str, Any]:
+        # A row per class, each contiguous: what JSON encoders of numpy arrays take.
+        per_class = np.ascontiguousarray(decided["probabilities"].T)
+        return {
+            "label": decided["label"].tolist(),  # text, which such encoders do not take
+            "probabilities": dict(zip(self.classes, per_class, strict=True)),
+        }
+
+    @staticmethod
+    def _probability() -> dict[str, Any]:
+        return {"type": "number", "minimum": 0, "maximum": 1}
+
+    def _per_class(self, description: str, field: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "description": description,
+            "properties": {name: field for name in self.classes},
+            "required": list(self.classes),
+            "additionalProperties": False,
+        }
+
+    def fields(self) -> dict[str, dict[str, Any]]:
+        rule = "least expected cost (train.cost_matrix)" if self.cost_matrix else "most probable"
+        return {
+            "label": {
+                "type": "string",
+                "enum": list(self.classes),
+                "description": f"the decided class: the {rule}",
+            },
+            "probabilities": self._per_class(
+                "each class's calibrated probability (they sum to 1)", self._probability()
+            ),
+        }
+
+    def column_fields(self) -> dict[str, dict[str, Any]]:
+        return super().column_fields() | {
+            "probabilities": self._per_class(
+                "each class's calibrated probability, a list per class",
+                {"type": "array", "items": self._probability()},
+            )
+        }
+
+    def described(self) -> dict[str, Any]:
+        cost = self.cost_matrix
+        return {
+            "classes": list(self.classes),
+            "decision": "argmax" if cost is None else "least expected cost",
+            "cost_matrix": None if cost is None else [list(row) for row in cost],
+        }
+
+
 @register_task
 @dataclass(frozen=True)
 class Multiclass(Task):
@@ -336,6 +414,14 @@ class Multiclass(Task):
         labels = [str(label) for label in self.classes]
         codes = pd.Categorical(answers["actual"].astype(str), categories=labels).codes
         return codes.astype(np.int16), answers[[f"probability_{c}" for c in labels]].to_numpy()
+
+    @classmethod
+    def answers(cls, metadata: dict[str, Any]) -> MulticlassAnswers:
+        cost = metadata.get("cost_matrix")
+        return MulticlassAnswers(
+            tuple(metadata["classes"]),
+            None if cost is None else tuple(tuple(float(c) for c in row) for row in cost),
+        )
 
     def rarest_rows(self, y: np.ndarray) -> int:
         return int(np.bincount(y, minlength=len(self.classes)).min())

@@ -20,7 +20,14 @@ import pandas as pd
 
 from mlops_starter.config import DataConfig, LeakageConfig, TrainConfig, ValidateConfig
 from mlops_starter.rounding import round_sig
-from mlops_starter.tasks.base import TargetValues, Task, TestReport, expectation, register_task
+from mlops_starter.tasks.base import (
+    Answers,
+    TargetValues,
+    Task,
+    TestReport,
+    expectation,
+    register_task,
+)
 
 
 def single_feature_r2(feature: pd.Series, y: pd.Series) -> float:
@@ -100,6 +107,35 @@ class IntervalRegressor:
         """Rows of (lower, upper)."""
         value = self.predict(X)
         return np.column_stack([value - self.half_width, value + self.half_width])
+
+
+@dataclass(frozen=True)
+class RegressionAnswers(Answers):
+    """The predicted value and its split-conformal interval."""
+
+    task: ClassVar[str] = "regression"
+    half_width: float
+    coverage: float
+
+    def decide(self, raw: np.ndarray) -> dict[str, np.ndarray]:
+        return {"value": raw, "lower": raw - self.half_width, "upper": raw + self.half_width}
+
+    def fields(self) -> dict[str, dict[str, Any]]:
+        holds = f"the interval that holds {self.coverage:.0%} of actual values"
+        return {
+            "value": {"type": "number", "description": "the predicted value"},
+            "lower": {"type": "number", "description": f"lower end of {holds}"},
+            "upper": {"type": "number", "description": f"upper end of {holds}"},
+        }
+
+    def described(self) -> dict[str, Any]:
+        return {
+            "interval": {
+                "method": "split conformal, on out-of-fold residuals",
+                "coverage": self.coverage,
+                "half_width": self.half_width,
+            }
+        }
 
 
 @register_task
@@ -200,6 +236,12 @@ class Regression(Task):
 
     def read_answers(self, answers: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         return answers["actual"].to_numpy(float), answers["predicted"].to_numpy(float)
+
+    @classmethod
+    def answers(cls, metadata: dict[str, Any]) -> RegressionAnswers:
+        return RegressionAnswers(
+            float(metadata["interval_half_width"]), float(metadata["interval_coverage"])
+        )
 
     def rarest_rows(self, y: np.ndarray) -> int:
         return len(y)
