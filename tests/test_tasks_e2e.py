@@ -95,7 +95,9 @@ def expected_answers(copy, test: pd.DataFrame) -> dict[str, np.ndarray]:
         value = model.predict(test)
         half = copy.read_json("models/model.json")["interval_half_width"]
         return {"value": value, "lower": value - half, "upper": value + half}
-    return {"probabilities": model.predict_proba(test), "label": model.predict(test)}
+    # The model predicts class codes; the service answers their labels.
+    labels = np.asarray(model.labels, dtype=object)[model.predict(test)]
+    return {"probabilities": model.predict_proba(test), "label": labels}
 
 
 def test_the_bento_answers_records_and_columns_as_its_document_says_and_the_model_does(
