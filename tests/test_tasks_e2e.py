@@ -155,6 +155,8 @@ def test_the_bento_answers_records_and_columns_as_its_document_says_and_the_mode
     copy.run(
         "mlops",
         "score",
+        "--version",
+        bento["version"],
         "--input",
         str(tmp_path / "rows.csv"),
         "--output",
