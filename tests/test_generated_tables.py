@@ -251,11 +251,12 @@ def serve_and_score(folder: Path, source: Path) -> None:
     if columns is not None:
         answer = answers.per_row(answers.decide(scorer.predict(columns)))
         assert {len(values) for values in answer.values()} == {len(records)}
-        if answers.task == "binary":  # monitoring reads binary logs so far
-            monitor_a_log(folder, str(version), body, answer, test)
+        monitor_a_log(folder, str(version), body, answer, test)
+    classes = answers.described().get("classes") or [None]  # a multi-class model's each
     with contextlib.suppress(ExplainError):
-        explained = explain(model, test[list(profile)])
-        assert explained.contributions.shape[0] == len(test)
+        for output in range(len(classes)) if classes != [None] else [None]:
+            explained = explain(model, test[list(profile)], output)
+            assert explained.contributions.shape[0] == len(test)
     scored = folder / "scored.parquet"
     try:
         mlops(["score", "--input", str(source), "--output", str(scored), "--version", str(version)])

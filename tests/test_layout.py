@@ -17,6 +17,7 @@ SHARED = {
     "errors",
     "extensions",
     "lineage",
+    "metrics",  # binary's scores: its task, training, evaluation, the gate and monitoring
     "rounding",
     "runner",
     "storage",

@@ -141,7 +141,21 @@ def test_the_bento_answers_records_and_columns_as_its_document_says_and_the_mode
         assert answered["label"] == expected["label"].astype(str).tolist()
         assert [a["label"] for a in by_records.json()] == answered["label"]
         assert [list(a["probabilities"]) for a in by_records.json()] == [classes] * ROWS
-    assert explained.status_code == 501 and "explanations cover binary models" in (explained.text)
+    assert explained.status_code == 200, explained.text
+    (explanation,) = explained.json()
+    jsonschema.validate(explanation, schemas["Explanation"])
+    if metadata["task"] == "regression":
+        outputs = {"value": explanation}
+        assert explanation["value"] == pytest.approx(answered["value"][0], rel=1e-9)
+    else:  # one explanation per class, beside the probability /predict answered for it
+        outputs = explanation["classes"]
+        assert explanation["label"] == answered["label"][0]
+        for name, output in outputs.items():
+            assert output["probability"] == pytest.approx(answered["probabilities"][name][0])
+    for output in outputs.values():
+        assert set(output["contributions"]) == set(features)
+        total = output["base_value"] + sum(output["contributions"].values())
+        assert total == pytest.approx(output["margin"], abs=1e-4)
     logged = [
         json.loads(line)
         for path in (tmp_path / "predictions").glob("*.jsonl")
@@ -149,6 +163,26 @@ def test_the_bento_answers_records_and_columns_as_its_document_says_and_the_mode
     ]
     assert len(logged) == 2 * ROWS
     assert all(set(expected) <= set(line) for line in logged)
+
+    # The monitor reads those lines against the test set's answers (evaluate's reference).
+    out = tmp_path / "monitoring"
+    log_files = str(tmp_path / "predictions" / "*.jsonl")
+    monitored = copy.run(
+        "mlops",
+        "monitor",
+        "--log",
+        log_files,
+        "--version",
+        bento["version"],
+        "--out",
+        str(out),
+        check=False,
+    )
+    assert monitored.returncode in (0, 3), monitored.stdout + monitored.stderr  # 3: an alert
+    drift = json.loads((out / "monitoring.json").read_text())["prediction_drift"]
+    by_class = [f"probability of {c}" for c in metadata.get("classes", [])]
+    numbers = ["value"] if metadata["task"] == "regression" else by_class
+    assert list(drift["psi"]) == numbers
 
     # `mlops score` of the same rows writes the columns the service answers.
     test.to_csv(tmp_path / "rows.csv", index=False)

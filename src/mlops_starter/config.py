@@ -27,7 +27,26 @@ from mlops_starter.extensions import import_extensions
 
 DEFAULT_PARAMS = Path("params.yaml")
 # Test-set metrics that the gate and the monitor hold bars on.
-TestMetric = Literal["roc_auc", "pr_auc", "precision", "recall", "f1"]
+# Metrics monitoring compares once labels arrive: binary's, then multi-class's and
+# regression's (an error's "drop" is its rise).
+TestMetric = Literal[
+    "roc_auc",
+    "pr_auc",
+    "precision",
+    "recall",
+    "f1",
+    "log_loss",
+    "macro_f1",
+    "weighted_f1",
+    "balanced_accuracy",
+    "accuracy",
+    "roc_auc_ovr",
+    "pr_auc_ovr",
+    "rmse",
+    "mae",
+    "r2",
+    "interval_coverage",
+]
 
 
 class _Section(BaseModel):
@@ -402,7 +421,9 @@ class ExperimentConfig(_Section):
         720, ge=0, description="a row counts once its prediction is this old (its label is final)"
     )
     outcome: str = Field(
-        "log_loss", description="log_loss, or a column of the labels file (higher is better)"
+        "log_loss",
+        description="log_loss: the model's own loss (a regression's: the squared error); or "
+        "a column of the labels file (higher is better)",
     )
     alpha: float = Field(0.05, gt=0, lt=0.5, description="the false-verdict rate allowed")
     power: float = Field(0.8, gt=0.5, lt=1)
@@ -448,6 +469,8 @@ class MonitorConfig(_Section):
     max_metric_drop: dict[TestMetric, float] = {
         "roc_auc": 0.10,
         "pr_auc": 0.10,
+        "roc_auc_ovr": 0.10,
+        "r2": 0.10,
     }
     max_error_rate: float = Field(0.01, ge=0, le=1)
     max_rejected_rate: float = Field(0.05, ge=0, le=1)

@@ -7,7 +7,7 @@ import skops.io
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from mlops_starter.evaluation.calibration import CalibratedClassifier, CalibrationMap
-from mlops_starter.evaluation.metrics import calibration_metrics, reliability_table
+from mlops_starter.metrics import calibration_metrics, reliability_table
 from mlops_starter.storage import trusted_types
 
 

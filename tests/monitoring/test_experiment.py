@@ -10,8 +10,10 @@ import pytest
 from mlops_starter.config import ExperimentConfig
 from mlops_starter.monitoring.experiment import confidence_sequence, decide, matured
 from mlops_starter.monitoring.inputs import MonitorError
+from mlops_starter.tasks.binary import BinaryAnswers
 
 CHAMPION, CHALLENGER = "3", "4"
+BINARY = BinaryAnswers(0.3, "yes")  # how simulate's log is read: the positive label is "yes"
 NOW = pd.Timestamp("2026-06-01", tz="UTC")
 # How far each version's log-odds stray from the truth: less noise, a better model.
 NOISE = {"better": 0.35, "equal": 0.7, "worse": 1.2}
@@ -51,7 +53,7 @@ def simulate(mode: str, truth: str, rows: int, seed: int, share: float = 0.5):
 def verdict(mode, log, labels, evidence=True, **settings):
     config = ExperimentConfig(challenger_share=0.5, **settings)
     rows = matured(log, labels, "churned", config, NOW)
-    return decide(rows, mode, CHAMPION, CHALLENGER, config, "pr_auc", "yes", evidence)
+    return decide(rows, mode, CHAMPION, CHALLENGER, config, "pr_auc", BINARY, evidence)
 
 
 @pytest.mark.parametrize("mode", ["shadow", "split"])
@@ -86,7 +88,7 @@ def test_false_better_verdicts_under_equal_stay_below_alpha_however_often_it_is_
         arrival = rows["request_id"].str[1:].astype(int)  # requests in the order they came
         for seen in looks:
             found = decide(
-                rows[arrival < seen], mode, CHAMPION, CHALLENGER, config, "pr_auc", "yes", False
+                rows[arrival < seen], mode, CHAMPION, CHALLENGER, config, "pr_auc", BINARY, False
             )
             if found["verdict"] == "better":
                 false_alarms += 1

@@ -17,13 +17,14 @@ from mlops_starter.config import MonitorConfig
 from mlops_starter.data.demo import generate_demo_table, generate_production_batch
 from mlops_starter.data.profile import feature_profile, score_profile
 from mlops_starter.data.schema import FeatureSchema, encode_target
-from mlops_starter.evaluation.metrics import classification_metrics
 from mlops_starter.extensions import import_extensions
+from mlops_starter.metrics import classification_metrics
 from mlops_starter.monitoring.checks import CHECKS, run_checks, system_health
 from mlops_starter.monitoring.inputs import MonitorError, Reference, read_prediction_log
 from mlops_starter.monitoring.report import write_report
 from mlops_starter.serving.prediction_log import LogBatch, PredictionLog
 from mlops_starter.storage import json_records
+from mlops_starter.tasks.binary import BinaryAnswers
 from mlops_starter.training.candidates import build_pipeline
 
 XGB = {
@@ -55,8 +56,7 @@ def trained():
     reference = Reference(
         model="churn-classifier",
         version="1",
-        threshold=threshold,
-        positive_label="yes",
+        answers=BinaryAnswers(threshold, "yes"),
         id_column="customer_id",
         feature_profile=feature_profile(train[schema.columns], schema),
         score_profile=score_profile(proba, threshold),
@@ -176,8 +176,11 @@ def test_the_report_is_an_html_page_with_plots(tmp_path, trained):
         ("{not json\n", ":1: not JSON"),
         ('{"timestamp": "x"}\n', "missing ['request_id'"),
         ("[1, 2]\n", "not an object"),
-        ('{"label": "a", "probabilities": {"a": 1.0}}\n', ":1: a multi-class model's answer"),
-        ('{"value": 3.5, "lower": 1, "upper": 6}\n', "regression model's answer: the monitor"),
+        (
+            '{"timestamp": "x", "request_id": "r", "model": "m", "model_version": "1", '
+            '"features": {}, "label": 1}\n',
+            "missing ['probability or probabilities or value']",
+        ),
     ],
 )
 def test_a_malformed_or_empty_log_gets_a_clear_error(tmp_path, content, message):

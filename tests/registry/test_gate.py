@@ -151,7 +151,7 @@ def test_markdown_summary_lists_every_check():
 
 @pytest.mark.parametrize("metric", ["roc_auc", "pr_auc"])
 def test_bootstrap_point_estimate_is_the_full_sample_difference(metric):
-    from mlops_starter.evaluation.metrics import RANKING_SCORERS
+    from mlops_starter.metrics import RANKING_SCORERS
 
     result = paired_bootstrap(Y, noisy(1.0, 6), SIGNAL, metric, 100, 0.9, seed=0)
     expected = RANKING_SCORERS[metric](Y, noisy(1.0, 6)) - RANKING_SCORERS[metric](Y, SIGNAL)

@@ -10,7 +10,7 @@ from conftest import candidate_defaults, places
 
 from mlops_starter.data.schema import FeatureSchema, encode_target
 from mlops_starter.errors import DataError
-from mlops_starter.evaluation.metrics import ranking_metrics
+from mlops_starter.metrics import ranking_metrics
 from mlops_starter.training.candidates import build_pipeline
 from mlops_starter.training.cv import calibrated, cross_validate, cv_folds, select_winner
 from mlops_starter.training.train import synthetic_example

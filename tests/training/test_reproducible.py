@@ -18,7 +18,7 @@ from mlops_starter.candidates import CANDIDATES
 from mlops_starter.config import TrainConfig
 from mlops_starter.data.schema import FeatureSchema, encode_target
 from mlops_starter.evaluation.calibration import CalibrationMap
-from mlops_starter.evaluation.metrics import classification_metrics, curve_tables
+from mlops_starter.metrics import classification_metrics, curve_tables
 from mlops_starter.rounding import ROUNDING_CHUNK, round_sig, rounded_figures
 from mlops_starter.storage import model_bytes
 from mlops_starter.training.candidates import build_pipeline, portable

@@ -81,9 +81,9 @@ def experiment_report(args: argparse.Namespace) -> None:
     """The experiment's verdict on the labels that have matured: better, worse or not
     yet decided (monitoring/experiment.py). Exit 0 whatever the verdict."""
     from mlops_starter.monitoring.experiment import decide, matured
-    from mlops_starter.monitoring.inputs import read_prediction_log
+    from mlops_starter.monitoring.inputs import answers_in_log, read_prediction_log
     from mlops_starter.storage import write_json
-    from mlops_starter.tasks import Binary
+    from mlops_starter.tasks import TASKS
 
     cfg = Config.from_yaml(args.params)
     settings = cfg.serve.experiment
@@ -101,15 +101,17 @@ def experiment_report(args: argparse.Namespace) -> None:
         challenger = challenger or str(registry.version("challenger").version)
     labels = _read_labels(args.labels).rename(columns={cfg.data.id_column: "id"})
     as_of = pd.Timestamp(args.as_of, tz="UTC") if args.as_of else pd.Timestamp.now(tz="UTC")
-    rows = matured(read_prediction_log(args.log), labels, cfg.data.target, settings, as_of)
+    log = read_prediction_log(args.log)
+    answers = answers_in_log(log, cfg.data.positive_label)
+    rows = matured(log, labels, cfg.data.target, settings, as_of)
     found = decide(
         rows,
         mode,
         champion,
         challenger,
         settings,
-        Binary.compared(cfg.gate.compare_metric),  # experiments compare binary models so far
-        cfg.data.positive_label,
+        TASKS[answers.task].compared(cfg.gate.compare_metric),
+        answers,
     )
     found["as_of"] = as_of.isoformat()
     write_json(Path(args.out) / "experiment.json", found)

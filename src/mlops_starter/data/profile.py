@@ -66,3 +66,24 @@ def score_profile(probabilities: np.ndarray, threshold: float) -> dict[str, Any]
         "predicted_positive_rate": float(np.mean(probabilities >= threshold)),
         "rows": len(probabilities),
     }
+
+
+def answer_profile(series: dict[str, np.ndarray], labels: np.ndarray | None) -> dict[str, Any]:
+    """Another task's test-set answers at evaluation time, the reference for prediction
+    drift: decile bins of each number answered (a class's probability, the value;
+    Answers.drift_series), and each class's share of the decided labels."""
+    profile: dict[str, Any] = {"series": {}, "rows": len(next(iter(series.values())))}
+    for name, values in series.items():
+        edges = np.unique(np.quantile(values, np.linspace(0, 1, PROFILE_BINS + 1)))
+        counts, _ = np.histogram(values, bins=edges)
+        profile["series"][name] = {
+            "bin_edges": [float(e) for e in edges],
+            "bin_shares": [float(c) for c in counts / len(values)],
+        }
+    if labels is not None:
+        found, counts = np.unique(labels.astype(str), return_counts=True)
+        profile["label_shares"] = {
+            str(label): float(count / len(labels))
+            for label, count in zip(found, counts, strict=True)
+        }
+    return profile

@@ -23,22 +23,22 @@ from mlops_starter.data.batches import (
     stable_hash,
     unit_interval,
 )
-from mlops_starter.data.profile import score_profile
+from mlops_starter.data.profile import answer_profile, score_profile
 from mlops_starter.data.schema import FeatureSchema, batch_target
-from mlops_starter.evaluation.metrics import (
-    calibration_metrics,
-    classification_metrics,
-    curve_tables,
-    reliability_table,
-)
 from mlops_starter.evaluation.slices import (
     feature_importance,
     slice_metrics,
     task_slice_metrics,
 )
+from mlops_starter.metrics import (
+    calibration_metrics,
+    classification_metrics,
+    curve_tables,
+    reliability_table,
+)
 from mlops_starter.rounding import round_sig, rounded_figures
 from mlops_starter.storage import file_md5
-from mlops_starter.tasks import Binary, Task, resolve_task
+from mlops_starter.tasks import Binary, Task, answers_of, resolve_task
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,11 @@ def evaluate_task(
     warn_weak_slices(slices)
     if slices["worst"] is not None:
         metrics[f"worst_slice_{slices['metric']}"] = slices["worst"][slices["metric"]]
-    log_evaluation(run_id, cfg, metrics, tables, slices)
+    # Monitoring compares served answers with these (prediction drift).
+    answering = answers_of(model_info)
+    decided = answering.decide(task.read_answers(report.answers)[1])
+    reference = answer_profile(answering.drift_series(decided), decided.get("label"))
+    log_evaluation(run_id, cfg, metrics, tables, slices, reference)
     return Evaluation(metrics, tables, answers, slices)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_starter.config import SliceConfig
-from mlops_starter.evaluation.metrics import RANKING_SCORERS
+from mlops_starter.metrics import RANKING_SCORERS
 from mlops_starter.rounding import round_sig
 from mlops_starter.tasks import Binary, Task
 

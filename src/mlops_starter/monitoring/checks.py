@@ -23,8 +23,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from scipy import stats
 
 from mlops_starter.config import MonitorConfig
-from mlops_starter.evaluation.metrics import classification_metrics
 from mlops_starter.monitoring.inputs import MonitorError, Reference, entries_of, feature_frame
+from mlops_starter.tasks import TASKS, Answers
+from mlops_starter.tasks.binary import BinaryAnswers
 
 PSI_FLOOR = 1e-4  # share used for an empty bin, so PSI stays finite
 
@@ -200,39 +201,89 @@ def prediction_drift(
     return figures, alerts
 
 
+def answer_drift(
+    series: dict[str, np.ndarray],
+    labels: np.ndarray | None,
+    reference: dict[str, Any],
+    settings: MonitorConfig,
+) -> tuple[dict[str, Any], list[Alert]]:
+    """Another task's prediction drift: PSI of each number answered (a class's
+    probability, the value) over its test-set bins, values beyond the test's range in
+    the end bins; and the shift of each class's share of the decided labels."""
+    figures: dict[str, Any] = {"psi": {}, "mean": {}}
+    alerts = []
+    for name, values in series.items():
+        bins = reference["series"][name]
+        edges = bins["bin_edges"]
+        counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)
+        found = psi(np.array(bins["bin_shares"]), counts / len(values))
+        figures["psi"][name] = round(found, 4)
+        figures["mean"][name] = float(np.mean(values))
+        if found > settings.psi_threshold:
+            alerts.append(
+                Alert(
+                    "prediction_drift",
+                    name,
+                    found,
+                    settings.psi_threshold,
+                    f"predicted {name}: PSI {found:.3f} against the test set",
+                )
+            )
+    if labels is not None:
+        shares = reference["label_shares"]
+        found_labels, counts = np.unique(labels.astype(str), return_counts=True)
+        now = dict(zip(found_labels.tolist(), (counts / len(labels)).tolist(), strict=True))
+        shifts = {label: now.get(label, 0.0) - share for label, share in shares.items()}
+        figures["label_share_shift"] = shifts
+        for label, shift in shifts.items():
+            if abs(shift) > settings.max_positive_rate_shift:
+                alerts.append(
+                    Alert(
+                        "prediction_drift",
+                        f"share of {label}",
+                        shift,
+                        settings.max_positive_rate_shift,
+                        f"class {label} predicted for {now.get(label, 0.0):.1%} of records "
+                        f"against {shares[label]:.1%} on the test set",
+                    )
+                )
+    return figures, alerts
+
+
 def performance(
     log: pd.DataFrame,
     labels: pd.DataFrame,
     id_column: str,
     target: str,
-    positive_label: Any,
-    threshold: float,
+    answers: Answers,
     reference_metrics: dict[str, float],
     settings: MonitorConfig,
 ) -> tuple[dict[str, Any], list[Alert]]:
-    """Metrics of the served predictions once their labels are known (the labels
-    table has the training table's id and target columns), against the model
-    version's test metrics."""
+    """The task's metrics of the served answers once their labels are known (the labels
+    table has the training table's id and target columns), against the model version's
+    test metrics; a drop is a score's fall or an error's rise."""
     if missing := [c for c in (id_column, target) if c not in labels.columns]:
         raise MonitorError(f"the labels table lacks {missing}; it has {list(labels.columns)}")
-    served = log[["id", "probability"]].dropna(subset=["id"]).astype({"id": str})
+    served = log.dropna(subset=["id"]).astype({"id": str})
     truth = labels[[id_column, target]].rename(columns={id_column: "id"}).astype({"id": str})
     joined = served.merge(truth.drop_duplicates("id", keep="last"), on="id", how="inner")
     figures: dict[str, Any] = {"labelled_rows": len(joined)}
     if len(joined) < settings.min_rows:
         figures["note"] = f"fewer than {settings.min_rows} labelled rows: not assessed"
         return figures, []
-    y = (joined[target].astype(str) == str(positive_label)).to_numpy().astype(int)
-    if y.min() == y.max():
-        figures["note"] = "the labels hold one class only: not assessed"
+    metrics = answers.realized(answers.from_log(joined), joined[target])
+    if isinstance(metrics, str):
+        figures["note"] = f"{metrics}: not assessed"
         return figures, []
-    metrics = classification_metrics(y, joined["probability"].to_numpy(), threshold)
     figures |= {"metrics": metrics, "reference": reference_metrics, "drops": {}}
+    higher_is_better = TASKS[answers.task].metrics
     alerts = []
     for metric, allowed in settings.max_metric_drop.items():
-        if metric not in reference_metrics:
+        if metric not in reference_metrics or metric not in metrics:
             continue
         drop = reference_metrics[metric] - metrics[metric]
+        if not higher_is_better.get(metric, True):
+            drop = -drop
         figures["drops"][metric] = drop
         if drop > allowed:
             alerts.append(
@@ -342,7 +393,7 @@ class Window:
 
     served: pd.DataFrame  # the prediction log's entries of reference.version
     features: pd.DataFrame  # their inputs, one column per feature
-    probabilities: np.ndarray  # their predicted probabilities
+    decided: dict[str, np.ndarray]  # their answers' fields (Answers.from_log)
     reference: Reference  # what the version recorded at training time
     labels: pd.DataFrame | None  # ground truth by id, once it arrives
     target: str | None  # the labels' target column
@@ -381,8 +432,18 @@ def _prediction_drift(
     window: Window, settings: MonitorConfig
 ) -> tuple[dict[str, Any], list[Alert]]:
     reference = window.reference
-    return prediction_drift(
-        window.probabilities, reference.threshold, reference.score_profile, settings
+    if isinstance(reference.answers, BinaryAnswers):
+        return prediction_drift(
+            window.decided["probability"],
+            reference.answers.threshold,
+            reference.score_profile,
+            settings,
+        )
+    return answer_drift(
+        reference.answers.drift_series(window.decided),
+        window.decided.get("label"),
+        reference.score_profile,
+        settings,
     )
 
 
@@ -400,8 +461,7 @@ def _performance(
         window.labels,
         reference.id_column,
         window.target,
-        reference.positive_label,
-        reference.threshold,
+        reference.answers,
         reference.test_metrics,
         settings,
     )
@@ -426,7 +486,7 @@ def run_checks(
     window = Window(
         served=served,
         features=feature_frame(served),
-        probabilities=served["probability"].to_numpy(dtype=float),
+        decided=reference.answers.from_log(served),
         reference=reference,
         labels=labels,
         target=target,

@@ -1,7 +1,8 @@
 """Which of two served versions is better, decided on delayed labels (issue 27).
 
 Only rows whose labels have matured count. Each row gives a utility, higher is better:
-minus its log loss, or a business outcome from the labels (a conversion, revenue). The
+minus its log loss (a regression's: minus its squared error), or a business outcome from
+the labels (a conversion, revenue). The
 verdict rests on a per-row effect whose mean is the challenger's gain:
 
 - shadow (both versions scored every row): the challenger's utility minus the champion's;
@@ -19,7 +20,9 @@ when below, otherwise not yet decided, with the rows still needed to detect
 
 Alongside, for this look only (they do not decide): in shadow, the paired bootstrap of
 the gate's metric (registry/gate.py) and McNemar's test on the two versions' labels
-(statsmodels: its exact binomial form when few rows disagree); in split, each arm's metric.
+(statsmodels: its exact binomial form when few rows disagree; not for a regression); in
+split, each arm's metric. Each task's answers (tasks/: Answers) say how a logged row
+is read, scored and weighed.
 """
 
 from __future__ import annotations
@@ -33,11 +36,9 @@ import pandas as pd
 from scipy.stats import norm
 
 from mlops_starter.config import ExperimentConfig
-from mlops_starter.evaluation.metrics import RANKING_SCORERS
 from mlops_starter.monitoring.inputs import MonitorError
-from mlops_starter.registry.gate import paired_bootstrap
-
-EPSILON = 1e-15  # probabilities are clipped this far from 0 and 1 before the log loss
+from mlops_starter.registry.gate import BootstrapResult, paired_bootstrap, paired_bootstrap_task
+from mlops_starter.tasks import TASKS, Answers
 
 
 @dataclass(frozen=True)
@@ -95,12 +96,6 @@ def rows_for_power(sd: float, settings: ExperimentConfig) -> int | None:
     return high
 
 
-def utilities(y: np.ndarray, probability: np.ndarray) -> np.ndarray:
-    """Minus each row's log loss: higher is better."""
-    p = np.clip(probability.astype(float), EPSILON, 1 - EPSILON)
-    return np.where(y == 1, np.log(p), np.log(1 - p))
-
-
 def matured(
     log: pd.DataFrame,
     labels: pd.DataFrame,
@@ -126,26 +121,28 @@ def decide(
     challenger: str,
     settings: ExperimentConfig,
     metric: str,
-    positive_label: Any,
+    answers: Answers,
     evidence: bool = True,
 ) -> dict[str, Any]:
-    """The verdict over matured `rows` (the log joined to its labels); with `evidence`,
-    also this look's bootstrap and McNemar (shadow) or per-arm metrics (split)."""
-    rows = rows.assign(y=(rows["y"].astype(str) == str(positive_label)).astype(int))
+    """The verdict over matured `rows` (the log joined to its labels), whose answers
+    `answers` reads; with `evidence`, also this look's bootstrap and McNemar (shadow) or
+    per-arm metrics (split)."""
+    rows = rows.assign(y=answers.actual(rows["y"]))
     version = rows["model_version"].astype(str)
     if mode == "shadow":
         effects, extra = _shadow_effects(
-            rows, version, champion, challenger, settings, metric, evidence
+            rows, version, champion, challenger, settings, metric, answers, evidence
         )
     elif mode == "split":
         effects, extra = _split_effects(
-            rows, version, champion, challenger, settings, metric, evidence
+            rows, version, champion, challenger, settings, metric, answers, evidence
         )
     else:
         raise MonitorError(f"an experiment is shadow or split, not {mode!r}")
     interval = confidence_sequence(effects, settings.alpha, settings.planned_rows)
     needed = rows_for_power(interval.sd, settings)
     verdict = "better" if interval.low > 0 else "worse" if interval.high < 0 else "undecided"
+    own_loss = settings.outcome == "log_loss"
     return {
         "experiment": settings.name,
         "mode": mode,
@@ -164,7 +161,7 @@ def decide(
         "effect": {
             **asdict(interval),
             "alpha": settings.alpha,
-            "per_row": "minus the log loss" if settings.outcome == "log_loss" else settings.outcome,
+            "per_row": f"minus {answers.loss_name}" if own_loss else settings.outcome,
             "meaning": "challenger minus champion, higher is better; the interval holds at "
             "every look (anytime-valid)",
         },
@@ -172,10 +169,33 @@ def decide(
     }
 
 
-def _utility(rows: pd.DataFrame, settings: ExperimentConfig) -> np.ndarray:
-    if settings.outcome == "log_loss":
-        return utilities(rows["y"].to_numpy(), rows["probability"].to_numpy())
+def _utility(rows: pd.DataFrame, settings: ExperimentConfig, answers: Answers) -> np.ndarray:
+    if settings.outcome == "log_loss":  # the model's own loss, whatever the task
+        return answers.utility(answers.from_log(rows), rows["y"].to_numpy())
     return pd.to_numeric(rows["outcome"], errors="coerce").fillna(0.0).to_numpy(dtype=float)
+
+
+def _bootstrap(
+    answers: Answers,
+    y: np.ndarray,
+    challenger: np.ndarray,
+    champion: np.ndarray,
+    metric: str,
+    confidence: float,
+) -> BootstrapResult:
+    if answers.task == "binary":
+        return paired_bootstrap(y, challenger, champion, metric, 1000, confidence, seed=0)
+    task = TASKS[answers.task]
+    return paired_bootstrap_task(task, y, challenger, champion, metric, 1000, confidence, 0)
+
+
+def _scorable(answers: Answers, y: np.ndarray) -> bool:
+    """Whether `y` can be scored by the task's metric: known labels of both classes or of
+    every class, or finite numbers."""
+    if answers.task == "regression":
+        return len(y) > 1 and bool(np.isfinite(y).all())
+    classes = 2 if answers.task == "binary" else len(answers.described()["classes"])
+    return bool((y >= 0).all()) and len(np.unique(y)) == classes
 
 
 def _shadow_effects(
@@ -185,32 +205,29 @@ def _shadow_effects(
     challenger: str,
     settings: ExperimentConfig,
     metric: str,
+    answers: Answers,
     evidence: bool,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     keys = ["request_id", "id"]
+    fields = list(answers.fields())
     a = rows[version == champion].drop_duplicates(keys)
     b = rows[version == challenger].drop_duplicates(keys)
-    paired = a.merge(b[[*keys, "probability", "label"]], on=keys, suffixes=("", "_challenger"))
+    paired = a.merge(b[[*keys, *fields]], on=keys, suffixes=("", "_challenger"))
     if paired.empty:
         raise MonitorError(
             f"no matured row was scored by both version {champion} and version {challenger}: "
             "a shadow experiment logs both scores of each request"
         )
-    challenged = paired.assign(probability=paired["probability_challenger"])
-    effects = _utility(challenged, settings) - _utility(paired, settings)
+    challenged = paired.assign(**{name: paired[f"{name}_challenger"] for name in fields})
+    effects = _utility(challenged, settings, answers) - _utility(paired, settings, answers)
     y = paired["y"].to_numpy()
     extra: dict[str, Any] = {"paired_rows": len(paired)}
     if not evidence:
         return effects, extra
-    if len(np.unique(y)) == 2:
-        boot = paired_bootstrap(
-            y,
-            paired["probability_challenger"].to_numpy(),
-            paired["probability"].to_numpy(),
-            metric,
-            rounds=1000,
-            confidence=1 - settings.alpha,
-            seed=0,
+    ours, theirs = answers.from_log(paired), answers.from_log(challenged)
+    if _scorable(answers, y):
+        boot = _bootstrap(
+            answers, y, answers.raw(theirs), answers.raw(ours), metric, 1 - settings.alpha
         )
         extra["gate_metric"] = {
             "metric": metric,
@@ -220,10 +237,11 @@ def _shadow_effects(
             "difference_high": boot.high,
             "note": "paired bootstrap at this look only; the verdict uses the sequence above",
         }
+    right_a, right_b = answers.correct(ours, y), answers.correct(theirs, y)
+    if right_a is None or right_b is None:
+        return effects, extra
     from statsmodels.stats.contingency_tables import mcnemar
 
-    right_a = paired["label"].to_numpy() == y
-    right_b = paired["label_challenger"].to_numpy() == y
     table = [
         [int((right_a & right_b).sum()), int((right_a & ~right_b).sum())],
         [int((~right_a & right_b).sum()), int((~right_a & ~right_b).sum())],
@@ -234,7 +252,7 @@ def _shadow_effects(
         "only_champion_right": table[0][1],
         "only_challenger_right": table[1][0],
         "p_value": float(test.pvalue),
-        "note": "the labels at each version's threshold, at this look only",
+        "note": "the labels at each version's decision rule, at this look only",
     }
     return effects, extra
 
@@ -246,6 +264,7 @@ def _split_effects(
     challenger: str,
     settings: ExperimentConfig,
     metric: str,
+    answers: Answers,
     evidence: bool,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     arms = rows[version.isin([champion, challenger])]
@@ -253,15 +272,18 @@ def _split_effects(
         raise MonitorError(f"no matured row was answered by version {champion} or {challenger}")
     to_challenger = (arms["model_version"].astype(str) == challenger).to_numpy()
     share = settings.challenger_share
-    effects = _utility(arms, settings) * np.where(to_challenger, 1 / share, -1 / (1 - share))
+    effects = _utility(arms, settings, answers) * np.where(
+        to_challenger, 1 / share, -1 / (1 - share)
+    )
     extra: dict[str, Any] = {"arms": {}}
     if not evidence:
         return effects, extra
-    score = RANKING_SCORERS[metric]
     for name, mask in ((champion, ~to_challenger), (challenger, to_challenger)):
         arm = arms[mask]
         figures: dict[str, Any] = {"rows": int(mask.sum())}
-        if arm["y"].nunique() == 2:
-            figures[metric] = float(score(arm["y"].to_numpy(), arm["probability"].to_numpy()))
+        y = arm["y"].to_numpy()
+        if _scorable(answers, y):
+            raw = answers.raw(answers.from_log(arm))
+            figures[metric] = float(TASKS[answers.task].score(metric, y, raw))
         extra["arms"][name] = figures
     return effects, extra

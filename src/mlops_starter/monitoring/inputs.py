@@ -13,8 +13,14 @@ import pandas as pd
 
 from mlops_starter.errors import PipelineError
 from mlops_starter.registry.model_registry import Registry
+from mlops_starter.tasks import Answers, answers_of
+from mlops_starter.tasks.binary import BinaryAnswers
+from mlops_starter.tasks.multiclass import MulticlassAnswers
+from mlops_starter.tasks.regression import RegressionAnswers
 
-LOG_KEYS = ("timestamp", "request_id", "model", "model_version", "features", "probability", "label")
+LOG_KEYS = ("timestamp", "request_id", "model", "model_version", "features")
+# Each task's answer holds one of these (Answers.fields): binary's, multi-class's, regression's.
+ANSWER_KEYS = ("probability", "probabilities", "value")
 
 
 class MonitorError(PipelineError):
@@ -37,14 +43,9 @@ def read_prediction_log(patterns: Iterable[str]) -> pd.DataFrame:
                     entry = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise MonitorError(f"{path}:{number}: not JSON ({exc.msg})") from None
-                if isinstance(entry, dict) and ("probabilities" in entry or "value" in entry):
-                    task = "multi-class" if "probabilities" in entry else "regression"
-                    raise MonitorError(
-                        f"{path}:{number}: a {task} model's answer: the monitor and the "
-                        "experiment's verdict read binary models' logs only so far"
-                    )
                 if not isinstance(entry, dict) or (
                     missing := [k for k in LOG_KEYS if k not in entry]
+                    or ([] if any(k in entry for k in ANSWER_KEYS) else [" or ".join(ANSWER_KEYS)])
                 ):
                     what = f"missing {missing}" if isinstance(entry, dict) else "not an object"
                     raise MonitorError(f"{path}:{number}: not a prediction-log entry ({what})")
@@ -59,6 +60,20 @@ def read_prediction_log(patterns: Iterable[str]) -> pd.DataFrame:
 def answers(log: pd.DataFrame) -> pd.DataFrame:
     """The entries that were answers: not a shadow challenger's scores (serving/routing.py)."""
     return log[log["arm"] != "shadow"] if "arm" in log else log
+
+
+def answers_in_log(log: pd.DataFrame, positive_label: Any) -> Answers:
+    """How the log's answers are read back, from the fields they hold: a multi-class
+    model's probabilities by class, a regression's value and interval, or binary's
+    probability of `positive_label` (data.positive_label). The decision rule is the
+    logged label's, so no threshold or coverage is needed (they are NaN here)."""
+    if "probabilities" in log:
+        first = next(p for p in log["probabilities"] if isinstance(p, dict))
+        return MulticlassAnswers(tuple(first))
+    if "value" in log:
+        half_width = float((log["upper"] - log["value"]).dropna().iloc[0])
+        return RegressionAnswers(half_width, float("nan"))
+    return BinaryAnswers(float("nan"), positive_label)
 
 
 def served_version(log: pd.DataFrame) -> str:
@@ -92,8 +107,7 @@ class Reference:
 
     model: str
     version: str
-    threshold: float
-    positive_label: Any
+    answers: Answers  # how the version answers: its task, threshold or classes
     id_column: str | None
     feature_profile: dict[str, dict[str, Any]]
     score_profile: dict[str, Any]
@@ -123,8 +137,7 @@ def load_reference(registry: Registry, version: str) -> Reference:
     return Reference(
         model=registry.name,
         version=str(found.version),
-        threshold=float(serving["threshold"]),
-        positive_label=serving["positive_label"],
+        answers=answers_of(serving),
         id_column=serving.get("id_column"),
         feature_profile=serving["feature_profile"],
         score_profile=scores,

@@ -76,12 +76,16 @@ def write_report(
     folder = Path(folder)
     served = entries_of(log, reference.version)
     write_json(folder / "monitoring.json", report)
+    answers = reference.answers
+    profile = reference.score_profile
+    # Binary's reference is one series' bins; another task's names a series each.
+    bins = profile.get("series", {"probability": profile})
     _render(
         report,
         feature_frame(served),
-        served["probability"].to_numpy(dtype=float),
+        answers.drift_series(answers.from_log(served)),
         reference.feature_profile,
-        reference.score_profile,
+        bins,
         folder / "monitoring.html",
     )
     return folder / "monitoring.html"
@@ -90,9 +94,9 @@ def write_report(
 def _render(
     report: dict[str, Any],
     features: pd.DataFrame,
-    probabilities: np.ndarray,
+    series: dict[str, np.ndarray],
     profile: dict[str, dict[str, Any]],
-    score_profile: dict[str, Any],
+    bins: dict[str, dict[str, Any]],
     path: Path,
 ) -> None:
     alerts = report["alerts"]
@@ -104,14 +108,16 @@ def _render(
     status = f"{len(alerts)} alert(s)" if alerts else "no alerts"
     ranked = list(report.get("data_drift", {}))[:PLOTTED_FEATURES]
     plots = "".join(_feature_plot(n, features[n], profile[n]) for n in ranked if n in features)
-    counts, _ = np.histogram(probabilities, bins=score_profile["bin_edges"])
-    edges = score_profile["bin_edges"]
-    score_plot = _bars(
-        "predicted probability",
-        [f"{lo:.2f} to {hi:.2f}" for lo, hi in itertools.pairwise(edges)],
-        np.array(score_profile["bin_shares"]),
-        counts / max(len(probabilities), 1),
-    )
+    score_plot = ""
+    for name, values in series.items():
+        edges = bins[name]["bin_edges"]
+        counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)
+        score_plot += _bars(
+            f"predicted {name}",
+            [f"{lo:.3g} to {hi:.3g}" for lo, hi in itertools.pairwise(edges)],
+            np.array(bins[name]["bin_shares"]),
+            counts / max(len(values), 1),
+        )
     sections = "".join(
         f"<h2>{name.replace('_', ' ')}</h2>{_table(report[name])}"
         for name in [*CHECKS, "experiment"]

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from mlops_starter.evaluation.metrics import RANKING_SCORERS, bootstrap_draws, weighted_scores
+from mlops_starter.metrics import RANKING_SCORERS, bootstrap_draws, weighted_scores
 from mlops_starter.tasks import Task
 
 
@@ -188,7 +188,7 @@ def _bootstrap_result(
 
 
 def paired_bootstrap_task(
-    task: Task,
+    task: Task | type[Task],
     y: np.ndarray,
     challenger: np.ndarray,
     champion: np.ndarray,

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_starter.config import Config
-from mlops_starter.evaluation.metrics import bootstrap_intervals
+from mlops_starter.metrics import bootstrap_intervals
 from mlops_starter.registry.gate import GateCheck
 from mlops_starter.storage import read_json
 from mlops_starter.tasks import Binary, Task, resolve_task

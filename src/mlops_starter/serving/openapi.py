@@ -149,6 +149,78 @@ def prediction(answers: Answers) -> dict[str, Any]:
     }
 
 
+def explanation(answers: Answers) -> dict[str, Any]:
+    """One record's explanation: how the answer's margin adds up from each feature, for
+    the one output, or for each class of a multi-class model (`classes`)."""
+    served = {"value": {"type": "number", "description": "the served value (as /predict answers)"}}
+    if answers.task != "regression":
+        served = {
+            "probability": {
+                "type": "number",
+                "description": "the served probability of this class (as /predict answers)",
+            }
+        }
+    output: dict[str, Any] = {
+        "type": "object",
+        "required": ["method", "scale", "base_value", "contributions", "margin", *served],
+        "properties": {
+            "method": {"type": "string", "description": "how the contributions were computed"},
+            "scale": {
+                "type": "string",
+                "description": "log-odds, probability or value: the scale of the numbers below",
+            },
+            "base_value": {
+                "type": "number",
+                "description": "the model's output before any feature is known",
+            },
+            "contributions": {
+                "type": "object",
+                "additionalProperties": {"type": "number"},
+                "description": "per original feature, largest effect first; "
+                "base_value + their sum = margin",
+            },
+            "margin": {
+                "type": "number",
+                "description": "the uncalibrated model's raw output for this record",
+            },
+            **served,
+        },
+    }
+    common = {
+        "id": {
+            "anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "null"}],
+            "description": "the record's id, echoed",
+        },
+        "model_version": {"type": "string"},
+    }
+    classes = answers.described().get("classes")
+    if not classes:
+        return {
+            "type": "object",
+            "title": "Explanation",
+            "required": ["id", *output["required"], "model_version"],
+            "properties": {"id": common["id"], **output["properties"], **common},
+        }
+    per_class = {name: output for name in classes}
+    return {
+        "type": "object",
+        "title": "Explanation",
+        "required": ["id", "label", "classes", "model_version"],
+        "properties": {
+            "id": common["id"],
+            "label": answers.fields()["label"],
+            "classes": {
+                "type": "object",
+                "description": "each class's explanation: the contributions to its margin",
+                "properties": per_class,
+                "required": list(classes),
+                "additionalProperties": False,
+            },
+            "model_version": common["model_version"],
+        },
+    }
+
+
 def columns_answer(answers: Answers) -> dict[str, Any]:
     """A columns request's answer, with the task's fields as columns."""
     answer: dict[str, Any] = copy.deepcopy(COLUMNS_ANSWER)
@@ -187,6 +259,7 @@ def published(
         "ColumnsBody": columns,
         "FeatureColumns": feature_columns(schemas["FeatureRecord"], contract),
         "Prediction": prediction(answers),
+        "Explanation": explanation(answers),
         "ColumnsAnswer": columns_answer(answers),
         "Refusal": REFUSAL,
         "Problem": PROBLEM,

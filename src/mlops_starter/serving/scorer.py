@@ -235,7 +235,7 @@ def pipeline_scorer(
     model: Any, profile: Mapping[str, Mapping[str, Any]], answers: Answers | None = None
 ) -> Scorer:
     """The fallback: the pipeline itself, its estimator on one thread as well."""
-    pipeline = _inner_pipeline(model)
+    pipeline = inner_pipeline(model)
     estimator = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
     if "n_jobs" in estimator.get_params():
         estimator.set_params(n_jobs=1)
@@ -252,7 +252,7 @@ def pipeline_scorer(
     )
 
 
-def _inner_pipeline(model: Any) -> Any:
+def inner_pipeline(model: Any) -> Any:
     """The sklearn pipeline behind a calibration map, a temperature or an interval."""
     for wrapper in ("classifier", "regressor"):
         if hasattr(model, wrapper):

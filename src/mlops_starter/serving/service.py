@@ -14,7 +14,8 @@ machine: MLOPS_PREDICTION_LOG_DIR overrides `serve.prediction_log_dir`.
                      and label; multi-class: label and each class's probability; regression:
                      value and interval), the version that answered, warnings; or
                      {"columns": {field: [...]}} in, the same as columns
-    POST /explain    records in, per record: each feature's contribution to the score
+    POST /explain    records in, per record: each feature's contribution to the answer (per
+                     class, for a multi-class model)
     GET  /metadata   model name, version, run id, task and how it decides (threshold,
                      classes, interval), data hash, feature schema,
                      model card, which scorer serves (compiled or the pipeline), experiment
@@ -33,7 +34,7 @@ from typing import Any
 
 import bentoml
 from fastapi import FastAPI
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict
 
 from mlops_starter.extensions import import_extensions
 from mlops_starter.serving import metrics
@@ -56,7 +57,7 @@ with bentoml.importing():
     import orjson
 
     from mlops_starter.serving.answers import ScoredRequest, Shape
-    from mlops_starter.serving.explain import ExplainError, explain, refusal
+    from mlops_starter.serving.explain import ExplainError, explain, explanation_rows, refusal
     from mlops_starter.serving.openapi import published
     from mlops_starter.serving.prediction_log import PredictionLog, sampled
     from mlops_starter.serving.routing import Router, SameTurnBatcher
@@ -93,19 +94,6 @@ class RecordsBody(bentoml.IODescriptor):
 
 class NotExplainable(bentoml.exceptions.BentoMLException):
     error_code = HTTPStatus.NOT_IMPLEMENTED
-
-
-class Explanation(BaseModel):
-    id: str | int | None = Field(None, description="the record's id, echoed")
-    method: str = Field(description="how the contributions were computed")
-    scale: str = Field(description="log-odds or probability: the scale of the numbers below")
-    base_value: float = Field(description="the model's output before any feature is known")
-    contributions: dict[str, float] = Field(
-        description="per original feature, largest effect first; base_value + their sum = margin"
-    )
-    margin: float = Field(description="the uncalibrated model's raw output for this record")
-    probability: float = Field(description="the served probability (as /predict answers)")
-    model_version: str
 
 
 metadata_app = FastAPI(title="metadata")
@@ -211,8 +199,9 @@ class ClassifierService:
         return await self._predict(records)
 
     @bentoml.api(input_spec=RecordsBody)
-    def explain(self, records: Records) -> list[Explanation]:  # type: ignore[valid-type]
-        """Each feature's additive contribution to each record's score."""
+    def explain(self, records: Records) -> list[dict[str, Any]]:  # type: ignore[valid-type]
+        """Each feature's additive contribution to each record's answer (per class, for a
+        multi-class model); the schema is the task's (openapi.py's `Explanation`)."""
         return self._explain(records)
 
     async def _predict(self, records: list[RecordBase]) -> list[dict[str, Any]]:
@@ -230,32 +219,33 @@ class ClassifierService:
         answer: list[dict[str, Any]] = scored.answer("records", self.version, self.router.splitting)
         return answer
 
-    def _explain(self, records: list[RecordBase]) -> list[Explanation]:
+    def _explain(self, records: list[RecordBase]) -> list[dict[str, Any]]:
         frame = columns_to_frame(records_to_columns(records, PROFILE), PROFILE)
+        classes = ANSWERS.described().get("classes")
         try:
-            found = explain(self.model, frame)
+            # A multi-class model's classes each, by code; else the one output.
+            found = {
+                name: explain(self.model, frame, code)
+                for code, name in (enumerate(classes) if classes else [(None, None)])
+            }
         except ExplainError as error:
             raise NotExplainable(f"no explanation for this model: {error}") from None
+        ids = [record.value(ID_FIELD) if ID_FIELD else None for record in records]
+        per_output = {name: explanation_rows(found[name], ANSWERS.task) for name in found}
+        if not classes:
+            return [
+                {"id": identity, **row, "model_version": self.version}
+                for identity, row in zip(ids, per_output[None], strict=True)
+            ]
+        labels = ANSWERS.decide(np.column_stack([found[c].served for c in classes]))["label"]
         return [
-            Explanation(
-                id=record.value(ID_FIELD) if ID_FIELD else None,
-                method=found.method,
-                scale=found.scale,
-                base_value=found.base_value,
-                contributions=dict(
-                    sorted(row.items(), key=lambda item: abs(item[1]), reverse=True)
-                ),
-                margin=float(margin),
-                probability=float(probability),
-                model_version=self.version,
-            )
-            for record, row, margin, probability in zip(
-                records,
-                found.contributions.to_dict("records"),
-                found.margin,
-                found.probability,
-                strict=True,
-            )
+            {
+                "id": identity,
+                "label": label,
+                "classes": {name: per_output[name][row] for name in classes},
+                "model_version": self.version,
+            }
+            for row, (identity, label) in enumerate(zip(ids, labels.tolist(), strict=True))
         ]
 
     async def score_body(self, body: Any, request_id: str) -> tuple[int, bytes] | None:

@@ -295,6 +295,43 @@ class Answers(ABC):
     def described(self) -> dict[str, Any]:
         """What /metadata says of how answers are made (threshold, classes, interval)."""
 
+    # --- what monitoring reads back from the prediction log ----------------------------
+
+    @abstractmethod
+    def from_log(self, lines: pd.DataFrame) -> dict[str, np.ndarray]:
+        """`decide`'s fields again, from the prediction log's lines (a column per key)."""
+
+    @abstractmethod
+    def drift_series(self, decided: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The numbers whose distribution prediction drift compares with the test set's:
+        the positive class's probability, each class's, or the value."""
+
+    # What an experiment weighs each matured row by (monitoring/experiment.py).
+    loss_name: ClassVar[str] = "the log loss"
+
+    @abstractmethod
+    def actual(self, actual: pd.Series) -> np.ndarray:
+        """The labels or values that arrived, as the task's metrics take them (binary:
+        1 for the positive label; multi-class: the class's code, -1 for one unknown)."""
+
+    @abstractmethod
+    def raw(self, decided: dict[str, np.ndarray]) -> np.ndarray:
+        """What Task.score takes of the answers: probabilities, or the value."""
+
+    @abstractmethod
+    def utility(self, decided: dict[str, np.ndarray], y: np.ndarray) -> np.ndarray:
+        """Each row's gain, higher is better: minus its log loss, or minus its squared
+        error (`y` as `actual` gives it)."""
+
+    def correct(self, decided: dict[str, np.ndarray], y: np.ndarray) -> np.ndarray | None:
+        """Whether each row's decided label is its actual one; None for a number."""
+        return None
+
+    @abstractmethod
+    def realized(self, decided: dict[str, np.ndarray], actual: pd.Series) -> dict[str, float] | str:
+        """The task's metrics of answers whose actual labels or values arrived, or why
+        they cannot be computed (one class only, say)."""
+
 
 TASKS: dict[str, type[Task]] = {}
 

@@ -13,6 +13,8 @@ from mlops_starter.config import DataConfig, LeakageConfig, ValidateConfig
 from mlops_starter.errors import ConfigError
 from mlops_starter.tasks.base import Answers, TargetValues, Task, expectation, register_task
 
+_EDGE = 1e-15  # probabilities are clipped this far from 0 and 1 before a log is taken
+
 
 def is_positive(labels: pd.Series, positive_label: str | int | bool) -> pd.Series:
     """Where the label equals `positive_label`, compared as the labels' own type. No check
@@ -69,6 +71,36 @@ class BinaryAnswers(Answers):
 
     def described(self) -> dict[str, Any]:
         return {"threshold": self.threshold, "positive_label": self.positive_label}
+
+    def from_log(self, lines: pd.DataFrame) -> dict[str, np.ndarray]:
+        return {
+            "probability": lines["probability"].to_numpy(dtype=float),
+            "label": lines["label"].to_numpy(dtype=np.int64),
+        }
+
+    def drift_series(self, decided: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"probability": decided["probability"]}
+
+    def actual(self, actual: pd.Series) -> np.ndarray:
+        return is_positive(actual, self.positive_label).to_numpy().astype(int)
+
+    def raw(self, decided: dict[str, np.ndarray]) -> np.ndarray:
+        return decided["probability"]
+
+    def utility(self, decided: dict[str, np.ndarray], y: np.ndarray) -> np.ndarray:
+        p = np.clip(decided["probability"].astype(float), _EDGE, 1 - _EDGE)
+        return np.where(y == 1, np.log(p), np.log(1 - p))
+
+    def correct(self, decided: dict[str, np.ndarray], y: np.ndarray) -> np.ndarray:
+        return np.asarray(decided["label"] == y)
+
+    def realized(self, decided: dict[str, np.ndarray], actual: pd.Series) -> dict[str, float] | str:
+        from mlops_starter.metrics import classification_metrics  # sklearn: not at import
+
+        y = self.actual(actual)
+        if y.min() == y.max():
+            return "the labels hold one class only"
+        return classification_metrics(y, decided["probability"], self.threshold)
 
 
 @register_task

@@ -271,6 +271,42 @@ class MulticlassAnswers(Answers):
             )
         }
 
+    def from_log(self, lines: pd.DataFrame) -> dict[str, np.ndarray]:
+        by_class = pd.DataFrame(list(lines["probabilities"]), index=lines.index)
+        return {
+            "label": lines["label"].astype(str).to_numpy(dtype=object),
+            "probabilities": by_class[list(self.classes)].to_numpy(dtype=float),
+        }
+
+    def drift_series(self, decided: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        probabilities = decided["probabilities"]
+        return {f"probability of {c}": probabilities[:, i] for i, c in enumerate(self.classes)}
+
+    def actual(self, actual: pd.Series) -> np.ndarray:
+        return np.asarray(pd.Categorical(actual.astype(str), categories=list(self.classes)).codes)
+
+    def raw(self, decided: dict[str, np.ndarray]) -> np.ndarray:
+        return decided["probabilities"]
+
+    def utility(self, decided: dict[str, np.ndarray], y: np.ndarray) -> np.ndarray:
+        """Minus each row's log loss; a label the model has no class for counts as a
+        probability of _EDGE."""
+        own = decided["probabilities"][np.arange(len(y)), np.maximum(y, 0)]
+        return np.log(np.clip(np.where(y >= 0, own, _EDGE), _EDGE, 1.0))
+
+    def correct(self, decided: dict[str, np.ndarray], y: np.ndarray) -> np.ndarray:
+        return np.asarray(self.actual(pd.Series(decided["label"])) == y)
+
+    def realized(self, decided: dict[str, np.ndarray], actual: pd.Series) -> dict[str, float] | str:
+        codes = self.actual(actual)
+        if (codes < 0).any():
+            unknown = sorted(set(actual.astype(str)) - set(self.classes))[:5]
+            return f"labels the model has no class for: {unknown}"
+        if len(np.unique(codes)) < len(self.classes):
+            return "the labels lack a class: one-against-rest scores need every class"
+        predicted = pd.Categorical(decided["label"], categories=list(self.classes)).codes
+        return multiclass_metrics(codes, decided["probabilities"], predicted)
+
     def described(self) -> dict[str, Any]:
         cost = self.cost_matrix
         return {

@@ -128,6 +128,30 @@ class RegressionAnswers(Answers):
             "upper": {"type": "number", "description": f"upper end of {holds}"},
         }
 
+    def from_log(self, lines: pd.DataFrame) -> dict[str, np.ndarray]:
+        return {name: lines[name].to_numpy(dtype=float) for name in ("value", "lower", "upper")}
+
+    def drift_series(self, decided: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"value": decided["value"]}
+
+    loss_name: ClassVar[str] = "the squared error"
+
+    def actual(self, actual: pd.Series) -> np.ndarray:
+        return pd.to_numeric(actual, errors="coerce").to_numpy(dtype=float)
+
+    def raw(self, decided: dict[str, np.ndarray]) -> np.ndarray:
+        return decided["value"]
+
+    def utility(self, decided: dict[str, np.ndarray], y: np.ndarray) -> np.ndarray:
+        return np.asarray(-((decided["value"] - y) ** 2))
+
+    def realized(self, decided: dict[str, np.ndarray], actual: pd.Series) -> dict[str, float] | str:
+        y = self.actual(actual)
+        if not np.isfinite(y).all():
+            return "some actual values are not finite numbers"
+        inside = (decided["lower"] <= y) & (y <= decided["upper"])
+        return regression_metrics(y, decided["value"]) | {"interval_coverage": float(inside.mean())}
+
     def described(self) -> dict[str, Any]:
         return {
             "interval": {

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from mlops_starter.config import TrainConfig
 from mlops_starter.errors import DataError
 from mlops_starter.evaluation.calibration import CalibratedClassifier, CalibrationMap
-from mlops_starter.evaluation.metrics import classification_metrics, tune_threshold
+from mlops_starter.metrics import classification_metrics, tune_threshold
 from mlops_starter.rounding import round_sig
 from mlops_starter.tasks import Binary, Task
 from mlops_starter.training.candidates import portable

@@ -8,7 +8,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from mlops_starter.evaluation.metrics import (
+from mlops_starter.metrics import (
     bootstrap_intervals,
     classification_metrics,
     curve_tables,
