@@ -252,9 +252,9 @@ def serve_and_score(folder: Path, source: Path) -> None:
         answer = answers.per_row(answers.decide(scorer.predict(columns)))
         assert {len(values) for values in answer.values()} == {len(records)}
         monitor_a_log(folder, str(version), body, answer, test)
-    classes = answers.described().get("classes") or [None]  # a multi-class model's each
+    classes = answers.described().get("classes")
     with contextlib.suppress(ExplainError):
-        for output in range(len(classes)) if classes != [None] else [None]:
+        for output in range(len(classes)) if classes else [None]:  # each class, by code
             explained = explain(model, test[list(profile)], output)
             assert explained.contributions.shape[0] == len(test)
     scored = folder / "scored.parquet"

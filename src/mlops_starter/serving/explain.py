@@ -145,14 +145,10 @@ def _raw_contributions(
             raw, margin = raw[:, output, :], margin[:, output]
         return raw[:, :-1], float(raw[0, -1]), margin
     if kind in ("LogisticRegression", "Ridge", "ElasticNet"):
-        row = (
-            0
-            if output is None or estimator.coef_.ndim == 1 or len(estimator.coef_) == 1
-            else output
-        )
-        coef = estimator.coef_ if estimator.coef_.ndim == 1 else estimator.coef_[row]
+        coef = np.atleast_2d(estimator.coef_)  # a row per class of a multinomial model
+        row = output if len(coef) > 1 else 0
         intercept = float(np.atleast_1d(estimator.intercept_)[row])
-        contributions = encoded * coef
+        contributions = encoded * coef[row]
         return contributions, intercept, contributions.sum(axis=1) + intercept
     contributions, bias = _forest_contributions(estimator, encoded, output)
     margin = (
