@@ -3,6 +3,9 @@
 keep results made by older code."""
 
 import ast
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,3 +60,25 @@ def test_stage_deps_cover_every_module_it_imports(stage):
 def test_package_folder_deps_are_not_hashed_with_bytecode():
     ignored = (ROOT / ".dvcignore").read_text().split()
     assert "__pycache__/" in ignored
+
+
+def test_dvc_lock_records_the_code_and_params_in_this_tree():
+    """A change to a stage's code or params must land with the dvc.lock `make run` writes,
+    or a fresh clone's `dvc repro` reruns that stage and the committed lock moves
+    (test_fresh_clone_e2e catches it half an hour later; this takes a second)."""
+    dvc = Path(sys.executable).with_name("dvc")
+    status = json.loads(
+        subprocess.run(
+            [dvc, "status", "--json"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout
+    )
+    # Outputs a clone has not made yet show as "deleted" or "not in cache": only a
+    # modified dependency means the lock is stale.
+    stale = sorted(
+        f"{stage}: {dep}"
+        for stage, changes in status.items()
+        for change in changes
+        for dep, state in change.get("changed deps", {}).items()
+        if state == "modified" or isinstance(state, dict)
+    )
+    assert not stale, f"dvc.lock is stale for {stale}: run `make run` and commit dvc.lock"
