@@ -15,6 +15,7 @@ SHARED = {
     "candidates",
     "config",
     "errors",
+    "expected_performance",  # class scores, realized and expected: evaluation and monitoring
     "extensions",
     "lineage",
     "metrics",  # binary's scores: its task, training, evaluation, the gate and monitoring

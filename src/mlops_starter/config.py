@@ -47,6 +47,17 @@ TestMetric = Literal[
     "r2",
     "interval_coverage",
 ]
+# What the monitor estimates before labels (expected_performance.py: binary's, multi-class's).
+EstimatedScore = Literal[
+    "roc_auc",
+    "precision",
+    "recall",
+    "f1",
+    "accuracy",
+    "roc_auc_ovr",
+    "macro_f1",
+    "balanced_accuracy",
+]
 
 
 class _Section(BaseModel):
@@ -472,6 +483,11 @@ class MonitorConfig(_Section):
         "roc_auc_ovr": 0.10,
         "r2": 0.10,
     }
+    min_estimated: dict[EstimatedScore, float] = Field(
+        {},
+        description="fixed floors for performance estimated before labels, beside the band "
+        "learned from the test set (roc_auc: 0.7)",
+    )
     max_error_rate: float = Field(0.01, ge=0, le=1)
     max_rejected_rate: float = Field(0.05, ge=0, le=1)
     max_latency_p99_s: float = Field(1.0, gt=0)

@@ -17,6 +17,7 @@ from mlops_starter.config import MonitorConfig
 from mlops_starter.data.demo import generate_demo_table, generate_production_batch
 from mlops_starter.data.profile import feature_profile, score_profile
 from mlops_starter.data.schema import FeatureSchema, encode_target
+from mlops_starter.evaluation.evaluate import performance_reference
 from mlops_starter.extensions import import_extensions
 from mlops_starter.metrics import classification_metrics
 from mlops_starter.monitoring.checks import CHECKS, run_checks, system_health
@@ -53,19 +54,21 @@ def trained():
     proba = model.predict_proba(test[schema.columns])[:, 1]
     threshold = float(np.quantile(proba, 0.8))
     y = encode_target(test["churned"], "yes").to_numpy()
+    answers = BinaryAnswers(threshold, "yes")
     reference = Reference(
         model="churn-classifier",
         version="1",
-        answers=BinaryAnswers(threshold, "yes"),
+        answers=answers,
         id_column="customer_id",
         feature_profile=feature_profile(train[schema.columns], schema),
-        score_profile=score_profile(proba, threshold),
+        score_profile=score_profile(proba, threshold)
+        | {"performance": performance_reference(answers, answers.decide(proba), y)},
         test_metrics=classification_metrics(y, proba, threshold),
     )
     return model, schema, reference
 
 
-def served_log(tmp_path, model, schema, batch: pd.DataFrame) -> pd.DataFrame:
+def served_log(tmp_path, model, schema, batch: pd.DataFrame, threshold: float) -> pd.DataFrame:
     """Score a batch and log it as the service does, then read it back."""
     proba = model.predict_proba(batch[schema.columns])[:, 1]
     log = PredictionLog(tmp_path).start()
@@ -84,7 +87,7 @@ def served_log(tmp_path, model, schema, batch: pd.DataFrame) -> pd.DataFrame:
                 {c: [r[c] for r in json_records(rows[[c]])] for c in schema.columns},
                 {
                     "probability": probabilities.tolist(),
-                    "label": (probabilities > 0.5).astype(int).tolist(),
+                    "label": (probabilities >= threshold).astype(int).tolist(),
                 },
             )
         )
@@ -95,7 +98,7 @@ def served_log(tmp_path, model, schema, batch: pd.DataFrame) -> pd.DataFrame:
 def alerts_for(tmp_path, trained, scenario: str, with_labels: bool = True):
     model, schema, reference = trained
     batch = generate_production_batch(3000, seed=21, scenario=scenario)
-    log = served_log(tmp_path, model, schema, batch)
+    log = served_log(tmp_path, model, schema, batch, reference.answers.threshold)
     labels = batch[["customer_id", "churned"]] if with_labels else None
     report = run_checks(log, reference, SETTINGS, labels, "churned")
     return report, {(a["check"], a["subject"]) for a in report["alerts"]}
@@ -145,7 +148,7 @@ def test_broken_inputs_are_input_quality_alerts(tmp_path, trained):
 def test_a_renamed_column_is_a_schema_alert(tmp_path, trained):
     model, schema, reference = trained
     batch = generate_production_batch(600, seed=5)
-    log = served_log(tmp_path, model, schema, batch)
+    log = served_log(tmp_path, model, schema, batch, reference.answers.threshold)
     log["features"] = [
         {("payment_type" if k == "payment_method" else k): v for k, v in f.items()}
         for f in log["features"]
@@ -160,7 +163,7 @@ def test_a_renamed_column_is_a_schema_alert(tmp_path, trained):
 def test_the_report_is_an_html_page_with_plots(tmp_path, trained):
     model, schema, reference = trained
     batch = generate_production_batch(1000, seed=8, scenario="covariate")
-    log = served_log(tmp_path, model, schema, batch)
+    log = served_log(tmp_path, model, schema, batch, reference.answers.threshold)
     report = run_checks(log, reference, SETTINGS)
     report["experiment"] = {"experiment": "exp-7", "verdict": "undecided", "matured_rows": 12}
     page = write_report(report, log, reference, tmp_path).read_text()
@@ -231,7 +234,9 @@ def test_a_team_check_from_outside_src_runs_and_shows_on_the_page(tmp_path, trai
     import_extensions(["team_traffic"], tmp_path)
     try:
         model, schema, reference = trained
-        log = served_log(tmp_path, model, schema, generate_demo_table(300, seed=5))
+        log = served_log(
+            tmp_path, model, schema, generate_demo_table(300, seed=5), reference.answers.threshold
+        )
         quiet = MonitorConfig(custom={"traffic_floor": {"min_records_per_hour": 1000}})
         report = run_checks(log, reference, quiet)
         assert report["traffic_floor"] == {"records_per_hour": 300.0, "floor": 1000.0}

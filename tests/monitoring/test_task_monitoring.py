@@ -12,6 +12,7 @@ import pytest
 from mlops_starter.config import ExperimentConfig, MonitorConfig
 from mlops_starter.data.profile import answer_profile, feature_profile
 from mlops_starter.data.schema import FeatureSchema
+from mlops_starter.evaluation.evaluate import performance_reference
 from mlops_starter.monitoring.checks import run_checks
 from mlops_starter.monitoring.experiment import decide, matured
 from mlops_starter.monitoring.inputs import Reference, answers_in_log, read_prediction_log
@@ -55,16 +56,20 @@ def reference_for(task: str, rng: np.random.Generator) -> Reference:
     answers = ANSWERS[task]
     raw = raw_answers(task, rng, shifted=False)
     decided = answers.decide(raw)
-    metrics = answers.realized(decided, pd.Series(actual_of(task, raw, rng, concept=False)))
+    actual = pd.Series(actual_of(task, raw, rng, concept=False))
+    metrics = answers.realized(decided, actual)
     assert isinstance(metrics, dict)
     features = pd.DataFrame({"x": rng.normal(size=ROWS)})
+    profile = answer_profile(answers.drift_series(decided), decided.get("label"))
+    if (performance := performance_reference(answers, decided, answers.actual(actual))) is not None:
+        profile["performance"] = performance
     return Reference(
         model="m",
         version="1",
         answers=answers,
         id_column="id",
         feature_profile=feature_profile(features, FeatureSchema(numeric=["x"], categorical=[])),
-        score_profile=answer_profile(answers.drift_series(decided), decided.get("label")),
+        score_profile=profile,
         test_metrics=metrics,
     )
 
@@ -109,6 +114,13 @@ def test_answers_like_the_test_set_s_raise_no_alert(tmp_path, task, reference):
     report = run_checks(log, reference, SETTINGS, labels, "target")
     assert alerts(report) == set(), report["alerts"]
     assert report["performance"]["labelled_rows"] == ROWS
+    estimated = report["estimated_performance"]
+    if task == "multiclass":  # before labels, near what they then show
+        for name, found in estimated["scores"].items():
+            realized = report["performance"]["metrics"][name]
+            assert abs(found["estimate"] - realized) <= 3 * found["standard_error"], name
+    else:
+        assert estimated["note"].startswith("not estimated for a regression")
     page = write_report(report, log, reference, tmp_path).read_text()
     assert page.count("data:image/png;base64,") >= 2  # the answers' plots, and x's
 

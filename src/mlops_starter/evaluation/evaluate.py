@@ -30,6 +30,7 @@ from mlops_starter.evaluation.slices import (
     slice_metrics,
     task_slice_metrics,
 )
+from mlops_starter.expected_performance import reference_spread
 from mlops_starter.metrics import (
     calibration_metrics,
     classification_metrics,
@@ -38,7 +39,7 @@ from mlops_starter.metrics import (
 )
 from mlops_starter.rounding import round_sig, rounded_figures
 from mlops_starter.storage import file_md5
-from mlops_starter.tasks import Binary, Task, answers_of, resolve_task
+from mlops_starter.tasks import Answers, Binary, Task, answers_of, resolve_task
 
 
 @dataclass(frozen=True)
@@ -147,8 +148,11 @@ def report_evaluation(
         curve_tables(y, proba, threshold)
         | {"calibration": reliability_table(y, proba), "importance": importance}
     )
-    # Monitoring compares served scores with these (prediction drift).
-    log_evaluation(run_id, cfg, metrics, tables, slices, score_profile(proba, threshold))
+    # Monitoring compares served scores with these (prediction drift, estimated performance).
+    reference = score_profile(proba, threshold)
+    answering = answers_of(model_info)
+    reference["performance"] = performance_reference(answering, answering.decide(proba), y)
+    log_evaluation(run_id, cfg, metrics, tables, slices, reference)
     return Evaluation(metrics, tables, scores, slices)
 
 
@@ -191,8 +195,20 @@ def evaluate_task(
     answering = answers_of(model_info)
     decided = answering.decide(task.read_answers(report.answers)[1])
     reference = answer_profile(answering.drift_series(decided), decided.get("label"))
+    actual = answering.actual(frame[cfg.data.target])
+    if (performance := performance_reference(answering, decided, actual)) is not None:
+        reference["performance"] = performance
     log_evaluation(run_id, cfg, metrics, tables, slices, reference)
     return Evaluation(metrics, tables, answers, slices)
+
+
+def performance_reference(
+    answering: Answers, decided: dict[str, np.ndarray], actual: np.ndarray
+) -> dict[str, Any] | None:
+    """The test set's class scores and their spread by sample size, which the monitor
+    holds each window's estimated performance against; None for a regression."""
+    classified = answering.class_probabilities(decided)
+    return None if classified is None else reference_spread(*classified, actual)
 
 
 def warn_weak_slices(slices: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from scipy import stats
 
 from mlops_starter.config import MonitorConfig
+from mlops_starter.expected_performance import estimated_scores
 from mlops_starter.monitoring.inputs import MonitorError, Reference, entries_of, feature_frame
 from mlops_starter.tasks import TASKS, Answers
 from mlops_starter.tasks.binary import BinaryAnswers
@@ -250,6 +251,63 @@ def answer_drift(
     return figures, alerts
 
 
+# What an estimate before labels takes for granted; the report says so beside it.
+ESTIMATE_ASSUMPTIONS = (
+    "Estimated from the served probabilities (CBPE), which holds while they stay calibrated: "
+    "they were calibrated out of fold; the labels' dependence on the features is as in "
+    "training (no concept drift: a drop it causes is not seen here); and no rows lie "
+    "outside the training range, where calibration was never checked."
+)
+
+
+def estimated_performance(
+    probabilities: np.ndarray,
+    decided: np.ndarray,
+    reference: dict[str, Any],
+    settings: MonitorConfig,
+) -> tuple[dict[str, Any], list[Alert]]:
+    """Each class score expected of the served answers before their labels arrive, with
+    its standard error, against a band learned from the test set: its realized score ±
+    3 sampling deviations at this many rows (NannyML's rule). Below the band, or below
+    a bar in `monitor.min_estimated`, is an alert."""
+    rows = len(decided)
+    scale = float(np.sqrt(reference["spread_rows"] / rows))
+    figures: dict[str, Any] = {"rows": rows, "scores": {}, "assumptions": ESTIMATE_ASSUMPTIONS}
+    alerts = []
+    for name, found in estimated_scores(probabilities, decided).items():
+        value, band = reference["scores"][name], 3 * reference["spread"][name] * scale
+        figures["scores"][name] = found | {
+            "reference": value,
+            "lower_threshold": value - band,
+            "upper_threshold": value + band,
+        }
+        estimate = found["estimate"]
+        said = f"estimated {name} {estimate:.3f} ± {found['standard_error']:.3f} before labels"
+        if estimate < value - band:
+            alerts.append(
+                Alert(
+                    "estimated_performance",
+                    name,
+                    estimate,
+                    value - band,
+                    f"{said}, below {value - band:.3f}: the test set's {value:.3f} less 3 "
+                    f"sampling deviations at {rows} rows",
+                )
+            )
+        elif name in settings.min_estimated and estimate < settings.min_estimated[name]:
+            bar = settings.min_estimated[name]
+            alerts.append(
+                Alert(
+                    "estimated_performance",
+                    name,
+                    estimate,
+                    bar,
+                    f"{said}, below monitor.min_estimated.{name} {bar:.3f}",
+                )
+            )
+    return figures, alerts
+
+
 def performance(
     log: pd.DataFrame,
     labels: pd.DataFrame,
@@ -445,6 +503,29 @@ def _prediction_drift(
         reference.score_profile,
         settings,
     )
+
+
+@monitoring_check("estimated_performance")
+def _estimated_performance(
+    window: Window, settings: MonitorConfig
+) -> tuple[dict[str, Any], list[Alert]]:
+    reference = window.reference
+    classified = reference.answers.class_probabilities(window.decided)
+    if classified is None:
+        note = (
+            "not estimated for a regression: its interval has one width for every row, "
+            "so it holds no per-row error to expect"
+        )
+    elif "performance" not in reference.score_profile:
+        note = (
+            f"version {reference.version}'s evaluation recorded no test-set class scores to "
+            "estimate against (it predates estimates); a version evaluated now has them"
+        )
+    elif len(window.served) < settings.min_rows:
+        note = f"fewer than {settings.min_rows} records: not estimated"
+    else:
+        return estimated_performance(*classified, reference.score_profile["performance"], settings)
+    return {"note": note}, []
 
 
 @monitoring_check("performance")

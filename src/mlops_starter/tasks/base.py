@@ -327,6 +327,14 @@ class Answers(ABC):
         """Whether each row's decided label is its actual one; None for a number."""
         return None
 
+    def class_probabilities(
+        self, decided: dict[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Each row's probability of each class (n x k; binary's positive class last) and
+        its decided class code, which performance is estimated from before labels arrive
+        (expected_performance.py); None for a number."""
+        return None
+
     @abstractmethod
     def realized(self, decided: dict[str, np.ndarray], actual: pd.Series) -> dict[str, float] | str:
         """The task's metrics of answers whose actual labels or values arrived, or why

@@ -94,6 +94,10 @@ class BinaryAnswers(Answers):
     def correct(self, decided: dict[str, np.ndarray], y: np.ndarray) -> np.ndarray:
         return np.asarray(decided["label"] == y)
 
+    def class_probabilities(self, decided: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        p = decided["probability"].astype(float)
+        return np.column_stack([1 - p, p]), decided["label"].astype(np.int64)
+
     def realized(self, decided: dict[str, np.ndarray], actual: pd.Series) -> dict[str, float] | str:
         from mlops_starter.metrics import classification_metrics  # sklearn: not at import
 

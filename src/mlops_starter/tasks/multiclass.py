@@ -297,6 +297,9 @@ class MulticlassAnswers(Answers):
     def correct(self, decided: dict[str, np.ndarray], y: np.ndarray) -> np.ndarray:
         return np.asarray(self.actual(pd.Series(decided["label"])) == y)
 
+    def class_probabilities(self, decided: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        return decided["probabilities"], self.actual(pd.Series(decided["label"]))
+
     def realized(self, decided: dict[str, np.ndarray], actual: pd.Series) -> dict[str, float] | str:
         codes = self.actual(actual)
         if (codes < 0).any():
