@@ -11,6 +11,9 @@ STAMP := $(VENV)/.installed-from-lock
 # dvc.yaml says `python`: make it the environment's.
 export PATH := $(abspath $(BIN)):$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
+# `make ui` and the tests' servers run no MLflow job runner (GenAI trace and scorer jobs,
+# unused here): three fewer processes and 1.5 GB less per server.
+export MLFLOW_SERVER_ENABLE_JOB_EXECUTION := false
 export DO_NOT_TRACK := true
 export PYTHONUNBUFFERED := 1
 
