@@ -5,6 +5,7 @@ scored by it and written with the service's PredictionLog, then read back."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -169,6 +170,9 @@ def test_the_report_is_an_html_page_with_plots(tmp_path, trained):
     page = write_report(report, log, reference, tmp_path).read_text()
     assert page.startswith("<!doctype html>") and page.count("data:image/png;base64,") >= 3
     assert "tenure_months: PSI" in page
+    # Tables a person reads: no dict printed raw, no figure to 16 digits.
+    assert '{"' not in page and not re.search(r"\d\.\d{6,}", page)
+    assert "<th>standard error</th>" in page  # estimated performance, a row per score
     assert "<h2>experiment</h2>" in page and "undecided" in page  # mlops monitor --experiment
 
 

@@ -11,7 +11,6 @@ import base64
 import html
 import io
 import itertools
-import json
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +59,31 @@ def _feature_plot(name: str, values: pd.Series, spec: dict[str, Any]) -> str:
     return _bars(name, labels, np.array(spec["bin_shares"]), current)
 
 
+def _cell(value: Any) -> str:
+    """A figure as a person reads it: 4 significant digits, a dict of rows as a table
+    with a column per key, another dict as a nested table, a list as its items."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        if value and all(isinstance(row, dict) for row in value.values()):
+            columns = list(dict.fromkeys(key for row in value.values() for key in row))
+            head = "".join(f"<th>{html.escape(str(c).replace('_', ' '))}</th>" for c in columns)
+            body = "".join(
+                f"<tr><th>{html.escape(str(name))}</th>"
+                + "".join(f"<td>{_cell(row.get(c, ''))}</td>" for c in columns)
+                + "</tr>"
+                for name, row in value.items()
+            )
+            return f"<table><tr><th></th>{head}</tr>{body}</table>"
+        return _table(value)
+    if isinstance(value, list):
+        return ", ".join(_cell(item) for item in value)
+    return html.escape(str(value))
+
+
 def _table(rows: dict[str, Any]) -> str:
     body = "".join(
-        f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(json.dumps(value, default=str))}</td></tr>"
+        f"<tr><th>{html.escape(str(key).replace('_', ' '))}</th><td>{_cell(value)}</td></tr>"
         for key, value in rows.items()
     )
     return f"<table>{body}</table>"
@@ -119,7 +140,7 @@ def _render(
             counts / max(len(values), 1),
         )
     sections = "".join(
-        f"<h2>{name.replace('_', ' ')}</h2>{_table(report[name])}"
+        f"<h2>{name.replace('_', ' ')}</h2>{_cell(report[name])}"
         for name in [*CHECKS, "experiment"]
         if name in report
     )
