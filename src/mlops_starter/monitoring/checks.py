@@ -276,21 +276,22 @@ def estimated_performance(
     alerts = []
     for name, found in estimated_scores(probabilities, decided).items():
         value, band = reference["scores"][name], 3 * reference["spread"][name] * scale
+        lower = value - band
         figures["scores"][name] = found | {
             "reference": value,
-            "lower_threshold": value - band,
+            "lower_threshold": lower,
             "upper_threshold": value + band,
         }
         estimate = found["estimate"]
         said = f"estimated {name} {estimate:.3f} ± {found['standard_error']:.3f} before labels"
-        if estimate < value - band:
+        if estimate < lower:
             alerts.append(
                 Alert(
                     "estimated_performance",
                     name,
                     estimate,
-                    value - band,
-                    f"{said}, below {value - band:.3f}: the test set's {value:.3f} less 3 "
+                    lower,
+                    f"{said}, below {lower:.3f}: the test set's {value:.3f} less 3 "
                     f"sampling deviations at {rows} rows",
                 )
             )
