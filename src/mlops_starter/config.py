@@ -492,9 +492,26 @@ class MonitorConfig(_Section):
     max_rejected_rate: float = Field(0.05, ge=0, le=1)
     max_latency_p99_s: float = Field(1.0, gt=0)
     min_rows: int = Field(200, ge=1)
+    window: str = Field(
+        "1D",
+        description="how much log each run of the checks covers, as a time span: 1D, 6h, 7D",
+    )
     custom: dict[str, dict[str, Any]] = Field(
         {}, description="the settings of a team's own checks, by check name"
     )
+
+    @field_validator("window")
+    @classmethod
+    def _a_time_span(cls, window: str) -> str:
+        import pandas as pd
+
+        try:
+            span = pd.Timedelta(window)
+        except ValueError:
+            raise ValueError(f"{window!r} is not a time span such as 1D, 6h or 30min") from None
+        if span <= pd.Timedelta(0):
+            raise ValueError(f"{window!r} must be longer than zero")
+        return window
 
 
 class DaskConfig(_Section):

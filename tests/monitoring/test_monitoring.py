@@ -1,4 +1,5 @@
-"""Each drift scenario raises its own alert and no other; bad logs get clear errors.
+"""Each drift scenario raises its own alert and no other; drift that begins part-way
+through the log is dated to its first window; bad logs get clear errors.
 
 A small model is trained in-process on the demo data; each scenario's batch is
 scored by it and written with the service's PredictionLog, then read back."""
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from mlops_starter.config import MonitorConfig
 from mlops_starter.data.demo import generate_demo_table, generate_production_batch
@@ -21,9 +23,10 @@ from mlops_starter.data.schema import FeatureSchema, encode_target
 from mlops_starter.evaluation.evaluate import performance_reference
 from mlops_starter.extensions import import_extensions
 from mlops_starter.metrics import classification_metrics
-from mlops_starter.monitoring.checks import CHECKS, run_checks, system_health
+from mlops_starter.monitoring.checks import CHECKS, WHAT_TO_DO, run_checks, system_health
 from mlops_starter.monitoring.inputs import MonitorError, Reference, read_prediction_log
 from mlops_starter.monitoring.report import write_report
+from mlops_starter.monitoring.timeline import run_over_time, trends
 from mlops_starter.serving.prediction_log import LogBatch, PredictionLog
 from mlops_starter.storage import json_records
 from mlops_starter.tasks.binary import BinaryAnswers
@@ -69,8 +72,15 @@ def trained():
     return model, schema, reference
 
 
-def served_log(tmp_path, model, schema, batch: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """Score a batch and log it as the service does, then read it back."""
+def served_log(
+    tmp_path,
+    model,
+    schema,
+    batch: pd.DataFrame,
+    threshold: float,
+    timestamp: str = "2026-11-24T08:00:00+00:00",
+) -> pd.DataFrame:
+    """Score a batch and log it as the service does, at `timestamp`, then read it back."""
     proba = model.predict_proba(batch[schema.columns])[:, 1]
     log = PredictionLog(tmp_path).start()
     for start in range(0, len(batch), 100):  # one request per 100 rows
@@ -79,7 +89,7 @@ def served_log(tmp_path, model, schema, batch: pd.DataFrame, threshold: float) -
         log.write(
             LogBatch(
                 {
-                    "timestamp": "2026-11-24T08:00:00+00:00",
+                    "timestamp": timestamp,
                     "request_id": f"r{start // 100}",
                     "model": "churn-classifier",
                     "model_version": "1",
@@ -165,7 +175,7 @@ def test_the_report_is_an_html_page_with_plots(tmp_path, trained):
     model, schema, reference = trained
     batch = generate_production_batch(1000, seed=8, scenario="covariate")
     log = served_log(tmp_path, model, schema, batch, reference.answers.threshold)
-    report = run_checks(log, reference, SETTINGS)
+    report = run_over_time(log, reference, SETTINGS)
     report["experiment"] = {"experiment": "exp-7", "verdict": "undecided", "matured_rows": 12}
     page = write_report(report, log, reference, tmp_path).read_text()
     assert page.startswith("<!doctype html>") and page.count("data:image/png;base64,") >= 3
@@ -245,10 +255,136 @@ def test_a_team_check_from_outside_src_runs_and_shows_on_the_page(tmp_path, trai
         report = run_checks(log, reference, quiet)
         assert report["traffic_floor"] == {"records_per_hour": 300.0, "floor": 1000.0}
         assert [a["check"] for a in report["alerts"]] == ["traffic_floor"]
-        page = write_report(report, log, reference, tmp_path).read_text()
-        assert "<h2>traffic floor</h2>" in page and "below the floor of 1000" in page
+        page = write_report(
+            run_over_time(log, reference, quiet), log, reference, tmp_path
+        ).read_text()
+        assert "<h3>traffic floor</h3>" in page and "below the floor of 1000" in page
         busy = MonitorConfig(custom={"traffic_floor": {"min_records_per_hour": 100}})
         assert run_checks(log, reference, busy)["alerts"] == []
     finally:
         CHECKS.pop("traffic_floor")
         sys.modules.pop("team_traffic")
+
+
+DAYS, DRIFT_DAY, ROWS = 9, 6, 500
+
+
+def days_of_traffic(folders, trained, scenario: str):
+    """Nine days of 500 records, `scenario` from day 6 on; the log, and the batches by day."""
+    model, schema, reference = trained
+    logs, batches = [], []
+    for day in range(DAYS):
+        batch = generate_production_batch(
+            ROWS, seed=40 + day, scenario=scenario if day >= DRIFT_DAY else "none"
+        )
+        batch["customer_id"] = f"d{day}-" + batch["customer_id"]
+        when = f"2026-11-{day + 10:02d}T{8 + day % 5:02d}:30:00+00:00"
+        folder = folders.mktemp(f"day{day}")
+        logs.append(served_log(folder, model, schema, batch, reference.answers.threshold, when))
+        batches.append(batch)
+    return pd.concat(logs, ignore_index=True), batches
+
+
+@pytest.fixture(scope="module")
+def drifting(tmp_path_factory, trained):
+    return days_of_traffic(tmp_path_factory, trained, "covariate")
+
+
+def test_drift_that_begins_part_way_is_dated_to_its_first_window(trained, drifting):
+    _, _, reference = trained
+    log, _ = drifting
+    report = run_over_time(log, reference, SETTINGS)
+    windows = report["windows"]
+    assert [w["start"][:10] for w in windows] == [f"2026-11-{d + 10}" for d in range(DAYS)]
+    assert [w["records"] for w in windows] == [ROWS] * DAYS
+    assert report["current"] == DAYS - 1
+    assert all(not w["alerts"] for w in windows[:DRIFT_DAY]), [w["alerts"] for w in windows]
+    drifted = {a["subject"]: a for a in report["alerts"] if a["check"] == "data_drift"}
+    assert set(drifted) == {"monthly_charges", "tenure_months"}
+    assert {a["began"] for a in drifted.values()} == {windows[DRIFT_DAY]["start"]}
+    assert report["settings"]["window"] == "1D"
+
+
+def test_the_window_setting_sets_the_windows(trained, drifting):
+    _, _, reference = trained
+    log, _ = drifting
+    two_days = run_over_time(log, reference, SETTINGS.model_copy(update={"window": "2D"}))
+    # Windows are cut from the Unix epoch, so every run (and every reader) cuts the same.
+    epoch = pd.Timestamp(0, tz="UTC")
+    starts = [pd.Timestamp(w["start"]) for w in two_days["windows"]]
+    assert all((start - epoch) % pd.Timedelta("2D") == pd.Timedelta(0) for start in starts)
+    assert len(starts) == 5 and sum(w["records"] for w in two_days["windows"]) == DAYS * ROWS
+    # Twelve hours split no day here: each day's records came within one morning.
+    half_days = run_over_time(log, reference, SETTINGS.model_copy(update={"window": "12h"}))
+    assert len(half_days["windows"]) == DAYS
+
+
+@pytest.mark.parametrize("window", ["monthly", "-1D", "0s"])
+def test_a_window_that_is_no_time_span_is_refused_by_name(window):
+    with pytest.raises(ValidationError, match="window"):
+        MonitorConfig(window=window)
+
+
+def test_a_thin_newest_window_leaves_the_verdict_to_the_last_full_one(tmp_path, trained, drifting):
+    model, schema, reference = trained
+    log, _ = drifting
+    early = served_log(
+        tmp_path,
+        model,
+        schema,
+        generate_production_batch(50, seed=99),
+        reference.answers.threshold,
+        "2026-11-19T01:00:00+00:00",
+    )
+    report = run_over_time(pd.concat([log, early], ignore_index=True), reference, SETTINGS)
+    assert report["windows"][-1]["records"] == 50 and report["current"] == DAYS - 1
+    assert {a["subject"] for a in report["alerts"]} >= {"monthly_charges", "tenure_months"}
+
+
+def test_labels_fill_in_realized_performance_beside_the_estimate(trained, drifting):
+    _, _, reference = trained
+    log, batches = drifting
+    arrived = pd.concat(batches[: DAYS - 2])[["customer_id", "churned"]]
+    report = run_over_time(log, reference, SETTINGS, arrived, "churned")
+    chart = next(c for c in trends(report, SETTINGS) if c.title == "estimated roc_auc")
+    points = chart.series["roc_auc"]
+    assert all(p is not None for p in points)
+    assert [p.realized is not None for p in points] == [True] * (DAYS - 2) + [False] * 2
+    for point in points[: DAYS - 2]:  # covariate shift: the estimate follows the labels
+        assert abs(point.value - point.realized) < 4 * point.standard_error
+    assert all(p.lower < p.value for p in points[:DRIFT_DAY])
+
+
+def test_the_page_puts_dated_alerts_first_then_the_trends(tmp_path, trained, drifting):
+    _, _, reference = trained
+    log, _ = drifting
+    report = run_over_time(log, reference, SETTINGS)
+    page = write_report(report, log, reference, tmp_path).read_text()
+    alerts = page.index('<table class="alerts">')
+    assert alerts < page.index("<h2>Over time</h2>") < page.index("<h3>data drift</h3>")
+    assert f"<td>{report['windows'][DRIFT_DAY]['start'][:16].replace('T', ' ')}</td>" in page
+    assert WHAT_TO_DO["data_drift"] in page
+    assert page.count('<tr class="alerting">') == DAYS - DRIFT_DAY
+    charts = trends(report, SETTINGS)
+    window_plots = 1 + 6  # the window's probabilities, and its six most drifted features
+    assert page.count("data:image/png;base64,") == len(charts) + window_plots
+    assert '{"' not in page and not re.search(r"\d\.\d{6,}", page)
+    assert (tmp_path / "monitoring.html").stat().st_size < 2_000_000
+
+
+def test_a_drop_the_late_labels_show_is_judged_on_the_newest_window_they_cover(
+    tmp_path_factory, trained
+):
+    _, _, reference = trained
+    log, batches = days_of_traffic(tmp_path_factory, trained, "concept")
+    arrived = pd.concat(batches[: DRIFT_DAY + 1])[["customer_id", "churned"]]
+    report = run_over_time(log, reference, SETTINGS, arrived, "churned")
+    windows = report["windows"]
+    assert report["current"] == DAYS - 1 and not windows[-1]["alerts"]
+    dropped = {a["subject"]: a for a in report["alerts"] if a["check"] == "performance"}
+    assert "roc_auc" in dropped, report["alerts"]
+    assert (
+        dropped["roc_auc"]["window"] == dropped["roc_auc"]["began"] == windows[DRIFT_DAY]["start"]
+    )
+    # Before it, no clean day's few dozen positives alerted by chance.
+    assert not any(w["alerts"] for w in windows[:DRIFT_DAY])

@@ -17,6 +17,7 @@ from mlops_starter.monitoring.checks import run_checks
 from mlops_starter.monitoring.experiment import decide, matured
 from mlops_starter.monitoring.inputs import Reference, answers_in_log, read_prediction_log
 from mlops_starter.monitoring.report import write_report
+from mlops_starter.monitoring.timeline import run_over_time, trends
 from mlops_starter.serving.prediction_log import LogBatch, PredictionLog
 from mlops_starter.tasks import answers_of
 
@@ -121,8 +122,14 @@ def test_answers_like_the_test_set_s_raise_no_alert(tmp_path, task, reference):
             assert abs(found["estimate"] - realized) <= 3 * found["standard_error"], name
     else:
         assert estimated["note"].startswith("not estimated for a regression")
-    page = write_report(report, log, reference, tmp_path).read_text()
-    assert page.count("data:image/png;base64,") >= 2  # the answers' plots, and x's
+    over_time = run_over_time(log, reference, SETTINGS, labels, "target")
+    assert over_time["windows"][0]["performance"] == report["performance"]  # one window
+    charts = {chart.title for chart in trends(over_time, SETTINGS)}
+    assert "prediction drift (PSI)" in charts
+    assert ("estimated roc_auc_ovr" in charts) == (task == "multiclass")
+    page = write_report(over_time, log, reference, tmp_path).read_text()
+    # The trends, then the window's answers and x's against the reference.
+    assert page.count("data:image/png;base64,") >= len(charts) + 2
 
 
 def test_drifted_answers_alert_per_class_probability_or_on_the_value(tmp_path, task, reference):

@@ -19,13 +19,17 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import (
+    CHROMIUM_FLAGS,
     VENV_BIN,
+    chromium,
     columns_of,
     dashboard_metric_names,
     logged,
     one_shape_document,
     schemathesis_every_check,
+    screenshot_path,
 )
+from playwright.sync_api import sync_playwright
 
 from mlops_starter.serving.packaging import IMAGE_SETUP, NOT_SERVED
 from mlops_starter.serving.process import bentoml_server, free_port, wait_for_http
@@ -477,23 +481,70 @@ print(json.dumps({{
 
 
 def test_monitor_demo_through_the_real_service_and_the_monitor_command(packaged):
+    """Six days through the service, drifted from day 4: the page dates the drift to day
+    4 and the browser shows its alerts and trends; `mlops monitor` on the demo's log
+    gives the same verdict."""
     demo = packaged.run(
-        "mlops", "monitor-demo", "--scenario", "covariate", "--rows", "600", timeout=600
+        "mlops",
+        "monitor-demo",
+        "--scenario",
+        "covariate",
+        *("--rows", "300", "--days", "6", "--drift-day", "4"),
+        timeout=600,
     )
-    assert "scenario covariate" in demo.stdout and "data_drift: tenure_months" in demo.stdout
     report = packaged.read_json("build/monitor-demo/covariate/monitoring.json")
-    assert report["records"] == 600 and report["refused_requests"] == 0
-    assert (packaged.root / "build/monitor-demo/covariate/monitoring.html").is_file()
+    windows = report["windows"]
+    assert [w["records"] for w in windows] == [300] * 6 and report["refused_requests"] == 0
+    assert not any(w["alerts"] for w in windows[:4])
+    began = {a["subject"]: a["began"] for a in report["alerts"] if a["check"] == "data_drift"}
+    assert began == dict.fromkeys(["monthly_charges", "tenure_months"], windows[4]["start"])
+    day_four = windows[4]["start"][:16].replace("T", " ")
+    assert f"data_drift since {day_four}: tenure_months" in demo.stdout
+    # Labels arrive two days late: realized performance for days 0 to 3 only.
+    assert [("performance" in w and "metrics" in w["performance"]) for w in windows] == [
+        True
+    ] * 4 + [False] * 2
+    assert all("estimate" in w["estimated_performance"]["scores"]["roc_auc"] for w in windows)
+    page = packaged.root / "build/monitor-demo/covariate/monitoring.html"
+    look_at_the_monitoring_page(page, screenshot_path("monitoring-page.png"))
 
-    logs = str(packaged.root / "build/monitor-demo/predictions/predictions-*.jsonl*")
-    alerted = packaged.run("mlops", "monitor", "--log", logs, check=False, timeout=300)
+    folder = packaged.root / "build/monitor-demo/covariate"
+    alerted = packaged.run(
+        "mlops",
+        "monitor",
+        *("--log", str(folder / "predictions.jsonl"), "--labels", str(folder / "labels.csv")),
+        check=False,
+        timeout=300,
+    )
     assert alerted.returncode == 3, alerted.stdout + alerted.stderr
-    assert "ALERT data_drift: monthly_charges" in alerted.stdout
-    assert (packaged.root / "build/monitoring/monitoring.html").is_file()
+    assert f"ALERT data_drift since {day_four}: monthly_charges" in alerted.stdout
+    # The same figures per window; only the demo read the service's /metrics.
+    again = packaged.read_json("build/monitoring/monitoring.json")["windows"]
+    for check in ("input_quality", "data_drift", "prediction_drift", "estimated_performance"):
+        assert [w[check] for w in again] == [w[check] for w in windows], check
+    assert [w["performance"] for w in again] == [w["performance"] for w in windows]
 
     missing = packaged.run("mlops", "monitor", "--log", "nowhere/*.jsonl", check=False)
     assert missing.returncode == 2
     assert "no prediction log files match" in missing.stderr
+
+
+def look_at_the_monitoring_page(page_file, screenshot) -> None:
+    """The page in a real Chromium: the alert table first with rows, every plot decoded."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1300, "height": 1000})
+            page.goto(page_file.as_uri())
+            alerts = page.locator("table.alerts tr")
+            assert alerts.count() > 1 and alerts.first.is_visible()
+            assert "since" in alerts.first.inner_text()
+            widths = page.eval_on_selector_all("img", "imgs => imgs.map(i => i.naturalWidth)")
+            assert len(widths) > 8 and all(w > 100 for w in widths), widths
+            assert page.locator("table.windows tr.alerting").count() == 2
+            page.screenshot(path=screenshot)
+        finally:
+            browser.close()
 
 
 def test_make_serve_serves_the_champion_from_source(packaged, reference):

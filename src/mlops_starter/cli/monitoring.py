@@ -24,16 +24,17 @@ def _print_alerts(report: dict[str, Any], heading: str) -> None:
     alerts = report["alerts"]
     print(f"{heading}: {len(alerts)} alert(s)" if alerts else f"{heading}: no alerts")
     for alert in alerts:
-        print(f"  ALERT {alert['check']}: {alert['message']}")
+        began = alert["began"][:16].replace("T", " ")
+        print(f"  ALERT {alert['check']} since {began}: {alert['message']}")
 
 
 def monitor(args: argparse.Namespace) -> None:
     """Check the prediction log against the served version's training reference."""
     import httpx
 
-    from mlops_starter.monitoring.checks import run_checks
     from mlops_starter.monitoring.inputs import load_reference, read_prediction_log, served_version
     from mlops_starter.monitoring.report import write_report
+    from mlops_starter.monitoring.timeline import run_over_time
     from mlops_starter.storage import read_json
 
     cfg = Config.from_yaml(args.params)
@@ -44,14 +45,18 @@ def monitor(args: argparse.Namespace) -> None:
     if args.labels:
         labels = _read_labels(args.labels)
     metrics_text = httpx.get(f"{args.metrics_url}/metrics").text if args.metrics_url else None
-    report = run_checks(log, reference, cfg.monitor, labels, cfg.data.target, metrics_text)
+    report = run_over_time(log, reference, cfg.monitor, labels, cfg.data.target, metrics_text)
     if args.experiment:  # the verdict `mlops experiment report` wrote, as a section
         if not Path(args.experiment).is_file():
             raise PipelineError(f"--experiment {args.experiment} not found")
         report["experiment"] = read_json(args.experiment)
     page = write_report(report, log, reference, args.out)
+    current = report["windows"][report["current"]]
     _print_alerts(
-        report, f"{reference.model} version {reference.version}, {report['records']} records"
+        report,
+        f"{reference.model} version {reference.version}, {report['records']} records in "
+        f"{len(report['windows'])} window(s) of {report['window']}; the current window, "
+        f"from {current['start'][:16].replace('T', ' ')}, has {current['records']}",
     )
     print(f"report: {page} (figures: {page.with_suffix('.json')})")
     append_to_github_file("GITHUB_STEP_SUMMARY", f"monitoring: {len(report['alerts'])} alert(s)\n")
@@ -64,7 +69,15 @@ def monitor_demo(args: argparse.Namespace) -> None:
     from mlops_starter.monitoring.demo import run_demo
 
     scenarios = list(DRIFT_SCENARIOS) if args.scenario == "all" else [args.scenario]
-    reports = run_demo(Config.from_yaml(args.params), scenarios, args.rows, args.seed, args.out)
+    reports = run_demo(
+        Config.from_yaml(args.params),
+        scenarios,
+        args.rows,
+        args.seed,
+        args.out,
+        args.days,
+        args.drift_day,
+    )
     for scenario, report in reports.items():
         _print_alerts(report, f"scenario {scenario}")
     print(f"reports: {args.out}/<scenario>/monitoring.html")
@@ -224,11 +237,17 @@ def add_commands(commands: Any) -> None:
     )
     monitor_cmd.set_defaults(handler=monitor)
 
-    demo_cmd = commands.add_parser("monitor-demo", help="drifted batches through the service")
+    demo_cmd = commands.add_parser(
+        "monitor-demo", help="days of traffic through the service, drifting part-way"
+    )
     demo_cmd.add_argument(
         "--scenario", choices=[*DRIFT_SCENARIOS, "all"], default="all", help="which drift to send"
     )
-    demo_cmd.add_argument("--rows", type=int, default=3000, help="records per scenario")
+    demo_cmd.add_argument("--rows", type=int, default=500, help="records per day")
+    demo_cmd.add_argument("--days", type=int, default=10, help="days of traffic, ending yesterday")
+    demo_cmd.add_argument(
+        "--drift-day", type=int, default=7, help="the first drifted day, counted from 0"
+    )
     demo_cmd.add_argument("--seed", type=int, default=100, help="seeds the drifted batches")
     demo_cmd.add_argument("--out", default="build/monitor-demo", help="report folder")
     demo_cmd.set_defaults(handler=monitor_demo)

@@ -13,7 +13,7 @@ in a module named in params.yaml `extensions`, its settings under `monitor.custo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -29,6 +29,7 @@ from mlops_starter.tasks import TASKS, Answers
 from mlops_starter.tasks.binary import BinaryAnswers
 
 PSI_FLOOR = 1e-4  # share used for an empty bin, so PSI stays finite
+BOOTSTRAP_SAMPLES = 100  # resamples of a window's labelled rows, for its metrics' errors
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,9 @@ def prediction_drift(
         "predicted_positive_rate": rate,
         "reference_predicted_positive_rate": reference["predicted_positive_rate"],
         "positive_rate_shift": shift,
+        "allowed_shift": allowed_shift(
+            reference["predicted_positive_rate"], len(probabilities), settings
+        ),
         "mean_probability": float(np.mean(probabilities)),
     }
     alerts = []
@@ -189,7 +193,7 @@ def prediction_drift(
                 f"predicted probabilities: PSI {score_psi:.3f} against the test set",
             )
         )
-    if abs(shift) > settings.max_positive_rate_shift:
+    if abs(shift) > figures["allowed_shift"]:
         alerts.append(
             Alert(
                 "prediction_drift",
@@ -200,6 +204,13 @@ def prediction_drift(
             )
         )
     return figures, alerts
+
+
+def allowed_shift(share: float, rows: int, settings: MonitorConfig) -> float:
+    """How far a predicted share may move before it alerts: `max_positive_rate_shift`,
+    or 3 sampling standard errors of the reference share at this many rows if more, so
+    that a small window (a day of light traffic) does not alert by chance."""
+    return max(settings.max_positive_rate_shift, 3 * float(np.sqrt(share * (1 - share) / rows)))
 
 
 def answer_drift(
@@ -235,9 +246,13 @@ def answer_drift(
         found_labels, counts = np.unique(labels.astype(str), return_counts=True)
         now = dict(zip(found_labels.tolist(), (counts / len(labels)).tolist(), strict=True))
         shifts = {label: now.get(label, 0.0) - share for label, share in shares.items()}
+        allowed = {
+            label: allowed_shift(share, len(labels), settings) for label, share in shares.items()
+        }
         figures["label_share_shift"] = shifts
+        figures["allowed_share_shift"] = allowed
         for label, shift in shifts.items():
-            if abs(shift) > settings.max_positive_rate_shift:
+            if abs(shift) > allowed[label]:
                 alerts.append(
                     Alert(
                         "prediction_drift",
@@ -330,31 +345,58 @@ def performance(
     if len(joined) < settings.min_rows:
         figures["note"] = f"fewer than {settings.min_rows} labelled rows: not assessed"
         return figures, []
-    metrics = answers.realized(answers.from_log(joined), joined[target])
+    decided = answers.from_log(joined)
+    metrics = answers.realized(decided, joined[target])
     if isinstance(metrics, str):
         figures["note"] = f"{metrics}: not assessed"
         return figures, []
-    figures |= {"metrics": metrics, "reference": reference_metrics, "drops": {}}
     higher_is_better = TASKS[answers.task].metrics
+    drops = {}
+    for metric in settings.max_metric_drop:
+        if metric in reference_metrics and metric in metrics:
+            drop = reference_metrics[metric] - metrics[metric]
+            drops[metric] = drop if higher_is_better.get(metric, True) else -drop
+    # Only a drop past its bar needs its error: resampling costs a second per window.
+    over = [m for m, drop in drops.items() if drop > settings.max_metric_drop[m]]
+    errors = _bootstrap_errors(answers, decided, joined[target], over) if over else {}
+    figures |= {
+        "metrics": metrics,
+        "reference": reference_metrics,
+        "drops": drops,
+        "standard_errors": errors,
+    }
     alerts = []
-    for metric, allowed in settings.max_metric_drop.items():
-        if metric not in reference_metrics or metric not in metrics:
-            continue
-        drop = reference_metrics[metric] - metrics[metric]
-        if not higher_is_better.get(metric, True):
-            drop = -drop
-        figures["drops"][metric] = drop
-        if drop > allowed:
+    for metric in over:
+        allowed = max(settings.max_metric_drop[metric], 3 * errors[metric])
+        if drops[metric] > allowed:
             alerts.append(
                 Alert(
                     "performance",
                     metric,
-                    drop,
+                    drops[metric],
                     allowed,
-                    f"{metric} {metrics[metric]:.3f} against {reference_metrics[metric]:.3f} on the test set",
+                    f"{metric} {metrics[metric]:.3f} ± {errors[metric]:.3f} against "
+                    f"{reference_metrics[metric]:.3f} on the test set",
                 )
             )
     return figures, alerts
+
+
+def _bootstrap_errors(
+    answers: Answers, decided: dict[str, np.ndarray], actual: pd.Series, metrics: Sequence[str]
+) -> dict[str, float]:
+    """Each metric's standard error over BOOTSTRAP_SAMPLES resamples of the labelled rows.
+    A drop counts only beyond 3 of them as well as beyond `max_metric_drop`: a day with a
+    few dozen positives would otherwise alert on chance alone."""
+    rng = np.random.default_rng(0)
+    found: dict[str, list[float]] = {metric: [] for metric in metrics}
+    for _ in range(BOOTSTRAP_SAMPLES):
+        rows = rng.integers(0, len(actual), len(actual))
+        sample = answers.realized({k: v[rows] for k, v in decided.items()}, actual.iloc[rows])
+        if isinstance(sample, dict):  # a resample can lack a class: it has no such score
+            for metric in metrics:
+                found[metric].append(sample[metric])
+    return {metric: float(np.std(values)) if values else 0.0 for metric, values in found.items()}
 
 
 def system_health(
@@ -463,30 +505,44 @@ class Window:
 # (performance without labels): it is then left out of the report.
 Check = Callable[[Window, MonitorConfig], tuple[dict[str, Any], list[Alert]] | None]
 CHECKS: dict[str, Check] = {}
+WHAT_TO_DO: dict[str, str] = {}  # by check name: the page's advice beside each alert
 
 
-def monitoring_check(name: str) -> Callable[[Check], Check]:
+def monitoring_check(name: str, what_to_do: str = "") -> Callable[[Check], Check]:
     """Register `check` under `name`: its figures become report[name], its section on
-    the page is titled after it."""
+    the page is titled after it, and `what_to_do` stands beside each of its alerts."""
 
     def register(check: Check) -> Check:
         CHECKS[name] = check
+        WHAT_TO_DO[name] = what_to_do
         return check
 
     return register
 
 
-@monitoring_check("input_quality")
+@monitoring_check(
+    "input_quality",
+    "Find the client or upstream job sending these values (the log names each request); "
+    "fix it, or retrain if the values are now legitimate.",
+)
 def _input_quality(window: Window, settings: MonitorConfig) -> tuple[dict[str, Any], list[Alert]]:
     return input_quality(window.features, window.reference.feature_profile, settings)
 
 
-@monitoring_check("data_drift")
+@monitoring_check(
+    "data_drift",
+    "See in the plots whether the feature really moved. If the world changed, retrain on "
+    "recent rows (the gate and a shadow experiment decide); if a source broke, fix it.",
+)
 def _data_drift(window: Window, settings: MonitorConfig) -> tuple[dict[str, Any], list[Alert]]:
     return data_drift(window.features, window.reference.feature_profile, settings)
 
 
-@monitoring_check("prediction_drift")
+@monitoring_check(
+    "prediction_drift",
+    "Read it beside data drift, which usually explains it; without input drift, check "
+    "the served version and the features' upstream pipeline.",
+)
 def _prediction_drift(
     window: Window, settings: MonitorConfig
 ) -> tuple[dict[str, Any], list[Alert]]:
@@ -506,7 +562,11 @@ def _prediction_drift(
     )
 
 
-@monitoring_check("estimated_performance")
+@monitoring_check(
+    "estimated_performance",
+    "Performance is expected to fall: find the cause in data drift, get labels for these "
+    "windows early if you can, and retrain on recent rows.",
+)
 def _estimated_performance(
     window: Window, settings: MonitorConfig
 ) -> tuple[dict[str, Any], list[Alert]]:
@@ -529,7 +589,11 @@ def _estimated_performance(
     return {"note": note}, []
 
 
-@monitoring_check("performance")
+@monitoring_check(
+    "performance",
+    "The labels confirm a drop: retrain on recent rows, or roll back (`make rollback`) "
+    "if a new version brought it.",
+)
 def _performance(
     window: Window, settings: MonitorConfig
 ) -> tuple[dict[str, Any], list[Alert]] | None:
@@ -549,7 +613,11 @@ def _performance(
     )
 
 
-@monitoring_check("system_health")
+@monitoring_check(
+    "system_health",
+    "Read the service's logs and /metrics: scale out for latency, roll back for new 5xx "
+    "errors, find the client sending refused requests.",
+)
 def _system_health(window: Window, settings: MonitorConfig) -> tuple[dict[str, Any], list[Alert]]:
     return system_health(window.served, window.metrics_text, settings)
 
