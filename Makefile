@@ -127,7 +127,8 @@ docs-update: env
 ## screenshots: retake the docs' screenshots with the browser tests that open each page
 ## (they write into docs/images/screenshots/ instead of build/screenshots/)
 screenshots: env browser
-	MLOPS_SCREENSHOT_DIR=$(abspath docs/images/screenshots) $(BIN)/pytest -q tests/registry/test_mlflow_ui_e2e.py
+	MLOPS_SCREENSHOT_DIR=$(abspath docs/images/screenshots) $(BIN)/pytest -q tests/registry/test_mlflow_ui_e2e.py \
+		"tests/serving/test_serving_e2e.py::test_monitor_demo_through_the_real_service_and_the_monitor_command"
 
 ## audit: offline security checks: no secret in the tracked files (detect-secrets, against
 ## .secrets.baseline), the deploy files pinned and unprivileged, model files allow-listed.
@@ -219,7 +220,7 @@ experiment-report: env
 experiment-conclude: env
 	$(BIN)/mlops experiment conclude
 
-## monitor-demo [SCENARIO=covariate]: drifted batches through the served champion, then the monitor (build/monitor-demo/)
+## monitor-demo [SCENARIO=covariate]: ten days through the served champion, drifted from day 7, then the monitor (build/monitor-demo/)
 monitor-demo: env
 	$(BIN)/mlops monitor-demo $(if $(SCENARIO),--scenario "$(SCENARIO)")
 

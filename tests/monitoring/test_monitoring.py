@@ -192,6 +192,11 @@ def test_the_report_is_an_html_page_with_plots(tmp_path, trained):
         ("", "holds no entries"),
         ("{not json\n", ":1: not JSON"),
         ('{"timestamp": "x"}\n', "missing ['request_id'"),
+        (
+            '{"timestamp": "yesterday", "request_id": "r", "model": "m", "model_version": "1", '
+            '"features": {}, "probability": 0.5}\n',
+            ":1: timestamp 'yesterday' is not an ISO 8601 time",
+        ),
         ("[1, 2]\n", "not an object"),
         (
             '{"timestamp": "x", "request_id": "r", "model": "m", "model_version": "1", '
@@ -204,6 +209,22 @@ def test_a_malformed_or_empty_log_gets_a_clear_error(tmp_path, content, message)
     (tmp_path / "predictions-a.jsonl").write_text(content)
     with pytest.raises(MonitorError, match=message.replace("[", r"\[")):
         read_prediction_log([str(tmp_path / "predictions-*.jsonl")])
+
+
+def test_times_with_and_without_a_fraction_of_a_second_are_read_alike(tmp_path):
+    """isoformat() drops a zero fraction, so one log can hold both forms."""
+    entry = (
+        '{{"timestamp": "{}", "request_id": "r", "model": "m", "model_version": "1", '
+        '"features": {{}}, "probability": 0.5}}\n'
+    )
+    stamps = [
+        "2026-11-24T08:00:00.250000+00:00",
+        "2026-11-24T08:00:01+00:00",
+        "2026-11-24T09:00:00Z",
+    ]
+    (tmp_path / "predictions-a.jsonl").write_text("".join(entry.format(t) for t in stamps))
+    log = read_prediction_log([str(tmp_path / "predictions-*.jsonl")])
+    assert list(log["timestamp"]) == [pd.Timestamp(t) for t in stamps]
 
 
 def test_no_log_files_is_a_clear_error(tmp_path):

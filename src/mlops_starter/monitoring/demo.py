@@ -10,6 +10,7 @@ do in production, so the newest days have only the estimate.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -128,9 +129,10 @@ def run_demo(
         folder = out / scenario
         served = restamped(log, scenario, days)
         # The restamped log, which `mlops monitor --log` reads as it reads the service's.
+        entries = served.assign(timestamp=[t.isoformat() for t in served["timestamp"]])
         write_text(
             folder / "predictions.jsonl",
-            served.to_json(orient="records", lines=True, date_format="iso"),
+            "".join(json.dumps(e) + "\n" for e in entries.to_dict(orient="records")),
         )
         arrived = pd.concat(batches[: days - LABEL_LAG_DAYS])
         labels = arrived[[reference.id_column, cfg.data.target]] if reference.id_column else None

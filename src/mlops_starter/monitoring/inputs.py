@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mlops_starter.errors import PipelineError
@@ -33,7 +34,7 @@ def read_prediction_log(patterns: Iterable[str]) -> pd.DataFrame:
     paths = sorted({p for pattern in patterns for p in glob.glob(pattern)})
     if not paths:
         raise MonitorError(f"no prediction log files match {list(patterns)}")
-    entries = []
+    entries, places = [], []
     for path in paths:
         with open(path, encoding="utf-8") as lines:
             for number, line in enumerate(lines, 1):
@@ -50,10 +51,18 @@ def read_prediction_log(patterns: Iterable[str]) -> pd.DataFrame:
                     what = f"missing {missing}" if isinstance(entry, dict) else "not an object"
                     raise MonitorError(f"{path}:{number}: not a prediction-log entry ({what})")
                 entries.append(entry)
+                places.append(f"{path}:{number}")
     if not entries:
         raise MonitorError(f"the prediction log ({len(paths)} files) holds no entries")
     log = pd.DataFrame(entries)
-    log["timestamp"] = pd.to_datetime(log["timestamp"], utc=True)
+    # ISO 8601 with or without a fraction of a second: isoformat() drops a zero one.
+    stamps = pd.to_datetime(log["timestamp"], utc=True, format="ISO8601", errors="coerce")
+    if stamps.isna().any():
+        bad = int(np.flatnonzero(stamps.isna())[0])
+        raise MonitorError(
+            f"{places[bad]}: timestamp {log['timestamp'].iloc[bad]!r} is not an ISO 8601 time"
+        )
+    log["timestamp"] = stamps
     return log
 
 
