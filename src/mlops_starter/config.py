@@ -461,6 +461,12 @@ class ServeConfig(_Section):
     # warnings, so a client survives a retrain that drops one; reject: 400.
     unknown_fields: Literal["ignore", "reject"] = "ignore"
     prediction_log_dir: str = "predictions"
+    prediction_log_max_mb: int = Field(
+        256, ge=1, description="a process's log file is rotated at this size, and at midnight"
+    )
+    prediction_log_keep: int = Field(
+        100, ge=1, description="rotated (gzipped) log files kept in the directory, newest first"
+    )
     log_sample_rate: float = Field(1.0, ge=0.0, le=1.0)
     access_log: bool = False
     keepalive_requests: int = Field(100, ge=1)

@@ -3,15 +3,18 @@ would, and writing never blocks a request (bounded, gathered on the loop, writte
 a thread)."""
 
 import asyncio
+import gzip
 import json
 import math
 import threading
+from datetime import date
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlops_starter.serving.prediction_log import LogBatch, PredictionLog, sampled
+from mlops_starter.monitoring.inputs import read_prediction_log
+from mlops_starter.serving.prediction_log import LogBatch, PredictionLog, _RotatingFile, sampled
 
 
 def batch(rows: int = 2, **keys) -> LogBatch:
@@ -157,7 +160,7 @@ def test_a_failing_disk_counts_drops(tmp_path):
     blocked = tmp_path / "not-a-dir"
     blocked.write_text("a file where the log directory should be")
     log = PredictionLog(tmp_path, on_drop=dropped.append)
-    log._file.baseFilename = str(blocked / "x.jsonl")
+    log._file.path = blocked / "x.jsonl"
     log.start()
     log.write(batch())
     log.close()
@@ -175,19 +178,45 @@ def test_a_value_json_cannot_hold_drops_its_batch_only(tmp_path):
     assert dropped == [3] and len(lines_of(log)) == 2
 
 
-def test_the_file_is_renamed_at_midnight_and_a_new_one_begun(tmp_path):
-    log = PredictionLog(tmp_path).start()
-    log.write(batch(request_id="before"))
-    log.flush()
-    log.close()
-    log = PredictionLog(tmp_path).start()
-    log._file.rolloverAt = 0  # midnight has passed
-    log.write(batch(request_id="after"))
+def test_the_file_is_renamed_at_midnight_gzipped_and_a_new_one_begun(tmp_path):
+    log = _RotatingFile(tmp_path / "predictions-h-1.jsonl", max_bytes=1 << 20, keep=10)
+    log.write(b'{"request_id": "before"}\n')
+    log._day = date(2026, 1, 1)  # midnight has passed
+    log.write(b'{"request_id": "after"}\n')
     log.close()
     rotated = [p for p in tmp_path.iterdir() if p != log.path]
     assert len(rotated) == 1 and rotated[0].name.startswith(log.path.name + ".")
-    assert {x["request_id"] for x in lines_of(log)} == {"after"}
-    assert "before" in rotated[0].read_text()
+    assert rotated[0].suffix == ".gz" and b"before" in gzip.decompress(rotated[0].read_bytes())
+    assert log.path.read_bytes() == b'{"request_id": "after"}\n'
+
+
+def test_a_full_file_rotates_and_the_directory_keeps_the_newest(tmp_path):
+    log = _RotatingFile(tmp_path / "predictions-h-1.jsonl", max_bytes=100, keep=3)
+    lines = [f'{{"request_id": "r{i:02d}", "padding": "{"x" * 30}"}}\n'.encode() for i in range(20)]
+    for line in lines:  # 50 bytes each: every third write rotates
+        log.write(line)
+    log.close()
+    kept = sorted(tmp_path.glob("*.gz"), key=lambda p: p.name)
+    assert len(kept) == 3 and not list(tmp_path.glob(".*"))  # no partial left
+    held = b"".join(gzip.decompress(p.read_bytes()) for p in kept) + log.path.read_bytes()
+    assert held == b"".join(lines[-len(held.splitlines()) :])  # the newest, in order
+
+
+def test_the_monitor_reads_rotated_gzipped_files_and_the_open_one_once(tmp_path):
+    log = PredictionLog(tmp_path, max_bytes=2_000, keep=1_000).start()
+    for number in range(40):
+        keys = {"timestamp": "2026-11-24T08:00:00+00:00", "model": "m", "model_version": "1"}
+        log.write(batch(5, request_id=f"r{number}", **keys))
+        log.flush()
+    log.close()
+    assert len(list(tmp_path.glob("*.gz"))) > 5
+    # A file caught between gzip and removal is there twice: read once.
+    gzipped = next(tmp_path.glob("*.gz"))
+    (tmp_path / gzipped.stem).write_bytes(gzip.decompress(gzipped.read_bytes()))
+    read = read_prediction_log([str(tmp_path / "predictions-*.jsonl*")])
+    assert sorted(read["request_id"].value_counts().to_dict().items()) == sorted(
+        (f"r{n}", 5) for n in range(40)
+    )
 
 
 def test_sampling_keeps_whole_requests_at_about_the_rate():

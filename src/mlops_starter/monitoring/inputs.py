@@ -4,6 +4,7 @@ version's reference from the registry (training profile, test scores and metrics
 from __future__ import annotations
 
 import glob
+import gzip
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,14 +30,17 @@ class MonitorError(PipelineError):
 
 
 def read_prediction_log(patterns: Iterable[str]) -> pd.DataFrame:
-    """All entries of the log files matching `patterns` (globs), one row per scored
-    record; a bad line is named by file and line number."""
-    paths = sorted({p for pattern in patterns for p in glob.glob(pattern)})
+    """All entries of the log files matching `patterns` (globs), gzipped or not, one row
+    per scored record; a bad line is named by file and line number."""
+    found = {p for pattern in patterns for p in glob.glob(pattern)}
+    # A rotated file is briefly there twice while it is gzipped: read the .gz.
+    paths = sorted(p for p in found if p + ".gz" not in found)
     if not paths:
         raise MonitorError(f"no prediction log files match {list(patterns)}")
     entries, places = [], []
     for path in paths:
-        with open(path, encoding="utf-8") as lines:
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as lines:
             for number, line in enumerate(lines, 1):
                 if not line.strip():
                     continue

@@ -9,8 +9,10 @@ request's time: benchmarks/serving.py). More than `max_pending_rows` waiting, a 
 queue or a failing disk drops entries and counts them; it never slows or fails a
 request.
 
-Each server process writes its own file, `predictions-<host>-<pid>.jsonl`, rotated
-at midnight UTC, so processes never interleave lines. A line looks like:
+Each server process writes its own file, `predictions-<host>-<pid>.jsonl`, so
+processes never interleave lines. It is rotated at midnight UTC and at
+`serve.prediction_log_max_mb`, gzipped once rotated, and the directory keeps the newest
+`serve.prediction_log_keep` rotated files. A line looks like:
 
     {"schema": 1, "timestamp": "2026-11-24T08:00:00.123+00:00", "request_id": "...",
      "model": "churn-classifier", "model_version": "3", "id": "C-0042",
@@ -23,18 +25,20 @@ where `probability` and `label` are a binary model's answer; a multi-class model
 from __future__ import annotations
 
 import asyncio
+import gzip
 import logging
-import logging.handlers
 import os
 import queue
 import re
+import shutil
 import socket
 import threading
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import orjson
@@ -154,6 +158,8 @@ class PredictionLog:
         max_queued_flushes: int = 1_000,
         max_pending_rows: int = 100_000,
         linger_seconds: float = 0.05,
+        max_bytes: int = 256 << 20,
+        keep: int = 100,
     ) -> None:
         self.path = Path(directory) / f"predictions-{socket.gethostname()}-{os.getpid()}.jsonl"
         self.on_drop = on_drop
@@ -162,7 +168,7 @@ class PredictionLog:
         self._pending_rows = 0
         self._flush: asyncio.TimerHandle | None = None
         self._chunks: queue.Queue[tuple[bytes, int] | None] = queue.Queue(max_queued_flushes)
-        self._file = _RotatingFile(self.path)
+        self._file = _RotatingFile(self.path, max_bytes, keep)
         self._writer = threading.Thread(
             target=self._write_chunks, name="prediction-log", daemon=True
         )
@@ -233,18 +239,76 @@ class PredictionLog:
                 self.on_drop(rows)
 
 
-class _RotatingFile(logging.handlers.TimedRotatingFileHandler):
-    """The log file in binary mode, renamed at midnight UTC (`<name>.YYYY-MM-DD`) as the
-    standard library's handler does; opened on the first write."""
+COMPRESS_LEVEL = (
+    6  # gzip's default: a tenth of the bytes at ~60 MB/s (benchmarks/prediction_log.py)
+)
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, when="midnight", utc=True, delay=True)
-        self.mode, self.encoding = "ab", None
+
+class _RotatingFile:
+    """The log file in binary append mode, opened on the first write. At midnight UTC,
+    or once it holds `max_bytes`, it is renamed `<name>.<UTC time>` and a new one begun;
+    a background thread gzips the renamed file (`.gz`) and then keeps the directory's
+    newest `keep` rotated files, of every process, deleting older ones."""
+
+    def __init__(self, path: Path, max_bytes: int, keep: int) -> None:
+        self.path, self.max_bytes, self.keep = path, max_bytes, keep
+        self._stream: BinaryIO | None = None
+        self._day: date | None = None  # the UTC day the file's lines belong to
+        self._compressing: threading.Thread | None = None
 
     def write(self, lines: bytes) -> None:
-        if self.shouldRollover(None):  # type: ignore[arg-type]  # the record is not read
-            self.doRollover()
-        if self.stream is None:
-            self.stream = self._open()
-        self.stream.write(lines)  # type: ignore[arg-type]  # opened in binary mode
-        self.stream.flush()
+        now = datetime.now(UTC)
+        stream = self._stream or self._open(now)
+        if stream.tell() and (now.date() != self._day or stream.tell() >= self.max_bytes):
+            stream.close()
+            self._rename(now)
+            stream = self._open(now)
+        stream.write(lines)
+        stream.flush()
+
+    def _open(self, now: datetime) -> BinaryIO:
+        stream = open(self.path, "ab")  # noqa: SIM115  (kept open across writes)
+        # A file left by an earlier process of this pid keeps the day it was written on.
+        modified = datetime.fromtimestamp(self.path.stat().st_mtime, UTC)
+        self._day = modified.date() if stream.tell() else now.date()
+        self._stream = stream
+        return stream
+
+    def _rename(self, now: datetime) -> None:
+        rotated = self.path.with_name(f"{self.path.name}.{now:%Y-%m-%dT%H-%M-%S-%f}")
+        os.replace(self.path, rotated)
+        if self._compressing is not None:  # one at a time, so files are pruned in order
+            self._compressing.join()
+        self._compressing = threading.Thread(
+            target=_compress_and_prune, args=(rotated, self.keep), daemon=True
+        )
+        self._compressing.start()
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+        if self._compressing is not None:
+            self._compressing.join()
+
+
+def _compress_and_prune(rotated: Path, keep: int) -> None:
+    """`rotated` gzipped beside itself (through a hidden file, so a reader never sees a
+    part), then the directory's rotated files beyond the newest `keep` deleted. A
+    reader that finds both a file and its `.gz` reads the `.gz` (monitoring/inputs.py)."""
+    try:
+        partial = rotated.with_name(f".{rotated.name}.gz.partial")
+        with (
+            open(rotated, "rb") as source,
+            gzip.open(partial, "wb", compresslevel=COMPRESS_LEVEL) as target,
+        ):
+            shutil.copyfileobj(source, target, 1 << 20)
+        os.replace(partial, rotated.with_name(rotated.name + ".gz"))
+        rotated.unlink()
+        kept = sorted(  # by the UTC time in the name, whichever process wrote it
+            rotated.parent.glob("predictions-*.jsonl.*.gz"), key=lambda p: p.name.split(".")[-2]
+        )
+        for old in kept[: max(len(kept) - keep, 0)]:
+            old.unlink(missing_ok=True)  # another process may have pruned it first
+    except OSError:  # a full disk, a file another process pruned: the log goes on
+        logging.getLogger(__name__).exception("a rotated prediction log was not compressed")

@@ -125,7 +125,12 @@ class ClassifierService:
         )
         self.explain_refusal = refusal(self.model)
         RecordBase.on_rejected = metrics.count_rejection
-        self.log = PredictionLog(PREDICTION_LOG_DIR, on_drop=metrics.LOG_DROPPED.inc).start()
+        self.log = PredictionLog(
+            PREDICTION_LOG_DIR,
+            on_drop=metrics.LOG_DROPPED.inc,
+            max_bytes=ARGS.prediction_log_max_mb << 20,
+            keep=ARGS.prediction_log_keep,
+        ).start()
         challenger, off_because = load_challenger_of(
             CHAMPION, CHALLENGER_MODEL, ARGS.experiment.mode
         )
