@@ -476,6 +476,19 @@ class ServeConfig(_Section):
     experiment: ExperimentConfig = ExperimentConfig()
 
 
+class NotifyConfig(_Section):
+    """Where `mlops monitor` posts its alerts (monitoring/notify.py)."""
+
+    webhook_env: str = Field(
+        "MLOPS_ALERT_WEBHOOK",
+        description="the environment variable holding a Slack-format webhook URL; unset: no post",
+    )
+    page_url: str | None = Field(
+        None,
+        description="the page's address in the post; null: the CI run's page, else the file's path",
+    )
+
+
 class MonitorConfig(_Section):
     """Alert thresholds for `mlops monitor` (src/mlops_starter/monitoring/checks.py)."""
 
@@ -502,6 +515,7 @@ class MonitorConfig(_Section):
         "1D",
         description="how much log each run of the checks covers, as a time span: 1D, 6h, 7D",
     )
+    notify: NotifyConfig = NotifyConfig()
     custom: dict[str, dict[str, Any]] = Field(
         {}, description="the settings of a team's own checks, by check name"
     )

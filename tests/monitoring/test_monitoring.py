@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import Webhook
 from pydantic import ValidationError
 
 from mlops_starter.config import MonitorConfig
@@ -25,6 +26,7 @@ from mlops_starter.extensions import import_extensions
 from mlops_starter.metrics import classification_metrics
 from mlops_starter.monitoring.checks import CHECKS, WHAT_TO_DO, run_checks, system_health
 from mlops_starter.monitoring.inputs import MonitorError, Reference, read_prediction_log
+from mlops_starter.monitoring.notify import post_alerts
 from mlops_starter.monitoring.report import write_report
 from mlops_starter.monitoring.timeline import run_over_time, trends
 from mlops_starter.serving.prediction_log import LogBatch, PredictionLog
@@ -409,3 +411,51 @@ def test_a_drop_the_late_labels_show_is_judged_on_the_newest_window_they_cover(
     )
     # Before it, no clean day's few dozen positives alerted by chance.
     assert not any(w["alerts"] for w in windows[:DRIFT_DAY])
+
+
+def test_alerts_are_posted_to_the_webhook_with_when_they_began_and_the_page(trained, drifting):
+    _, _, reference = trained
+    log, _ = drifting
+    report = run_over_time(log, reference, SETTINGS)
+    hook = Webhook()
+    try:
+        env = {"MLOPS_ALERT_WEBHOOK": hook.url, "GITHUB_RUN_ID": "42"}
+        env |= {"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "team/churn"}
+        assert post_alerts(report, SETTINGS.notify, "build/monitoring/monitoring.html", env)
+        (posted,) = hook.received
+        text = posted["text"]
+        assert text.startswith(f"*churn-classifier version 1: {len(report['alerts'])} alert(s)*")
+        began = report["windows"][DRIFT_DAY]["start"][:16].replace("T", " ")
+        assert f"• data drift since {began}: tenure_months: PSI" in text
+        assert text.endswith("<https://github.com/team/churn/actions/runs/42|The monitoring page>")
+        # Nothing to say, or nowhere to say it: no post.
+        quiet = report | {"alerts": []}
+        assert not post_alerts(quiet, SETTINGS.notify, "page.html", env)
+        assert not post_alerts(report, SETTINGS.notify, "page.html", {})
+        assert len(hook.received) == 1
+    finally:
+        hook.close()
+
+
+@pytest.mark.parametrize("failure", ["refused", "unreachable"])
+def test_a_failed_post_is_reported_without_the_secret_url_and_is_not_fatal(
+    trained, drifting, capsys, failure
+):
+    _, _, reference = trained
+    log, _ = drifting
+    report = run_over_time(log, reference, SETTINGS)
+    hook = Webhook(status=403)
+    if failure == "unreachable":
+        hook.close()
+    try:
+        posted = post_alerts(
+            report, SETTINGS.notify, "page.html", {"MLOPS_ALERT_WEBHOOK": hook.url}
+        )
+    finally:
+        if failure == "refused":
+            hook.close()
+    assert posted is False
+    said = capsys.readouterr().err
+    assert "the alerts were not posted to $MLOPS_ALERT_WEBHOOK" in said
+    assert ("HTTP 403" in said) == (failure == "refused")
+    assert "secret-token" not in said

@@ -21,6 +21,7 @@ import yaml
 from conftest import (
     CHROMIUM_FLAGS,
     VENV_BIN,
+    Webhook,
     chromium,
     columns_of,
     dashboard_metric_names,
@@ -509,15 +510,25 @@ def test_monitor_demo_through_the_real_service_and_the_monitor_command(packaged)
     look_at_the_monitoring_page(page, screenshot_path("monitoring-page.png"))
 
     folder = packaged.root / "build/monitor-demo/covariate"
-    alerted = packaged.run(
-        "mlops",
-        "monitor",
-        *("--log", str(folder / "predictions.jsonl"), "--labels", str(folder / "labels.csv")),
-        check=False,
-        timeout=300,
-    )
+    hook = Webhook()
+    packaged.env["MLOPS_ALERT_WEBHOOK"] = hook.url
+    try:
+        alerted = packaged.run(
+            "mlops",
+            "monitor",
+            *("--log", str(folder / "predictions.jsonl"), "--labels", str(folder / "labels.csv")),
+            check=False,
+            timeout=300,
+        )
+    finally:
+        del packaged.env["MLOPS_ALERT_WEBHOOK"]
+        hook.close()
     assert alerted.returncode == 3, alerted.stdout + alerted.stderr
     assert f"ALERT data_drift since {day_four}: monthly_charges" in alerted.stdout
+    assert "alerts posted to $MLOPS_ALERT_WEBHOOK" in alerted.stdout
+    (posted,) = hook.received
+    assert f"data drift since {day_four}: monthly_charges" in posted["text"]
+    assert str(packaged.root / "build/monitoring/monitoring.html") in posted["text"]
     # The same figures per window; only the demo read the service's /metrics.
     again = packaged.read_json("build/monitoring/monitoring.json")["windows"]
     for check in ("input_quality", "data_drift", "prediction_drift", "estimated_performance"):

@@ -6,6 +6,7 @@ labels, and act on the verdict."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ def monitor(args: argparse.Namespace) -> None:
     import httpx
 
     from mlops_starter.monitoring.inputs import load_reference, read_prediction_log, served_version
+    from mlops_starter.monitoring.notify import post_alerts
     from mlops_starter.monitoring.report import write_report
     from mlops_starter.monitoring.timeline import run_over_time
     from mlops_starter.storage import read_json
@@ -59,6 +61,8 @@ def monitor(args: argparse.Namespace) -> None:
         f"from {current['start'][:16].replace('T', ' ')}, has {current['records']}",
     )
     print(f"report: {page} (figures: {page.with_suffix('.json')})")
+    if post_alerts(report, cfg.monitor.notify, str(page.resolve()), os.environ):
+        print(f"alerts posted to ${cfg.monitor.notify.webhook_env}")
     append_to_github_file("GITHUB_STEP_SUMMARY", f"monitoring: {len(report['alerts'])} alert(s)\n")
     if report["alerts"]:
         sys.exit(MONITOR_ALERT_EXIT_CODE)
