@@ -6,12 +6,15 @@ scored by it and written with the service's PredictionLog, then read back."""
 
 from __future__ import annotations
 
+import itertools
+import json
 import re
 import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 from conftest import Webhook
@@ -25,11 +28,12 @@ from mlops_starter.evaluation.evaluate import performance_reference
 from mlops_starter.extensions import import_extensions
 from mlops_starter.metrics import classification_metrics
 from mlops_starter.monitoring.checks import CHECKS, WHAT_TO_DO, run_checks, system_health
+from mlops_starter.monitoring.incremental import MonitorState
 from mlops_starter.monitoring.inputs import MonitorError, Reference, read_prediction_log
 from mlops_starter.monitoring.notify import post_alerts
 from mlops_starter.monitoring.report import write_report
 from mlops_starter.monitoring.timeline import run_over_time, trends
-from mlops_starter.serving.prediction_log import LogBatch, PredictionLog
+from mlops_starter.serving.prediction_log import LogBatch, PredictionLog, _RotatingFile
 from mlops_starter.storage import json_records
 from mlops_starter.tasks.binary import BinaryAnswers
 from mlops_starter.training.candidates import build_pipeline
@@ -459,3 +463,99 @@ def test_a_failed_post_is_reported_without_the_secret_url_and_is_not_fatal(
     assert "the alerts were not posted to $MLOPS_ALERT_WEBHOOK" in said
     assert ("HTTP 403" in said) == (failure == "refused")
     assert "secret-token" not in said
+
+
+def log_lines(log: pd.DataFrame) -> list[bytes]:
+    """A read log's entries as the service's lines again."""
+    entries = log.assign(timestamp=[t.isoformat() for t in log["timestamp"]])
+    records = entries.to_dict(orient="records")
+    return [orjson.dumps(e, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for e in records]
+
+
+def as_json(report: dict) -> str:
+    return json.dumps(report, sort_keys=True, default=str)
+
+
+def test_reading_only_new_lines_gives_what_a_full_read_gives(tmp_path, trained, drifting):
+    """Nine days arrive in five reads, through the service's rotating writer (a file
+    every 200 KB, so windows span files and rotated files are gzipped between reads),
+    one read finding half a line; labels arrive for the first seven days at the end."""
+    _, _, reference = trained
+    log, batches = drifting
+    lines = log_lines(log)
+    folder = tmp_path / "log"
+    writer = _RotatingFile(folder / "predictions-h-1.jsonl", max_bytes=200_000, keep=1_000)
+    folder.mkdir()
+    state = MonitorState(tmp_path / "state", SETTINGS.window)
+    pattern = [str(folder / "predictions-*.jsonl*")]
+    cuts = np.linspace(0, len(lines), 6).astype(int)
+    read = 0
+    for step, (begin, end) in enumerate(itertools.pairwise(cuts)):
+        if step == 2:  # a line being written when the monitor reads: it waits
+            writer.write(b"".join(lines[begin : end - 1]))
+            with open(writer.path, "ab") as current:
+                current.write(lines[end - 1][:40])
+            read += state.read_new(pattern)
+            assert read == end - 1
+            with open(writer.path, "ab") as current:
+                current.write(lines[end - 1][40:])
+        else:
+            writer.write(b"".join(lines[begin:end]))
+            read += state.read_new(pattern)
+            assert read == end
+        state.report(reference, SETTINGS)
+    writer.close()
+    assert len(list(folder.glob("*.gz"))) >= 4
+    arrived = pd.concat(batches[: DRIFT_DAY + 1])[["customer_id", "churned"]]
+    assert state.read_new(pattern) == 0
+    incremental = state.report(reference, SETTINGS, arrived, "churned")
+    full = run_over_time(read_prediction_log(pattern), reference, SETTINGS, arrived, "churned")
+    assert as_json(incremental) == as_json(json.loads(as_json(full)))
+    assert incremental["records"] == DAYS * ROWS
+
+
+def test_a_crash_between_keeping_lines_and_saving_the_state_counts_no_line_twice(
+    tmp_path, trained, drifting
+):
+    _, _, reference = trained
+    log, _ = drifting
+    folder = tmp_path / "log"
+    folder.mkdir()
+    lines = log_lines(log)
+    (folder / "predictions-a.jsonl").write_bytes(b"".join(lines[:2000]))
+    pattern = [str(folder / "predictions-*.jsonl*")]
+    state = MonitorState(tmp_path / "state", SETTINGS.window)
+    assert state.read_new(pattern) == 2000
+    with open(folder / "predictions-a.jsonl", "ab") as more:
+        more.write(b"".join(lines[2000:]))
+    # A directory holds the state file's name, so it cannot be replaced: the read fails
+    # after writing its segments, where a crash would leave them.
+    state_file = tmp_path / "state/state.json"
+    saved = state_file.read_bytes()
+    state_file.unlink()
+    state_file.mkdir()
+    with pytest.raises(OSError):
+        state.read_new(pattern)
+    segments = list((tmp_path / "state/windows").glob("*/*.jsonl.gz"))
+    state_file.rmdir()
+    state_file.write_bytes(saved)
+    again = MonitorState(tmp_path / "state", SETTINGS.window)
+    assert len(list((tmp_path / "state/windows").glob("*/*.jsonl.gz"))) < len(segments)
+    assert again.read_new(pattern) == len(lines) - 2000
+    full = run_over_time(read_prediction_log(pattern), reference, SETTINGS)
+    assert as_json(again.report(reference, SETTINGS)) == as_json(json.loads(as_json(full)))
+
+
+def test_another_window_setting_reads_the_log_again_in_its_windows(tmp_path, trained, drifting):
+    _, _, reference = trained
+    log, _ = drifting
+    folder = tmp_path / "log"
+    folder.mkdir()
+    (folder / "predictions-a.jsonl").write_bytes(b"".join(log_lines(log)))
+    pattern = [str(folder / "predictions-*.jsonl*")]
+    MonitorState(tmp_path / "state", "1D").read_new(pattern)
+    two_days = SETTINGS.model_copy(update={"window": "2D"})
+    state = MonitorState(tmp_path / "state", "2D")
+    assert state.read_new(pattern) == DAYS * ROWS
+    full = run_over_time(read_prediction_log(pattern), reference, two_days)
+    assert as_json(state.report(reference, two_days)) == as_json(json.loads(as_json(full)))

@@ -534,6 +534,11 @@ def test_monitor_demo_through_the_real_service_and_the_monitor_command(packaged)
     for check in ("input_quality", "data_drift", "prediction_drift", "estimated_performance"):
         assert [w[check] for w in again] == [w[check] for w in windows], check
     assert [w["performance"] for w in again] == [w["performance"] for w in windows]
+    # A second run reads no line again, and says the same.
+    rerun = packaged.run(
+        "mlops", "monitor", "--log", str(folder / "predictions.jsonl"), check=False
+    )
+    assert rerun.returncode == 3 and ": 0 new records read, 3000 in 6 window(s)" in rerun.stdout
 
     missing = packaged.run("mlops", "monitor", "--log", "nowhere/*.jsonl", check=False)
     assert missing.returncode == 2

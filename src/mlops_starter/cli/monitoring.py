@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,39 +31,57 @@ def _print_alerts(report: dict[str, Any], heading: str) -> None:
 
 
 def monitor(args: argparse.Namespace) -> None:
-    """Check the prediction log against the served version's training reference."""
+    """Check the prediction log against the served version's training reference: read
+    the lines written since the last run (the state in `--state`), check again the
+    windows they touched, and write the page; with --follow, keep doing so."""
     import httpx
 
-    from mlops_starter.monitoring.inputs import load_reference, read_prediction_log, served_version
+    from mlops_starter.monitoring.incremental import MonitorState
+    from mlops_starter.monitoring.inputs import MonitorError, load_reference, served_version
     from mlops_starter.monitoring.notify import post_alerts
     from mlops_starter.monitoring.report import write_report
-    from mlops_starter.monitoring.timeline import run_over_time
     from mlops_starter.storage import read_json
 
     cfg = Config.from_yaml(args.params)
-    log = read_prediction_log(args.log)
-    version = args.version or served_version(log)
-    reference = load_reference(registry_from(args), version)
-    labels = None
-    if args.labels:
-        labels = _read_labels(args.labels)
-    metrics_text = httpx.get(f"{args.metrics_url}/metrics").text if args.metrics_url else None
-    report = run_over_time(log, reference, cfg.monitor, labels, cfg.data.target, metrics_text)
-    if args.experiment:  # the verdict `mlops experiment report` wrote, as a section
-        if not Path(args.experiment).is_file():
-            raise PipelineError(f"--experiment {args.experiment} not found")
-        report["experiment"] = read_json(args.experiment)
-    page = write_report(report, log, reference, args.out)
-    current = report["windows"][report["current"]]
-    _print_alerts(
-        report,
-        f"{reference.model} version {reference.version}, {report['records']} records in "
-        f"{len(report['windows'])} window(s) of {report['window']}; the current window, "
-        f"from {current['start'][:16].replace('T', ' ')}, has {current['records']}",
-    )
-    print(f"report: {page} (figures: {page.with_suffix('.json')})")
-    if post_alerts(report, cfg.monitor.notify, str(page.resolve()), os.environ):
-        print(f"alerts posted to ${cfg.monitor.notify.webhook_env}")
+    if args.experiment and not Path(args.experiment).is_file():
+        raise PipelineError(f"--experiment {args.experiment} not found")
+    registry = registry_from(args)
+    state = MonitorState(args.state, cfg.monitor.window)
+    posted: set[tuple[str, str, str]] = set()
+    while True:
+        new_lines = state.read_new(args.log)
+        if not state.segments:
+            raise MonitorError(f"the prediction log {args.log} holds no entries")
+        newest = max(state.segments, key=pd.Timestamp)
+        version = args.version or served_version(state.rows(newest))
+        reference = load_reference(registry, version)
+        labels = _read_labels(args.labels) if args.labels else None
+        metrics_text = httpx.get(f"{args.metrics_url}/metrics").text if args.metrics_url else None
+        report = state.report(reference, cfg.monitor, labels, cfg.data.target, metrics_text)
+        if args.experiment:  # the verdict `mlops experiment report` wrote, as a section
+            report["experiment"] = read_json(args.experiment)
+        current = report["windows"][report["current"]]
+        page = write_report(report, state.rows(current["start"]), reference, args.out)
+        _print_alerts(
+            report,
+            f"{reference.model} version {reference.version}: {new_lines} new records read, "
+            f"{report['records']} in {len(report['windows'])} window(s) of {report['window']}; "
+            f"the current window, from {current['start'][:16].replace('T', ' ')}, has "
+            f"{current['records']}",
+        )
+        print(f"report: {page} (figures: {page.with_suffix('.json')})", flush=True)
+        alerts = {(a["check"], a["subject"], a["began"]) for a in report["alerts"]}
+        if alerts - posted and post_alerts(
+            report, cfg.monitor.notify, str(page.resolve()), os.environ
+        ):
+            print(f"alerts posted to ${cfg.monitor.notify.webhook_env}", flush=True)
+        posted = alerts  # --follow posts again only when an alert is new
+        if args.follow is None:
+            break
+        try:
+            time.sleep(args.follow)
+        except KeyboardInterrupt:  # how --follow is stopped
+            return
     append_to_github_file("GITHUB_STEP_SUMMARY", f"monitoring: {len(report['alerts'])} alert(s)\n")
     if report["alerts"]:
         sys.exit(MONITOR_ALERT_EXIT_CODE)
@@ -236,6 +255,17 @@ def add_commands(commands: Any) -> None:
     monitor_cmd.add_argument("--metrics-url", help="the service's base URL, for /metrics")
     monitor_cmd.add_argument("--version", help="model version (default: the newest in the log)")
     monitor_cmd.add_argument("--out", default="build/monitoring", help="report folder")
+    monitor_cmd.add_argument(
+        "--state",
+        default="build/monitoring/state",
+        help="what was read so far; a run reads only newer lines (delete it to read all again)",
+    )
+    monitor_cmd.add_argument(
+        "--follow",
+        type=float,
+        metavar="SECONDS",
+        help="keep watching: read new lines every SECONDS, rewrite the page, post new alerts",
+    )
     monitor_cmd.add_argument(
         "--experiment", help="experiment.json from `mlops experiment report`, as a section"
     )

@@ -10,12 +10,12 @@ do in production, so the newest days have only the estimate.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pandas as pd
 
 from mlops_starter.config import Config
@@ -132,7 +132,10 @@ def run_demo(
         entries = served.assign(timestamp=[t.isoformat() for t in served["timestamp"]])
         write_text(
             folder / "predictions.jsonl",
-            "".join(json.dumps(e) + "\n" for e in entries.to_dict(orient="records")),
+            "".join(
+                orjson.dumps(e, option=orjson.OPT_SERIALIZE_NUMPY).decode() + "\n"
+                for e in entries.to_dict(orient="records")
+            ),
         )
         arrived = pd.concat(batches[: days - LABEL_LAG_DAYS])
         labels = arrived[[reference.id_column, cfg.data.target]] if reference.id_column else None

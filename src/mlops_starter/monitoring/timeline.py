@@ -39,19 +39,47 @@ def run_over_time(
     The service's /metrics (`metrics_text`) describe now, so only the newest window
     reads them."""
     served = entries_of(log, reference.version)
-    starts = window_starts(served["timestamp"], settings.window)
-    span = pd.Timedelta(settings.window)
-    groups = list(served.groupby(starts, sort=True))
-    windows = []
-    for index, (start, rows) in enumerate(groups):
-        latest = index == len(groups) - 1
-        found = run_checks(
-            rows, reference, settings, labels, target, metrics_text if latest else None
+    groups = list(served.groupby(window_starts(served["timestamp"], settings.window), sort=True))
+    windows = [
+        window_report(
+            rows,
+            start,
+            reference,
+            settings,
+            labels,
+            target,
+            metrics_text if index == len(groups) - 1 else None,
         )
-        windows.append(
-            {"start": start.isoformat(), "end": (start + span).isoformat()}
-            | {k: v for k, v in found.items() if k not in ("model", "version")}
-        )
+        for index, (start, rows) in enumerate(groups)
+    ]
+    return summarize(windows, reference, settings)
+
+
+def window_report(
+    rows: pd.DataFrame,
+    start: pd.Timestamp,
+    reference: Reference,
+    settings: MonitorConfig,
+    labels: pd.DataFrame | None,
+    target: str | None,
+    metrics_text: str | None,
+) -> dict[str, Any]:
+    """Every check on one window's entries, in a fixed order (time, then request, each
+    request's records as logged), so the figures do not depend on which file or read
+    brought a line: the estimate's and the bootstrap's draws follow the rows."""
+    ordered = rows.sort_values(["timestamp", "request_id"], kind="stable")
+    found = run_checks(ordered, reference, settings, labels, target, metrics_text)
+    end = start + pd.Timedelta(settings.window)
+    return {"start": start.isoformat(), "end": end.isoformat()} | {
+        k: v for k, v in found.items() if k not in ("model", "version")
+    }
+
+
+def summarize(
+    windows: list[dict[str, Any]], reference: Reference, settings: MonitorConfig
+) -> dict[str, Any]:
+    """The report over `windows` (in time order): which is current, and the alerts of
+    each check's newest assessed window with when each began."""
     assessed = [i for i, w in enumerate(windows) if w["records"] >= settings.min_rows]
     current = assessed[-1] if assessed else len(windows) - 1
     alerts = []
@@ -67,7 +95,7 @@ def run_over_time(
         "version": reference.version,
         "window": settings.window,
         "settings": settings.model_dump(),  # the thresholds the alerts were judged by
-        "records": len(served),
+        "records": sum(w["records"] for w in windows),
         "current": current,
         "windows": windows,
         "alerts": alerts,

@@ -1,0 +1,177 @@
+"""The monitor's speed and memory on a long log: a full read against reading as the log
+arrives (`mlops monitor`'s state), at 1M and 10M lines, and the daily run's cost as the
+log ages.
+
+The log is the demo's: a day of DAY_LINES records scored by a small model and written
+by the service's own encoder, repeated day after day (1M lines: 10 days; 10M: 100).
+Each measurement runs in its own process, so its peak RSS is its own. A full read
+holds the whole log in memory, so it runs at 1M lines only.
+
+    python benchmarks/monitoring.py [--sizes 1000000 10000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results" / "monitoring.json"
+DAY_LINES = 100_000
+REQUEST_RECORDS = 100
+FIRST_DAY = "2026-01-01"
+
+
+def reference_and_day(folder: Path) -> None:
+    """A small model's reference (pickled for the measuring processes: this script's
+    own file) and one day of its log lines (`day.jsonl`, dated FIRST_DAY)."""
+    from mlops_starter.data.demo import generate_demo_table, generate_production_batch
+    from mlops_starter.data.profile import feature_profile, score_profile
+    from mlops_starter.data.schema import FeatureSchema, encode_target
+    from mlops_starter.evaluation.evaluate import performance_reference
+    from mlops_starter.metrics import classification_metrics
+    from mlops_starter.monitoring.inputs import Reference
+    from mlops_starter.serving.prediction_log import LogBatch
+    from mlops_starter.storage import json_records
+    from mlops_starter.tasks.binary import BinaryAnswers
+    from mlops_starter.training.candidates import build_pipeline
+
+    table = generate_demo_table(20_000, seed=3)
+    schema = FeatureSchema.infer(table, ["customer_id", "signup_date", "churned"])
+    train, test = table.iloc[:15_000], table.iloc[15_000:]
+    settings = {"n_estimators": 50, "learning_rate": 0.1, "max_depth": 3}
+    model = build_pipeline("xgboost", settings, schema, "none", 0, 1).fit(
+        train[schema.columns], encode_target(train["churned"], "yes")
+    )
+    proba = model.predict_proba(test[schema.columns])[:, 1]
+    threshold = float(np.quantile(proba, 0.8))
+    y = encode_target(test["churned"], "yes").to_numpy()
+    answers = BinaryAnswers(threshold, "yes")
+    reference = Reference(
+        model="churn-classifier",
+        version="1",
+        answers=answers,
+        id_column="customer_id",
+        feature_profile=feature_profile(train[schema.columns], schema),
+        score_profile=score_profile(proba, threshold)
+        | {"performance": performance_reference(answers, answers.decide(proba), y)},
+        test_metrics=classification_metrics(y, proba, threshold),
+    )
+    (folder / "reference.pickle").write_bytes(pickle.dumps(reference))
+    batch = generate_production_batch(DAY_LINES, seed=5, scenario="none")
+    served = model.predict_proba(batch[schema.columns])[:, 1]
+    rows = json_records(batch[schema.columns])
+    with open(folder / "day.jsonl", "wb") as day:
+        for start in range(0, DAY_LINES, REQUEST_RECORDS):
+            part = slice(start, start + REQUEST_RECORDS)
+            day.write(
+                LogBatch(
+                    {
+                        "timestamp": f"{FIRST_DAY}T08:00:00.123456+00:00",
+                        "request_id": f"request-{start}",
+                        "model": "churn-classifier",
+                        "model_version": "1",
+                    },
+                    batch["customer_id"].iloc[part].tolist(),
+                    {c: [r[c] for r in rows[part]] for c in schema.columns},
+                    {
+                        "probability": served[part].tolist(),
+                        "label": (served[part] >= threshold).astype(int).tolist(),
+                    },
+                ).encode()
+            )
+
+
+def write_days(folder: Path, log: Path, first: int, days: int) -> None:
+    """Days `first` to `first + days - 1` of the log, appended to `log`: the day's lines
+    with their date moved."""
+    import pandas as pd
+
+    day = (folder / "day.jsonl").read_bytes()
+    with open(log, "ab") as out:
+        for number in range(first, first + days):
+            date = (pd.Timestamp(FIRST_DAY) + pd.Timedelta(days=number)).strftime("%Y-%m-%d")
+            out.write(day.replace(FIRST_DAY.encode(), date.encode()))
+
+
+def measure(kind: str, folder: str, log: str, state: str) -> dict:
+    """One measurement, in this process: `full` (read everything, check every window)
+    or `incremental` (read what is new since the state, check what it touched)."""
+    from mlops_starter.config import MonitorConfig
+    from mlops_starter.monitoring.incremental import MonitorState
+    from mlops_starter.monitoring.inputs import read_prediction_log
+    from mlops_starter.monitoring.timeline import run_over_time
+
+    reference = pickle.loads((Path(folder) / "reference.pickle").read_bytes())  # noqa: S301  (written by this script)
+    settings = MonitorConfig()
+    started = time.perf_counter()
+    if kind == "full":
+        read = read_prediction_log([log])
+        lines = len(read)
+        read_s = time.perf_counter() - started
+        report = run_over_time(read, reference, settings)
+    else:
+        monitor = MonitorState(state, settings.window)
+        lines = monitor.read_new([log])
+        read_s = time.perf_counter() - started
+        report = monitor.report(reference, settings)
+    seconds = time.perf_counter() - started
+    return {
+        "lines_read": lines,
+        "seconds": round(seconds, 2),
+        "read_seconds": round(read_s, 2),
+        "lines_per_s": round(lines / seconds) if lines else None,
+        "windows": len(report["windows"]),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+
+
+def in_process(kind: str, folder: Path, log: Path, state: Path) -> dict:
+    done = subprocess.run(  # noqa: S603 (this script itself, with our own arguments)
+        [sys.executable, __file__, "--measure", kind, str(folder), str(log), str(state)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--measure", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(*args.measure)))
+        return
+    figures: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = Path(temporary)
+        reference_and_day(folder)
+        for size in args.sizes:
+            days = size // DAY_LINES
+            log, state = folder / f"predictions-{size}.jsonl", folder / f"state-{size}"
+            write_days(folder, log, 0, days)
+            found = {"days": days, "log_mb": round(log.stat().st_size / 1e6)}
+            if size <= 1_000_000:
+                found["full_read"] = in_process("full", folder, log, state)
+            found["first_incremental_read"] = in_process("incremental", folder, log, state)
+            write_days(folder, log, days, 1)  # the next day's lines arrive
+            found["next_day_incremental"] = in_process("incremental", folder, log, state)
+            figures[f"{size}_lines"] = found
+            print(json.dumps({size: found}, indent=2), flush=True)
+            log.unlink()
+    RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"saved {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,229 @@
+"""Reading the log as it arrives: the monitor keeps, in a state folder, how far it has
+read each log file and the lines each window holds, so a run reads only the lines
+written since the last, and checks again only the windows that new lines or new labels
+touched. Its report equals a full read's (tests/monitoring/test_incremental.py).
+
+The state folder holds:
+- `state.json`: how many bytes of each file were read, by the fingerprint of its first
+  line (which survives rotation and gzip), the rotated files read to their end, and
+  each window's segments;
+- `windows/<start>/<n>.jsonl.gz`: the lines read `n` brought to a window, and
+  `<n>.ids` their record ids, which say whether new labels touch the window;
+- `results.json`: each window's figures, with a key of what they were computed from.
+
+A read writes its segments first and `state.json` last, in one rename. A crash
+between the two leaves segments that `state.json` does not name: they are deleted
+and their lines read again, never counted twice.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mlops_starter.config import MonitorConfig
+from mlops_starter.monitoring.inputs import (
+    Reference,
+    answers,
+    log_paths,
+    open_log,
+    parse_entries,
+)
+from mlops_starter.monitoring.timeline import summarize, window_report, window_starts
+from mlops_starter.storage import atomic_path, read_json, write_json
+
+FINGERPRINT_CHARS = 32
+BLOCK_BYTES = 64 << 20  # about 150,000 lines of the demo's
+FORGET_AFTER_DAYS = 30
+SEGMENT_COMPRESS_LEVEL = 1  # state is read back soon: speed over size
+
+
+class MonitorState:
+    """How far the log was read, and each window's lines, in `folder`."""
+
+    def __init__(self, folder: str | Path, window: str) -> None:
+        self.folder = Path(folder)
+        saved = read_json(self.state_file) if self.state_file.is_file() else {}
+        if saved and saved["window"] != window:  # other windows: the lines split anew
+            shutil.rmtree(self.folder)
+            saved = {}
+        self.window = window
+        self.read_to: dict[str, int] = saved.get("read_to", {})
+        self.last_seen: dict[str, str] = saved.get("last_seen", {})  # by fingerprint: a UTC day
+        self.finished: set[str] = set(saved.get("finished", []))
+        self.segments: dict[str, list[str]] = saved.get("segments", {})
+        self.reads: int = saved.get("reads", 0)
+        named = {segment for segments in self.segments.values() for segment in segments}
+        for orphan in (self.folder / "windows").glob("*/*.jsonl.gz"):
+            if orphan.relative_to(self.folder / "windows").as_posix() not in named:
+                orphan.unlink()  # a read that crashed before state.json named it
+
+    @property
+    def state_file(self) -> Path:
+        return self.folder / "state.json"
+
+    def read_new(self, patterns: Iterable[str]) -> int:
+        """Read every line written to the matching files since the last read, BLOCK_BYTES
+        at a time, saving the position after each block (so memory stays one block's,
+        whatever the log's size); returns how many lines. Only whole lines are read: a
+        line being written waits for the next read. A malformed line stops the read
+        with its place; the blocks before it stay read."""
+        finished, count = set(), 0
+        today = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d")
+        for path in log_paths(patterns):
+            name = Path(path).name
+            if name in self.finished:
+                finished.add(name)
+                continue
+            try:
+                log = open_log(path)
+            except FileNotFoundError:  # pruned by the service's retention since listed
+                continue
+            with log:
+                first = log.readline()
+                if not first.endswith(b"\n"):  # not one whole line yet
+                    continue
+                key = hashlib.sha256(first).hexdigest()[:FINGERPRINT_CHARS]
+                self.last_seen[key] = today
+                offset = self.read_to.get(key, 0)
+                log.seek(offset)
+                rest = b""
+                while block := log.read(BLOCK_BYTES):
+                    data = rest + block
+                    cut = data.rfind(b"\n") + 1
+                    whole, rest = data[:cut], data[cut:]
+                    lines = [
+                        (f"{path}, line {n} after byte {offset}", line)
+                        for n, line in enumerate(whole.splitlines(keepends=True), 1)
+                        if line.strip()
+                    ]
+                    if lines:
+                        self._keep(lines)
+                    offset += len(whole)
+                    self.read_to[key] = offset
+                    write_json(self.state_file, self._saved())
+                    count += len(lines)
+            if path.endswith(".gz"):  # rotated: it never grows again
+                finished.add(name)
+        # A file unseen for FORGET_AFTER_DAYS was deleted by rotation: forget it. (Sooner
+        # would read a file again that was renamed between listing and opening.)
+        horizon = (pd.Timestamp(today) - pd.Timedelta(days=FORGET_AFTER_DAYS)).strftime("%Y-%m-%d")
+        self.last_seen = {key: day for key, day in self.last_seen.items() if day >= horizon}
+        self.read_to = {key: at for key, at in self.read_to.items() if key in self.last_seen}
+        self.finished = finished
+        write_json(self.state_file, self._saved())
+        return count
+
+    def _keep(self, lines: list[tuple[str, bytes]]) -> None:
+        """The new lines, as one segment per window they fall in."""
+        entries = parse_entries(lines, "the new lines")
+        starts = window_starts(entries["timestamp"], self.window)
+        self.reads += 1
+        for start, rows in entries.groupby(starts, sort=True):
+            name = f"{start:%Y-%m-%dT%H-%M-%S}/{self.reads}"
+            segment = self.folder / "windows" / f"{name}.jsonl.gz"
+            with atomic_path(segment) as tmp:
+                kept = b"".join(lines[i][1] for i in rows.index)
+                tmp.write_bytes(gzip.compress(kept, compresslevel=SEGMENT_COMPRESS_LEVEL))
+            ids = rows["id"].astype(str) if "id" in rows else pd.Series([], dtype=str)
+            with atomic_path(segment.with_name(f"{self.reads}.ids")) as tmp:
+                tmp.write_text("\n".join(ids))
+            self.segments.setdefault(start.isoformat(), []).append(f"{name}.jsonl.gz")
+
+    def _saved(self) -> dict[str, Any]:
+        return {
+            "window": self.window,
+            "reads": self.reads,
+            "read_to": self.read_to,
+            "last_seen": self.last_seen,
+            "finished": sorted(self.finished),
+            "segments": self.segments,
+        }
+
+    def rows(self, start: str) -> pd.DataFrame:
+        """Every entry the window starting at `start` holds."""
+        lines = []
+        for segment in self.segments[start]:
+            content = gzip.decompress((self.folder / "windows" / segment).read_bytes())
+            lines += [(segment, line) for line in content.splitlines(keepends=True)]
+        return parse_entries(lines, f"window {start}")
+
+    def ids(self, start: str) -> set[str]:
+        found: set[str] = set()
+        for segment in self.segments[start]:
+            ids = (self.folder / "windows" / segment).with_suffix("").with_suffix(".ids")
+            found.update(ids.read_text().split("\n"))
+        return found - {""}
+
+    def report(
+        self,
+        reference: Reference,
+        settings: MonitorConfig,
+        labels: pd.DataFrame | None = None,
+        target: str | None = None,
+        metrics_text: str | None = None,
+    ) -> dict[str, Any]:
+        """The report over every window read so far, as `run_over_time` gives it on the
+        whole log; only windows whose lines, labels or reference changed are checked
+        again."""
+        results_file = self.folder / "results.json"
+        cached = read_json(results_file) if results_file.is_file() else {}
+        starts = sorted(self.segments, key=pd.Timestamp)
+        results, windows = {}, []
+        for index, start in enumerate(starts):
+            newest = index == len(starts) - 1
+            key = self._key(start, reference, settings, labels, metrics_text if newest else None)
+            if cached.get(start, {}).get("key") == key:
+                found = cached[start]["report"]
+            else:
+                rows = answers(self.rows(start))
+                served = rows[rows["model_version"].astype(str) == reference.version]
+                found = None
+                if not served.empty:
+                    found = window_report(
+                        served,
+                        pd.Timestamp(start),
+                        reference,
+                        settings,
+                        labels,
+                        target,
+                        metrics_text if newest else None,
+                    )
+                    found = json.loads(json.dumps(found, default=str))  # as the cache holds it
+            results[start] = {"key": key, "report": found}
+            if found is not None:
+                windows.append(found)
+        write_json(results_file, results)
+        return summarize(windows, reference, settings)
+
+    def _key(
+        self,
+        start: str,
+        reference: Reference,
+        settings: MonitorConfig,
+        labels: pd.DataFrame | None,
+        metrics_text: str | None,
+    ) -> str:
+        """What a window's figures were computed from: its segments, the version and
+        settings, the labels of its records, and the service's /metrics if newest."""
+        labelled = ""
+        id_column = reference.id_column
+        if labels is not None and id_column and id_column in labels:
+            ids = labels[id_column].astype(str)
+            mine = labels[ids.isin(self.ids(start))].sort_values(id_column)
+            labelled = str(pd.util.hash_pandas_object(mine, index=False).sum())
+        parts = [
+            self.segments[start],
+            reference.version,
+            settings.model_dump(mode="json"),
+            labelled,
+            metrics_text,
+        ]
+        return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
