@@ -543,6 +543,50 @@ def test_monitor_demo_through_the_real_service_and_the_monitor_command(packaged)
     missing = packaged.run("mlops", "monitor", "--log", "nowhere/*.jsonl", check=False)
     assert missing.returncode == 2
     assert "no prediction log files match" in missing.stderr
+    follow_the_log_as_it_grows(packaged, folder / "predictions.jsonl")
+
+
+def follow_the_log_as_it_grows(packaged, demo_log) -> None:
+    """`mlops monitor --follow`: half the demo's log, then the rest appended while it
+    watches; its page catches up, and Ctrl-C stops it cleanly."""
+    lines = demo_log.read_bytes().splitlines(keepends=True)
+    growing = packaged.root / "follow" / "predictions-a.jsonl"
+    growing.parent.mkdir()
+    growing.write_bytes(b"".join(lines[:1000]))
+    out = packaged.root / "follow" / "report"
+    command = ["mlops", "monitor", "--log", str(growing), "--out", str(out)]
+    command += ["--state", str(out / "state"), "--follow", "0.5"]
+    process = subprocess.Popen(
+        command,
+        cwd=packaged.root,
+        env=packaged.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def records_shown(expected: int) -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            page = out / "monitoring.json"
+            if page.is_file() and json.loads(page.read_text())["records"] == expected:
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"the page never showed {expected} records: {process.poll()}")
+
+    try:
+        records_shown(1000)
+        with open(growing, "ab") as log:
+            log.write(b"".join(lines[1000:]))
+        records_shown(len(lines))
+    finally:
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0 and "Traceback" not in stderr, stderr
+    assert stdout.rstrip().endswith("stopped following the log")
+    # Each line was read once, however many passes the appended lines took.
+    once = packaged.run(*command[:-2], check=False)
+    assert f": 0 new records read, {len(lines)} in 6 window(s)" in once.stdout, once.stdout
 
 
 def look_at_the_monitoring_page(page_file, screenshot) -> None:

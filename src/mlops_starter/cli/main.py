@@ -10,6 +10,8 @@ from mlops_starter.config import DEFAULT_PARAMS
 from mlops_starter.errors import PipelineError
 from mlops_starter.runner import EXPECTED_FAILURE_EXIT_CODE
 
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as a shell reports Ctrl-C
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line; the docs' CLI reference is generated from it."""
@@ -28,6 +30,9 @@ def main(argv: list[str] | None = None) -> None:
     except PipelineError as exc:
         print(f"mlops {args.command}: {exc}", file=sys.stderr)
         sys.exit(EXPECTED_FAILURE_EXIT_CODE)
+    except KeyboardInterrupt:  # Ctrl-C: no traceback, the shell's exit code for it
+        print(f"mlops {args.command}: interrupted", file=sys.stderr)
+        sys.exit(INTERRUPTED_EXIT_CODE)
 
 
 if __name__ == "__main__":

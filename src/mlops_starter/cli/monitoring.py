@@ -34,13 +34,8 @@ def monitor(args: argparse.Namespace) -> None:
     """Check the prediction log against the served version's training reference: read
     the lines written since the last run (the state in `--state`), check again the
     windows they touched, and write the page; with --follow, keep doing so."""
-    import httpx
-
     from mlops_starter.monitoring.incremental import MonitorState
-    from mlops_starter.monitoring.inputs import MonitorError, load_reference, served_version
     from mlops_starter.monitoring.notify import post_alerts
-    from mlops_starter.monitoring.report import write_report
-    from mlops_starter.storage import read_json
 
     cfg = Config.from_yaml(args.params)
     if args.experiment and not Path(args.experiment).is_file():
@@ -48,43 +43,59 @@ def monitor(args: argparse.Namespace) -> None:
     registry = registry_from(args)
     state = MonitorState(args.state, cfg.monitor.window)
     posted: set[tuple[str, str, str]] = set()
-    while True:
-        new_lines = state.read_new(args.log)
-        if not state.segments:
-            raise MonitorError(f"the prediction log {args.log} holds no entries")
-        newest = max(state.segments, key=pd.Timestamp)
-        version = args.version or served_version(state.rows(newest))
-        reference = load_reference(registry, version)
-        labels = _read_labels(args.labels) if args.labels else None
-        metrics_text = httpx.get(f"{args.metrics_url}/metrics").text if args.metrics_url else None
-        report = state.report(reference, cfg.monitor, labels, cfg.data.target, metrics_text)
-        if args.experiment:  # the verdict `mlops experiment report` wrote, as a section
-            report["experiment"] = read_json(args.experiment)
-        current = report["windows"][report["current"]]
-        page = write_report(report, state.rows(current["start"]), reference, args.out)
-        _print_alerts(
-            report,
-            f"{reference.model} version {reference.version}: {new_lines} new records read, "
-            f"{report['records']} in {len(report['windows'])} window(s) of {report['window']}; "
-            f"the current window, from {current['start'][:16].replace('T', ' ')}, has "
-            f"{current['records']}",
-        )
-        print(f"report: {page} (figures: {page.with_suffix('.json')})", flush=True)
-        alerts = {(a["check"], a["subject"], a["began"]) for a in report["alerts"]}
-        if alerts - posted and post_alerts(
-            report, cfg.monitor.notify, str(page.resolve()), os.environ
-        ):
-            print(f"alerts posted to ${cfg.monitor.notify.webhook_env}", flush=True)
-        posted = alerts  # --follow posts again only when an alert is new
-        if args.follow is None:
-            break
-        try:
+    try:
+        while True:
+            report, page = _monitor_once(args, cfg, registry, state)
+            alerts = {(a["check"], a["subject"], a["began"]) for a in report["alerts"]}
+            if alerts - posted and post_alerts(
+                report, cfg.monitor.notify, str(page.resolve()), os.environ
+            ):
+                print(f"alerts posted to ${cfg.monitor.notify.webhook_env}", flush=True)
+            posted = alerts  # --follow posts again only when an alert is new
+            if args.follow is None:
+                break
             time.sleep(args.follow)
-        except KeyboardInterrupt:  # how --follow is stopped
-            return
+    except KeyboardInterrupt:  # how --follow is stopped; every write is atomic
+        if args.follow is None:
+            raise
+        print("stopped following the log", flush=True)
+        return
     append_to_github_file("GITHUB_STEP_SUMMARY", f"monitoring: {len(report['alerts'])} alert(s)\n")
     if report["alerts"]:
         sys.exit(MONITOR_ALERT_EXIT_CODE)
+
+
+def _monitor_once(
+    args: argparse.Namespace, cfg: Config, registry: Any, state: Any
+) -> tuple[dict[str, Any], Path]:
+    """One pass: the new lines read, the report over every window, the page written."""
+    import httpx
+
+    from mlops_starter.monitoring.inputs import MonitorError, load_reference, served_version
+    from mlops_starter.monitoring.report import write_report
+    from mlops_starter.storage import read_json
+
+    new_lines = state.read_new(args.log)
+    if not state.segments:
+        raise MonitorError(f"the prediction log {args.log} holds no entries")
+    newest = max(state.segments, key=pd.Timestamp)
+    reference = load_reference(registry, args.version or served_version(state.rows(newest)))
+    labels = _read_labels(args.labels) if args.labels else None
+    metrics_text = httpx.get(f"{args.metrics_url}/metrics").text if args.metrics_url else None
+    report = state.report(reference, cfg.monitor, labels, cfg.data.target, metrics_text)
+    if args.experiment:  # the verdict `mlops experiment report` wrote, as a section
+        report["experiment"] = read_json(args.experiment)
+    current = report["windows"][report["current"]]
+    page = write_report(report, state.rows(current["start"]), reference, args.out)
+    _print_alerts(
+        report,
+        f"{reference.model} version {reference.version}: {new_lines} new records read, "
+        f"{report['records']} in {len(report['windows'])} window(s) of {report['window']}; "
+        f"the current window, from {current['start'][:16].replace('T', ' ')}, has "
+        f"{current['records']}",
+    )
+    print(f"report: {page} (figures: {page.with_suffix('.json')})", flush=True)
+    return report, page
 
 
 def monitor_demo(args: argparse.Namespace) -> None:
