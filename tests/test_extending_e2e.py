@@ -112,6 +112,6 @@ def test_mlops_serve_answers_with_it_and_mlops_monitor_runs_the_team_check(exten
     monitored = extended.run("mlops", "monitor", "--log", log, "--out", "build/m", check=False)
     assert monitored.returncode in (0, 3), monitored.stdout + monitored.stderr
     report = extended.read_json("build/m/monitoring.json")
-    assert report["traffic_floor"]["floor"] == 10_000
+    assert report["windows"][report["current"]]["traffic_floor"]["floor"] == 10_000
     assert any(alert["check"] == "traffic_floor" for alert in report["alerts"])
-    assert "<h2>traffic floor</h2>" in (extended.root / "build/m/monitoring.html").read_text()
+    assert "<h3>traffic floor</h3>" in (extended.root / "build/m/monitoring.html").read_text()

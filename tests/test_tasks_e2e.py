@@ -179,7 +179,8 @@ def test_the_bento_answers_records_and_columns_as_its_document_says_and_the_mode
         check=False,
     )
     assert monitored.returncode in (0, 3), monitored.stdout + monitored.stderr  # 3: an alert
-    drift = json.loads((out / "monitoring.json").read_text())["prediction_drift"]
+    report = json.loads((out / "monitoring.json").read_text())
+    drift = report["windows"][report["current"]]["prediction_drift"]
     by_class = [f"probability of {c}" for c in metadata.get("classes", [])]
     numbers = ["value"] if metadata["task"] == "regression" else by_class
     assert list(drift["psi"]) == numbers

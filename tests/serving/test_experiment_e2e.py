@@ -209,7 +209,9 @@ def test_shadow_answers_with_the_champion_and_logs_both_scores(packaged, version
         "--out", str(tmp_path / "monitoring"), check=False,
     )  # fmt: skip
     # The monitor watches the champion's answers, never the shadow's scores.
-    assert f"version {champion}, 121 records" in monitored.stdout, monitored.stderr
+    assert (
+        f"version {champion}: " in monitored.stdout and ", 121 in 1 window(s)" in monitored.stdout
+    ), monitored.stderr
 
 
 def test_split_sends_each_id_to_one_version_on_every_worker(packaged, versions, rows, tmp_path):

@@ -169,7 +169,8 @@ def served_and_checked(repo_copy, tmp_path, drawn: list[str]) -> None:
         "mlops", "monitor", "--log", log, "--labels", str(labels), "--out", "build/m", check=False
     )
     assert monitored.returncode in (0, 3), monitored.stdout + monitored.stderr
-    assert set(copy.read_json("build/m/monitoring.json")["input_quality"]) == set(names)
+    report = copy.read_json("build/m/monitoring.json")
+    assert set(report["windows"][report["current"]]["input_quality"]) == set(names)
 
     source = copy.root / "data/source/named.parquet"
     copy.run("mlops", "score", "--input", str(source), "--output", "build/scored.parquet")

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
-import time
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -43,23 +44,23 @@ def monitor(args: argparse.Namespace) -> None:
     registry = registry_from(args)
     state = MonitorState(args.state, cfg.monitor.window)
     posted: set[tuple[str, str, str]] = set()
-    try:
-        while True:
-            report, page = _monitor_once(args, cfg, registry, state)
-            alerts = {(a["check"], a["subject"], a["began"]) for a in report["alerts"]}
-            if alerts - posted and post_alerts(
-                report, cfg.monitor.notify, str(page.resolve()), os.environ
-            ):
-                print(f"alerts posted to ${cfg.monitor.notify.webhook_env}", flush=True)
-            posted = alerts  # --follow posts again only when an alert is new
-            if args.follow is None:
-                break
-            time.sleep(args.follow)
-    except KeyboardInterrupt:  # how --follow is stopped; every write is atomic
+    stop = threading.Event()
+    if args.follow is not None:  # Ctrl-C (or a TERM) stops it after the pass under way
+        for stopping in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(stopping, lambda *_: stop.set())
+    while True:
+        report, page = _monitor_once(args, cfg, registry, state)
+        alerts = {(a["check"], a["subject"], a["began"]) for a in report["alerts"]}
+        if alerts - posted and post_alerts(
+            report, cfg.monitor.notify, str(page.resolve()), os.environ
+        ):
+            print(f"alerts posted to ${cfg.monitor.notify.webhook_env}", flush=True)
+        posted = alerts  # --follow posts again only when an alert is new
         if args.follow is None:
-            raise
-        print("stopped following the log", flush=True)
-        return
+            break
+        if stop.wait(args.follow) or stop.is_set():
+            print("stopped following the log", flush=True)
+            return
     append_to_github_file("GITHUB_STEP_SUMMARY", f"monitoring: {len(report['alerts'])} alert(s)\n")
     if report["alerts"]:
         sys.exit(MONITOR_ALERT_EXIT_CODE)

@@ -132,7 +132,7 @@ class MonitorState:
             with atomic_path(segment) as tmp:
                 kept = b"".join(lines[i][1] for i in rows.index)
                 tmp.write_bytes(gzip.compress(kept, compresslevel=SEGMENT_COMPRESS_LEVEL))
-            ids = rows["id"].astype(str) if "id" in rows else pd.Series([], dtype=str)
+            ids = [str(i) for i in rows["id"].dropna()] if "id" in rows else []
             with atomic_path(segment.with_name(f"{self.reads}.ids")) as tmp:
                 tmp.write_text("\n".join(ids))
             self.segments.setdefault(start.isoformat(), []).append(f"{name}.jsonl.gz")

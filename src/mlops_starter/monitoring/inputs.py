@@ -66,8 +66,8 @@ def read_prediction_log(patterns: Iterable[str]) -> pd.DataFrame:
 
 def parse_entries(lines: list[tuple[str, bytes]], source: str) -> pd.DataFrame:
     """Log lines, each with where it was read (`file:line`), as one row per entry; a
-    line that is no entry is named by its place. Checked column-wise once parsed:
-    parsing is most of the monitor's reading time (benchmarks/monitoring.py)."""
+    line that is no entry is named by its place. A key may hold null (a shadow row's
+    features), but not be absent."""
     kept = [(place, line) for place, line in lines if line.strip()]
     entries = []
     for place, line in kept:
@@ -77,19 +77,15 @@ def parse_entries(lines: list[tuple[str, bytes]], source: str) -> pd.DataFrame:
             raise MonitorError(f"{place}: not JSON ({exc})") from None
     if not entries:
         raise MonitorError(f"{source} holds no entries")
-    if not all(type(entry) is dict for entry in entries):
-        bad = next(i for i, entry in enumerate(entries) if not isinstance(entry, dict))
-        raise MonitorError(f"{kept[bad][0]}: not a prediction-log entry (not an object)")
+    required = frozenset(LOG_KEYS)
+    for index, entry in enumerate(entries):
+        if type(entry) is not dict:
+            raise MonitorError(f"{kept[index][0]}: not a prediction-log entry (not an object)")
+        if not required <= entry.keys() or entry.keys().isdisjoint(ANSWER_KEYS):
+            missing = [k for k in LOG_KEYS if k not in entry]
+            missing = missing or [" or ".join(ANSWER_KEYS)]
+            raise MonitorError(f"{kept[index][0]}: not a prediction-log entry (missing {missing})")
     log = pd.DataFrame(entries)
-    lacking = pd.DataFrame(
-        {key: log[key].isna() if key in log else True for key in LOG_KEYS}, index=log.index
-    )
-    answered = [log[key].notna() for key in ANSWER_KEYS if key in log]
-    lacking[" or ".join(ANSWER_KEYS)] = ~np.logical_or.reduce(answered) if answered else True
-    if lacking.to_numpy().any():
-        bad = int(np.flatnonzero(lacking.to_numpy().any(axis=1))[0])
-        missing = [key for key in lacking if lacking[key].iloc[bad]]
-        raise MonitorError(f"{kept[bad][0]}: not a prediction-log entry (missing {missing})")
     # ISO 8601 with or without a fraction of a second: isoformat() drops a zero one.
     stamps = pd.to_datetime(log["timestamp"], utc=True, format="ISO8601", errors="coerce")
     if stamps.isna().any():
