@@ -1,3 +1,6 @@
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -257,4 +260,46 @@ def test_a_number_no_model_can_hold_stops_ingest_naming_it(tmp_path, extreme):
         ingested(tmp_path, frame, chunk_rows=30)
     assert "column 'reading' holds 1 value(s) beyond ±3.4e+38" in str(stopped.value)
     assert f"{extreme:g} at row 42" in str(stopped.value)
+    assert not (tmp_path / "raw.parquet").exists()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.datetimes(
+                min_value=pd.Timestamp("1990-01-01").to_pydatetime(),
+                max_value=pd.Timestamp("2040-01-01").to_pydatetime(),
+            ),
+            st.sampled_from(
+                ["%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]
+            ),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_a_time_column_of_mixed_iso_forms_is_read_as_written(times):
+    """A table appended to by another tool: `2024-01-01` beside `2024-01-01 08:30:00`."""
+    written = [moment.strftime(form) for moment, form in times]
+    expected = [pd.Timestamp(text) for text in written]
+    frame = pd.DataFrame({"y": [0] * len(written), "when": written})
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "raw.parquet"
+        write_batches_to_parquet([frame], out, required=["y"], time_column="when")
+        assert pd.read_parquet(out)["when"].tolist() == expected
+
+
+def test_a_time_column_with_values_that_are_no_time_names_them_and_their_rows(tmp_path):
+    frames = [
+        pd.DataFrame({"y": [0, 0], "when": ["2024-01-01", "2024-01-02 08:00:00"]}),
+        pd.DataFrame({"y": [0, 0], "when": ["2024-01-03", "last tuesday"]}),
+    ]
+    with pytest.raises(DataError) as refused:
+        write_batches_to_parquet(
+            frames, tmp_path / "raw.parquet", required=["y"], time_column="when"
+        )
+    message = str(refused.value)
+    assert "column 'when' (data.time_column) is not a timestamp" in message
+    assert "'last tuesday' at row 4" in message and "\n" not in message
     assert not (tmp_path / "raw.parquet").exists()

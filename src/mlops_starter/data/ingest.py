@@ -130,13 +130,28 @@ def _prepare_batch(
             # pipeline, validation and the service, whichever way the file spelled them.
             batch[column] = batch[column].astype("float64")
     if time_column:
-        try:
-            batch[time_column] = pd.to_datetime(batch[time_column])
-        except (ValueError, TypeError) as exc:
-            raise DataError(
-                f"column '{time_column}' (data.time_column) is not a timestamp: {exc}"
-            ) from None
+        batch[time_column] = _as_timestamps(batch[time_column], time_column, first_row)
     return batch
+
+
+def _as_timestamps(column: pd.Series, name: str, first_row: int) -> pd.Series:
+    """The time column as timestamps: one format throughout, or any ISO 8601 forms mixed
+    (a table appended to by another tool writes `2024-01-01` beside `2024-01-01 08:30:00`);
+    else stop, naming the first values that are no time and their rows."""
+    try:
+        return pd.to_datetime(column)
+    except (ValueError, TypeError):
+        pass
+    parsed = pd.to_datetime(column, format="ISO8601", errors="coerce")
+    bad = column.notna() & parsed.isna()
+    if bad.any():
+        rows = np.flatnonzero(bad.to_numpy())[:3]
+        shown = ", ".join(f"{column.iloc[r]!r} at row {r + first_row + 1}" for r in rows)
+        raise DataError(
+            f"column '{name}' (data.time_column) is not a timestamp: {int(bad.sum())} values "
+            f"are no ISO 8601 time, e.g. {shown} (rows count data rows from 1)"
+        )
+    return parsed
 
 
 def _is_boolean(column: pd.Series) -> bool:
