@@ -17,7 +17,7 @@ export MLFLOW_SERVER_ENABLE_JOB_EXECUTION := false
 export DO_NOT_TRACK := true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help env run repro docs docs-update screenshots push pull clean-tree test browser postgres podman test-fast lint typecheck check audit audit-deps lock suite ui gate promote rollback history smoke smoke-served serve bento bento-experiment containerize bench-serving bench-container bench-sql demo-db fetch-monitoring-data monitor experiment-report experiment-conclude monitor-demo metrics-diff clean
+.PHONY: help env run repro docs docs-update screenshots push pull clean-tree test browser postgres podman test-fast lint typecheck check audit audit-deps lock suite ui gate promote rollback history smoke smoke-served serve bento bento-experiment containerize bench-serving bench-container bench-sql demo-db fetch-monitoring-data retrain start-retrain monitor experiment-report experiment-conclude monitor-demo metrics-diff clean
 
 ## help: every target with what it does (these `##` lines; the docs' make reference is made from them too)
 help:
@@ -203,8 +203,23 @@ containerize: env
 fetch-monitoring-data:
 	@test -n "$$PREDICTIONS_SYNC" || { echo "set PREDICTIONS_SYNC to a command that copies the prediction log into predictions/"; exit 2; }
 	mkdir -p predictions build
-	$$PREDICTIONS_SYNC
-	$(if $(LABELS_SYNC),$$LABELS_SYNC)
+	bash -c "$$PREDICTIONS_SYNC"
+	$(if $(LABELS_SYNC),bash -c "$$LABELS_SYNC")
+
+## retrain: what monitor.retrain_when starts (retrain.yml): $TRAINING_DATA_SYNC, if set, refreshes
+## the source with the newest rows; the DAG registers the new version as challenger; the gate
+## must pass (exit 1 ends it); then the bento of a shadow experiment, the new version beside
+## the champion. Nothing is promoted: the experiment's verdict does that (experiment.yml)
+retrain: env
+	$(if $(TRAINING_DATA_SYNC),bash -c "$$TRAINING_DATA_SYNC")
+	$(BIN)/dvc repro
+	$(BIN)/mlops gate
+	$(BIN)/mlops package --challenger challenger --mode shadow
+
+## start-retrain [REF=main] [REASON=...]: start retrain.yml on GitHub (the scheduled monitor
+## does, when monitor.retrain_when holds); needs the gh CLI and $GH_TOKEN
+start-retrain:
+	gh workflow run retrain.yml --ref "$(or $(REF),main)" -f reason="$(REASON)"
 
 ## monitor [LOG="glob ..."] [LABELS=file] [METRICS_URL=http://...]: check the prediction log; exit 3 on an alert
 monitor: env

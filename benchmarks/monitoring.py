@@ -119,8 +119,8 @@ def measure(kind: str, folder: str, log: str, state: str) -> dict:
         read_s = time.perf_counter() - started
         report = run_over_time(read, reference, settings)
     else:
-        monitor = MonitorState(state, settings.window)
-        lines = monitor.read_new([log])
+        monitor = MonitorState(state, settings.window, [log])
+        lines = monitor.read_new()
         read_s = time.perf_counter() - started
         report = monitor.report(reference, settings)
     seconds = time.perf_counter() - started

@@ -69,14 +69,17 @@ def screenshot_path(name: str) -> Path:
     return folder / name
 
 
-def dashboard_metric_names() -> set[str]:
-    """Every metric the Grafana dashboard's queries read (the service's own prefixes)."""
+def dashboard_metric_names(exporter: str = "service") -> set[str]:
+    """Every metric the Grafana dashboard's queries read from `exporter`: the service
+    (bentoml_ and mlops_) or the monitor (mlops_monitor_)."""
     import json
     import re
 
     panels = json.loads(DASHBOARD.read_text())["panels"]
     queries = [target["expr"] for panel in panels for target in panel["targets"]]
-    return {name for q in queries for name in re.findall(r"\b((?:bentoml|mlops)_\w+)", q)}
+    names = {name for q in queries for name in re.findall(r"\b((?:bentoml|mlops)_\w+)", q)}
+    monitor = {name for name in names if name.startswith("mlops_monitor_")}
+    return monitor if exporter == "monitor" else names - monitor
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -19,6 +19,7 @@ SERVICES = {
     "create-bucket",
     "mlflow",
     "classifier",
+    "monitor",
     "prometheus",
     "grafana",
 }
@@ -71,16 +72,41 @@ def test_the_tracking_server_is_the_locked_mlflow_on_postgres_with_proxied_artif
     assert "admin_password" not in ini.replace("# ", "").split("[mlflow]")[1].split("\n#")[0]
 
 
-def test_prometheus_scrapes_the_classifier_service():
+def test_prometheus_scrapes_the_classifier_service_and_its_monitor():
     config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
-    [job] = config["scrape_configs"]
-    assert job["metrics_path"] == "/metrics"
-    [target] = job["static_configs"][0]["targets"]
-    host, port = target.split(":")
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == {"classifier", "monitor"}
+    targets = {}
+    for name, job in jobs.items():
+        assert job["metrics_path"] == "/metrics"
+        [target] = job["static_configs"][0]["targets"]
+        targets[name] = target.split(":")
+    host, port = targets["classifier"]
     assert host == "classifier"
     assert any(p.endswith(f":{port}") for p in compose()["services"]["classifier"]["ports"])
+    host, port = targets["monitor"]
+    command = compose()["services"]["monitor"]["command"]
+    assert host == "monitor"
+    assert command[command.index("--export-metrics") + 1] == f"0.0.0.0:{port}"
     mounted = compose()["services"]["prometheus"]["volumes"][0].split(":")[0]
     assert (DEPLOY / mounted).resolve() == (DEPLOY / "prometheus.yml").resolve()
+
+
+def test_the_monitor_follows_the_classifiers_log_with_the_projects_params():
+    services = compose()["services"]
+    monitor, classifier = services["monitor"], services["classifier"]
+    assert monitor["image"] == classifier["image"]
+    command = [*monitor["entrypoint"], *monitor["command"]]
+    assert command[:3] == ["python", "-m", "mlops_starter.cli.main"]
+    assert command[command.index("--follow") + 1].isdigit()
+    log_dir = classifier["environment"]["MLOPS_PREDICTION_LOG_DIR"]
+    assert command[command.index("--log") + 1] == f"{log_dir}/predictions-*.jsonl*"
+    volumes = [volume.split(":") for volume in monitor["volumes"]]
+    assert ["predictions", log_dir, "ro"] in volumes
+    params = command[command.index("--params") + 1]
+    [source] = [v[0] for v in volumes if v[1] == params]
+    assert (DEPLOY / source).resolve() == (REPO_ROOT / "params.yaml").resolve()
+    assert monitor["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
 
 
 def test_grafana_loads_the_dashboard_from_the_provisioned_source():
@@ -105,6 +131,9 @@ def test_grafana_loads_the_dashboard_from_the_provisioned_source():
         "Served model version",
         "Scoring latency by version",
         "Experiment: scored batches per second by version",
+        "Monitor: estimated performance before labels",
+        "Monitor: drift per window",
+        "Monitor: alerts by check",
     ):
         assert any(t.startswith(needed) for t in titles), needed
     for panel in board["panels"]:
@@ -132,6 +161,9 @@ STARTS_AS_ROOT = {
 }
 
 
+BENTO_IMAGE_SERVICES = {"classifier", "monitor"}  # the image `make containerize` built
+
+
 def test_every_pulled_image_is_pinned_by_digest():
     """A tag can be re-pushed; a digest names one image. The classifier is the image
     `make containerize` built, named in deploy/.env."""
@@ -140,13 +172,13 @@ def test_every_pulled_image_is_pinned_by_digest():
             dockerfile = (DEPLOY / service["build"]["context"] / "Dockerfile").read_text()
             [base] = re.findall(r"^FROM (\S+)", dockerfile, re.M)
             assert re.search(r"@sha256:[0-9a-f]{64}$", base), f"{name}: FROM {base}"
-        elif name != "classifier":
+        elif name not in BENTO_IMAGE_SERVICES:
             assert re.search(r":[\w.-]+@sha256:[0-9a-f]{64}$", service["image"]), name
 
 
 def test_services_run_as_unprivileged_users_where_their_images_allow():
     for name, service in compose()["services"].items():
-        if name in STARTS_AS_ROOT or name == "classifier":  # BentoML's image: uid 1034, tested
+        if name in STARTS_AS_ROOT or name in BENTO_IMAGE_SERVICES:  # uid 1034, tested
             continue
         if "build" in service:
             dockerfile = (DEPLOY / service["build"]["context"] / "Dockerfile").read_text()

@@ -154,3 +154,31 @@ def test_the_experiment_workflow_acts_only_on_a_decided_verdict():
     assert runs.index("make experiment-conclude") < runs.index("make smoke")
     [rollback] = [s for s in act["steps"] if s.get("run", "").startswith("make rollback")]
     assert "failure()" in rollback["if"] and "'better'" in rollback["if"]
+
+
+def test_the_monitor_starts_the_retrain_which_promotes_nothing():
+    """monitor.yml starts retrain.yml when `mlops monitor` hands retrain=true (even on the
+    alert's exit 3); retrain.yml gates the new version and builds the shadow experiment's
+    image, and no step of it moves an alias: experiment.yml's verdict does."""
+    monitor = yaml.safe_load((REPO_ROOT / ".github/workflows/monitor.yml").read_text())
+    assert monitor["permissions"]["actions"] == "write"
+    steps = monitor["jobs"]["monitor"]["steps"]
+    [check] = [s for s in steps if s.get("run") == "make monitor"]
+    [start] = [s for s in steps if s.get("run", "").startswith("make start-retrain")]
+    assert steps.index(start) > steps.index(check)
+    assert f"steps.{check['id']}.outputs.retrain == 'true'" in start["if"]
+    assert "always()" in start["if"]
+    retrain = yaml.safe_load((REPO_ROOT / ".github/workflows/retrain.yml").read_text())
+    assert "workflow_dispatch" in retrain[True] and retrain["concurrency"]["group"] == "cd"
+    steps = [s for job in retrain["jobs"].values() for s in job["steps"]]
+    [build] = [s for s in steps if s.get("run") == "make retrain"]
+    [image] = [s for s in steps if s.get("run", "").startswith("make containerize")]
+    assert f"steps.{build['id']}.outputs.bento" in image["run"]
+    moves = ("promote", "rollback", "experiment-conclude")
+    assert not [s for s in steps if any(m in s.get("run", "") for m in moves)]
+    recipe = subprocess.run(
+        ["make", "-n", "retrain"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    gate = next(i for i, line in enumerate(recipe) if line.endswith("mlops gate"))
+    package = next(i for i, line in enumerate(recipe) if "mlops package" in line)
+    assert gate < package and "--challenger challenger --mode shadow" in recipe[package]

@@ -489,6 +489,27 @@ class NotifyConfig(_Section):
     )
 
 
+class RetrainConfig(_Section):
+    """When the scheduled monitor starts a retrain (.github/workflows/retrain.yml): once
+    any of `checks` alerted in `alerting_windows` of the last `of_last` assessed windows."""
+
+    checks: list[str] = Field(
+        ["estimated_performance", "performance"],
+        min_length=1,
+        description="the checks whose alerts count (names in monitoring/checks.py, or a team's own)",
+    )
+    alerting_windows: int = Field(2, ge=1)
+    of_last: int = Field(5, ge=1)
+
+    @model_validator(mode="after")
+    def _a_possible_count(self) -> RetrainConfig:
+        if self.alerting_windows > self.of_last:
+            raise ValueError(
+                f"alerting_windows ({self.alerting_windows}) cannot exceed of_last ({self.of_last})"
+            )
+        return self
+
+
 class MonitorConfig(_Section):
     """Alert thresholds for `mlops monitor` (src/mlops_starter/monitoring/checks.py)."""
 
@@ -516,6 +537,7 @@ class MonitorConfig(_Section):
         description="how much log each run of the checks covers, as a time span: 1D, 6h, 7D",
     )
     notify: NotifyConfig = NotifyConfig()
+    retrain_when: RetrainConfig = RetrainConfig()
     custom: dict[str, dict[str, Any]] = Field(
         {}, description="the settings of a team's own checks, by check name"
     )

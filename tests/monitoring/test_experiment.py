@@ -20,8 +20,9 @@ NOISE = {"better": 0.35, "equal": 0.7, "worse": 1.2}
 
 
 def simulate(mode: str, truth: str, rows: int, seed: int, share: float = 0.5):
-    """A prediction log and its labels: the champion's log-odds stray from the truth by
-    NOISE["equal"], the challenger's by NOISE[truth]."""
+    """A prediction log, with each row's arm as the service logs it, and its labels: the
+    champion's log-odds stray from the truth by NOISE["equal"], the challenger's by
+    NOISE[truth]."""
     rng = np.random.default_rng(seed)
     logit = rng.normal(-1.0, 1.5, rows)
     y = rng.random(rows) < 1 / (1 + np.exp(-logit))
@@ -35,7 +36,7 @@ def simulate(mode: str, truth: str, rows: int, seed: int, share: float = 0.5):
         log = pd.concat(
             pd.DataFrame(
                 {**common, "model_version": v, "probability": p, "label": (p >= 0.3).astype(int)}
-            )
+            ).assign(arm="champion" if v == CHAMPION else "shadow")
             for v, p in scores.items()
         )
     else:
@@ -45,6 +46,7 @@ def simulate(mode: str, truth: str, rows: int, seed: int, share: float = 0.5):
         log = pd.DataFrame(
             {**common, "model_version": version, "probability": p, "label": (p >= 0.3).astype(int)}
         )
+        log["arm"] = np.where(to_challenger, "challenger", "champion")
     log["timestamp"] = NOW - pd.Timedelta(days=40)
     labels = pd.DataFrame({"id": ids, "churned": np.where(y, "yes", "no")})
     return log.reset_index(drop=True), labels
@@ -126,9 +128,12 @@ def test_the_sequence_covers_a_known_mean_at_every_look():
     assert misses / 200 <= 0.05
 
 
+@pytest.mark.parametrize("mode", ["--mode split", "from the log", "a log without arms"])
 def test_the_report_command_reads_the_log_and_labels_and_writes_its_verdict(
-    tmp_path, capsys, monkeypatch
+    tmp_path, capsys, monkeypatch, mode
 ):
+    """The mode given, or, with serve.experiment.mode off, read from the log's arms (a
+    bento `mlops package --mode` built, as `make retrain` does)."""
     import json
 
     import yaml
@@ -137,6 +142,8 @@ def test_the_report_command_reads_the_log_and_labels_and_writes_its_verdict(
     from mlops_starter.cli.main import main as mlops
 
     log, labels = simulate("split", "better", 20_000, seed=21)
+    if mode == "a log without arms":
+        log = log.drop(columns="arm")
     with (tmp_path / "predictions-a.jsonl").open("w") as out:
         for row in log.to_dict("records"):
             entry = row | {"timestamp": row["timestamp"].isoformat(), "model": "m", "features": {}}
@@ -148,24 +155,33 @@ def test_the_report_command_reads_the_log_and_labels_and_writes_its_verdict(
     )
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "github-output"))
-    mlops(
-        [
-            *("--params", str(tmp_path / "params.yaml"), "experiment", "report", "--mode", "split"),
-            *(
-                "--log",
-                str(tmp_path / "predictions-*.jsonl"),
-                "--labels",
-                str(tmp_path / "labels.csv"),
-            ),
-            *("--champion", CHAMPION, "--challenger", CHALLENGER, "--as-of", "2026-06-01"),
-            *("--out", str(tmp_path / "experiment")),
-        ]
-    )
+    command = [
+        *("--params", str(tmp_path / "params.yaml"), "experiment", "report"),
+        *(mode.split() if mode.startswith("--") else []),
+        *(
+            "--log",
+            str(tmp_path / "predictions-*.jsonl"),
+            "--labels",
+            str(tmp_path / "labels.csv"),
+        ),
+        *("--champion", CHAMPION, "--challenger", CHALLENGER, "--as-of", "2026-06-01"),
+        *("--out", str(tmp_path / "experiment")),
+    ]
+    if mode == "a log without arms":
+        with pytest.raises(SystemExit) as refused:
+            mlops(command)
+        assert refused.value.code == 2
+        assert "the log holds no experiment's rows: name the experiment's mode with --mode" in (
+            capsys.readouterr().err
+        )
+        return
+    mlops(command)
     said = capsys.readouterr().out
     assert "challenger 4 vs champion 3: BETTER on 20000 matured rows" in said
     assert (tmp_path / "github-output").read_text() == "verdict=better\n"  # for CD
     written = json.loads((tmp_path / "experiment/experiment.json").read_text())
     assert written["verdict"] == "better" and written["effect"]["low"] > 0
+    assert written["mode"] == "split"
 
 
 @pytest.fixture

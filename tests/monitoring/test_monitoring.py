@@ -20,7 +20,7 @@ import pytest
 from conftest import Webhook
 from pydantic import ValidationError
 
-from mlops_starter.config import MonitorConfig
+from mlops_starter.config import MonitorConfig, RetrainConfig
 from mlops_starter.data.demo import generate_demo_table, generate_production_batch
 from mlops_starter.data.profile import feature_profile, score_profile
 from mlops_starter.data.schema import FeatureSchema, encode_target
@@ -346,6 +346,28 @@ def test_the_window_setting_sets_the_windows(trained, drifting):
     assert len(half_days["windows"]) == DAYS
 
 
+def test_a_retrain_is_due_once_its_checks_alerted_in_enough_of_the_last_windows(trained, drifting):
+    _, _, reference = trained
+    log, _ = drifting
+    drifted_days = DAYS - DRIFT_DAY  # each alerting on data drift
+
+    def retrain(**rule):
+        settings = SETTINGS.model_copy(update={"retrain_when": RetrainConfig(**rule)})
+        return run_over_time(log, reference, settings)["retrain"]
+
+    due = retrain(checks=["data_drift"], alerting_windows=drifted_days, of_last=5)
+    assert due["due"] and len(due["alerting_windows"]) == drifted_days
+    assert due["alerting_windows"][0].startswith(f"2026-11-{DRIFT_DAY + 10}")
+    assert not retrain(checks=["data_drift"], alerting_windows=drifted_days + 1, of_last=5)["due"]
+    # Only the last of_last windows count: two, of which both drifted.
+    assert retrain(checks=["data_drift"], alerting_windows=2, of_last=2)["due"]
+    assert not retrain(checks=["system_health"], alerting_windows=1, of_last=9)["due"]
+    with pytest.raises(MonitorError, match=r"retrain_when.checks names \['drfit'\]"):
+        retrain(checks=["drfit"])
+    with pytest.raises(ValidationError, match="alerting_windows"):
+        RetrainConfig(alerting_windows=6, of_last=5)
+
+
 @pytest.mark.parametrize("window", ["monthly", "-1D", "0s"])
 def test_a_window_that_is_no_time_span_is_refused_by_name(window):
     with pytest.raises(ValidationError, match="window"):
@@ -486,8 +508,8 @@ def test_reading_only_new_lines_gives_what_a_full_read_gives(tmp_path, trained, 
     folder = tmp_path / "log"
     writer = _RotatingFile(folder / "predictions-h-1.jsonl", max_bytes=200_000, keep=1_000)
     folder.mkdir()
-    state = MonitorState(tmp_path / "state", SETTINGS.window)
     pattern = [str(folder / "predictions-*.jsonl*")]
+    state = MonitorState(tmp_path / "state", SETTINGS.window, pattern)
     cuts = np.linspace(0, len(lines), 6).astype(int)
     read = 0
     for step, (begin, end) in enumerate(itertools.pairwise(cuts)):
@@ -495,19 +517,19 @@ def test_reading_only_new_lines_gives_what_a_full_read_gives(tmp_path, trained, 
             writer.write(b"".join(lines[begin : end - 1]))
             with open(writer.path, "ab") as current:
                 current.write(lines[end - 1][:40])
-            read += state.read_new(pattern)
+            read += state.read_new()
             assert read == end - 1
             with open(writer.path, "ab") as current:
                 current.write(lines[end - 1][40:])
         else:
             writer.write(b"".join(lines[begin:end]))
-            read += state.read_new(pattern)
+            read += state.read_new()
             assert read == end
         state.report(reference, SETTINGS)
     writer.close()
     assert len(list(folder.glob("*.gz"))) >= 4
     arrived = pd.concat(batches[: DRIFT_DAY + 1])[["customer_id", "churned"]]
-    assert state.read_new(pattern) == 0
+    assert state.read_new() == 0
     incremental = state.report(reference, SETTINGS, arrived, "churned")
     full = run_over_time(read_prediction_log(pattern), reference, SETTINGS, arrived, "churned")
     assert as_json(incremental) == as_json(json.loads(as_json(full)))
@@ -524,8 +546,8 @@ def test_a_crash_between_keeping_lines_and_saving_the_state_counts_no_line_twice
     lines = log_lines(log)
     (folder / "predictions-a.jsonl").write_bytes(b"".join(lines[:2000]))
     pattern = [str(folder / "predictions-*.jsonl*")]
-    state = MonitorState(tmp_path / "state", SETTINGS.window)
-    assert state.read_new(pattern) == 2000
+    state = MonitorState(tmp_path / "state", SETTINGS.window, pattern)
+    assert state.read_new() == 2000
     with open(folder / "predictions-a.jsonl", "ab") as more:
         more.write(b"".join(lines[2000:]))
     # A directory holds the state file's name, so it cannot be replaced: the read fails
@@ -535,27 +557,32 @@ def test_a_crash_between_keeping_lines_and_saving_the_state_counts_no_line_twice
     state_file.unlink()
     state_file.mkdir()
     with pytest.raises(OSError):
-        state.read_new(pattern)
+        state.read_new()
     segments = list((tmp_path / "state/windows").glob("*/*.jsonl.gz"))
     state_file.rmdir()
     state_file.write_bytes(saved)
-    again = MonitorState(tmp_path / "state", SETTINGS.window)
+    again = MonitorState(tmp_path / "state", SETTINGS.window, pattern)
     assert len(list((tmp_path / "state/windows").glob("*/*.jsonl.gz"))) < len(segments)
-    assert again.read_new(pattern) == len(lines) - 2000
+    assert again.read_new() == len(lines) - 2000
     full = run_over_time(read_prediction_log(pattern), reference, SETTINGS)
     assert as_json(again.report(reference, SETTINGS)) == as_json(json.loads(as_json(full)))
 
 
-def test_another_window_setting_reads_the_log_again_in_its_windows(tmp_path, trained, drifting):
+def test_another_window_setting_or_log_reads_the_log_again(tmp_path, trained, drifting):
     _, _, reference = trained
     log, _ = drifting
     folder = tmp_path / "log"
     folder.mkdir()
     (folder / "predictions-a.jsonl").write_bytes(b"".join(log_lines(log)))
     pattern = [str(folder / "predictions-*.jsonl*")]
-    MonitorState(tmp_path / "state", "1D").read_new(pattern)
+    MonitorState(tmp_path / "state", "1D", pattern).read_new()
     two_days = SETTINGS.model_copy(update={"window": "2D"})
-    state = MonitorState(tmp_path / "state", "2D")
-    assert state.read_new(pattern) == DAYS * ROWS
+    state = MonitorState(tmp_path / "state", "2D", pattern)
+    assert state.started_afresh
+    assert state.read_new() == DAYS * ROWS
     full = run_over_time(read_prediction_log(pattern), reference, two_days)
     assert as_json(state.report(reference, two_days)) == as_json(json.loads(as_json(full)))
+    # Another log kept in the same folder never adds its lines to this one's windows.
+    (folder / "other.jsonl").write_bytes(b"".join(log_lines(log)[:10]))
+    other = MonitorState(tmp_path / "state", "2D", [str(folder / "other.jsonl")])
+    assert other.started_afresh and other.read_new() == 10

@@ -15,6 +15,7 @@ from mlops_starter.data.schema import FeatureSchema
 from mlops_starter.evaluation.evaluate import performance_reference
 from mlops_starter.monitoring.checks import run_checks
 from mlops_starter.monitoring.experiment import decide, matured
+from mlops_starter.monitoring.exported import ReportMetrics
 from mlops_starter.monitoring.inputs import Reference, answers_in_log, read_prediction_log
 from mlops_starter.monitoring.report import write_report
 from mlops_starter.monitoring.timeline import run_over_time, trends
@@ -150,6 +151,21 @@ def test_a_concept_shift_shows_in_the_task_s_metrics_once_labels_arrive(tmp_path
     if task == "regression":  # an error's drop is its rise
         drops = report["performance"]["drops"]
         assert drops["r2"] > SETTINGS.max_metric_drop["r2"]
+    # What Prometheus scrapes carries the same figures, for every task.
+    exported = ReportMetrics(SETTINGS)
+    exported.update(run_over_time(log, reference, SETTINGS, labels, "target"))
+    samples = {
+        (sample.name, *sample.labels.values()): sample.value
+        for family in exported.collect()
+        for sample in family.samples
+    }
+    realized = report["performance"]["metrics"][metric]
+    assert samples[("mlops_monitor_realized_score", metric)] == pytest.approx(realized)
+    assert samples[("mlops_monitor_alerts", "performance")] >= 1
+    for answer, found in report["prediction_drift"]["psi"].items():
+        assert samples[("mlops_monitor_prediction_psi", answer)] == found
+    estimated = {name[1] for name in samples if name[0] == "mlops_monitor_estimated_score"}
+    assert estimated == set(report["estimated_performance"].get("scores", {}))
 
 
 def experiment_log(tmp_path, task: str, mode: str, challenger_is: str, seed: int):

@@ -18,6 +18,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from conftest import REPO_ROOT, VENV_BIN, columns_of
 
 from mlops_starter.serving.container import Engine, find_engine
@@ -102,6 +103,13 @@ def in_container(engine: Engine, name: str, *command: str) -> str:
     return engine.run("exec", name, *command).stdout
 
 
+def in_log(engine: Engine, name: str) -> str:
+    """The prediction log the container has written so far."""
+    return in_container(
+        engine, name, "sh", "-c", "cat /predictions/predictions-*.jsonl* 2>/dev/null || true"
+    )
+
+
 def test_answers_equal_the_compiled_scorer_as_records_and_as_columns(container, reference):
     client, _ = container
     records, proba = reference
@@ -128,9 +136,7 @@ def test_prediction_log_reaches_the_volume_written_by_a_non_root_user(container,
     logged = ""
     while time.monotonic() < deadline and logged.count("image-log-1") < 3:
         time.sleep(0.5)
-        logged = in_container(
-            engine, name, "sh", "-c", "cat /predictions/predictions-*.jsonl* 2>/dev/null || true"
-        )
+        logged = in_log(engine, name)
     assert logged.count("image-log-1") == 3, logged[-2000:]
     owners = in_container(engine, name, "sh", "-c", "stat -c '%u %n' /predictions /predictions/*")
     assert {line.split()[0] for line in owners.splitlines()} == {SERVICE_USER_UID}, owners
@@ -161,6 +167,54 @@ for root, dirs, files in os.walk("/"):
             beyond.append(path)
 print(json.dumps({"beyond": beyond, "suspects": suspects, "env": sorted(os.environ)}))
 """
+
+
+def test_the_compose_monitor_follows_the_services_log_and_serves_prometheus(
+    container, packaged, reference, engine
+):
+    """deploy/compose.yaml's `monitor`, run as compose runs it (image, working directory,
+    entrypoint, command) on the service's log volume, with the copy's registry in place of
+    the team's MLflow: its /metrics carries the records the service logged."""
+    client, name = container
+    records, _ = reference
+    sent = client.post(
+        "/predict", json={"records": records[:40]}, headers={"X-Request-ID": "image-monitor"}
+    )
+    assert sent.status_code == 200, sent.text
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and in_log(engine, name).count("image-monitor") < 40:
+        time.sleep(0.5)
+    service = yaml.safe_load((REPO_ROOT / "deploy/compose.yaml").read_text())["services"]["monitor"]
+    params = service["entrypoint"][service["entrypoint"].index("--params") + 1]
+    exported = service["command"][service["command"].index("--export-metrics") + 1]
+    port = free_port()
+    monitor = f"{name}-monitor"
+    engine.run(
+        *("run", "--detach", "--name", monitor, "--user", "root"),  # the copy's files are root's
+        *("--workdir", service["working_dir"], "--entrypoint", service["entrypoint"][0]),
+        *("--publish", f"127.0.0.1:{port}:{exported.rpartition(':')[2]}"),
+        *("--volume", f"{name}-predictions:/predictions:ro"),
+        *("--volume", f"{packaged.root / 'params.yaml'}:{params}:ro"),
+        *("--volume", f"{packaged.root}:{packaged.root}"),  # the registry's absolute paths
+        *("--env", f"MLFLOW_TRACKING_URI=sqlite:///{packaged.root / 'mlflow.db'}"),
+        "--env=MLFLOW_DISABLE_TELEMETRY=true",
+        packaged.read_json("models/bento.json")["bento"],
+        *service["entrypoint"][1:],
+        *service["command"],
+    )
+    try:
+        deadline = time.monotonic() + 180
+        records_seen = None
+        while time.monotonic() < deadline and (records_seen or 0) < 40:
+            time.sleep(1)
+            with contextlib.suppress(httpx.HTTPError):
+                scraped = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+                found = re.search(r"^mlops_monitor_window_records (\S+)$", scraped, re.M)
+                records_seen = float(found.group(1)) if found else None
+        logs = engine.run("logs", monitor, check=False)
+        assert records_seen is not None and records_seen >= 40, logs.stdout + logs.stderr
+    finally:
+        engine.run("rm", "--force", monitor, check=False)
 
 
 def test_image_holds_the_bento_and_libraries_only(image, engine):

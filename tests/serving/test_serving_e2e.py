@@ -31,6 +31,7 @@ from conftest import (
     screenshot_path,
 )
 from playwright.sync_api import sync_playwright
+from prometheus_client.parser import text_string_to_metric_families
 
 from mlops_starter.serving.packaging import IMAGE_SETUP, NOT_SERVED
 from mlops_starter.serving.process import bentoml_server, free_port, wait_for_http
@@ -548,14 +549,17 @@ def test_monitor_demo_through_the_real_service_and_the_monitor_command(packaged)
 
 def follow_the_log_as_it_grows(packaged, demo_log) -> None:
     """`mlops monitor --follow`: half the demo's log, then the rest appended while it
-    watches; its page catches up, and Ctrl-C stops it cleanly."""
+    watches; its page and the metrics it serves Prometheus catch up, and Ctrl-C stops it
+    cleanly."""
     lines = demo_log.read_bytes().splitlines(keepends=True)
     growing = packaged.root / "follow" / "predictions-a.jsonl"
     growing.parent.mkdir()
     growing.write_bytes(b"".join(lines[:1000]))
     out = packaged.root / "follow" / "report"
-    command = ["mlops", "monitor", "--log", str(growing), "--out", str(out)]
-    command += ["--state", str(out / "state"), "--follow", "0.5"]
+    labels = demo_log.with_name("labels.csv")
+    listen = f"127.0.0.1:{free_port()}"
+    command = ["mlops", "monitor", "--log", str(growing), "--labels", str(labels)]
+    command += ["--out", str(out), "--export-metrics", listen, "--follow", "0.5"]
     process = subprocess.Popen(
         command,
         cwd=packaged.root,
@@ -579,14 +583,48 @@ def follow_the_log_as_it_grows(packaged, demo_log) -> None:
         with open(growing, "ab") as log:
             log.write(b"".join(lines[1000:]))
         records_shown(len(lines))
+        exported_figures_are_the_pages(f"http://{listen}/metrics", out / "monitoring.json")
     finally:
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 0 and "Traceback" not in stderr, stderr
     assert stdout.rstrip().endswith("stopped following the log")
     # Each line was read once, however many passes the appended lines took.
-    once = packaged.run(*command[:-2], check=False)
+    once = packaged.run(*command[:-4], check=False)
     assert f": 0 new records read, {len(lines)} in 6 window(s)" in once.stdout, once.stdout
+
+
+def exported_figures_are_the_pages(url: str, page_json: Path) -> None:
+    """What Prometheus scrapes from the monitor: every metric the dashboard's monitoring
+    panels read, each equal to the figure on the page."""
+    families = {f.name: f for f in text_string_to_metric_families(httpx.get(url).text)}
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in families.values()
+        for sample in family.samples
+    }
+    assert dashboard_metric_names("monitor") <= {name for name, _ in samples}
+    report = json.loads(page_json.read_text())
+    windows = report["windows"]
+    current = windows[report["current"]]
+    assert samples[("mlops_monitor_window_records", ())] == current["records"]
+    for feature, figures in current["data_drift"].items():
+        key = ("mlops_monitor_feature_psi", (("feature", feature),))
+        assert samples[key] == pytest.approx(figures["psi"]), feature
+    for check in ("data_drift", "input_quality", "performance"):
+        raised = sum(alert["check"] == check for alert in report["alerts"])
+        assert samples[("mlops_monitor_alerts", (("check", check),))] == raised, check
+    roc_auc = current["estimated_performance"]["scores"]["roc_auc"]
+    assert samples[("mlops_monitor_estimated_score", (("metric", "roc_auc"),))] == pytest.approx(
+        roc_auc["estimate"]
+    )
+    # Realized: the newest window the late labels cover, not the current one.
+    labelled = [w for w in windows if "metrics" in w["performance"]]
+    realized = labelled[-1]["performance"]["metrics"]["roc_auc"]
+    assert samples[("mlops_monitor_realized_score", (("metric", "roc_auc"),))] == pytest.approx(
+        realized
+    )
+    assert "metrics" not in current["performance"]
 
 
 def look_at_the_monitoring_page(page_file, screenshot) -> None:

@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -19,6 +19,10 @@ from mlops_starter.cli.common import actor, append_to_github_file, registry_from
 from mlops_starter.config import Config
 from mlops_starter.data.demo import DRIFT_SCENARIOS
 from mlops_starter.errors import PipelineError
+
+if TYPE_CHECKING:
+    from mlops_starter.monitoring.exported import ReportMetrics
+    from mlops_starter.monitoring.incremental import MonitorState
 
 MONITOR_ALERT_EXIT_CODE = 3  # distinct from a failed gate (1) and a bad input (2)
 
@@ -35,21 +39,30 @@ def monitor(args: argparse.Namespace) -> None:
     """Check the prediction log against the served version's training reference: read
     the lines written since the last run (the state in `--state`), check again the
     windows they touched, and write the page; with --follow, keep doing so."""
+    from mlops_starter.monitoring.exported import ReportMetrics, serve_metrics
     from mlops_starter.monitoring.incremental import MonitorState
     from mlops_starter.monitoring.notify import post_alerts
 
     cfg = Config.from_yaml(args.params)
     if args.experiment and not Path(args.experiment).is_file():
         raise PipelineError(f"--experiment {args.experiment} not found")
+    if args.export_metrics and args.follow is None:
+        raise PipelineError("--export-metrics serves figures that --follow keeps fresh: add it")
     registry = registry_from(args)
-    state = MonitorState(args.state, cfg.monitor.window)
+    state = MonitorState(args.state or Path(args.out) / "state", cfg.monitor.window, args.log)
+    if state.started_afresh:
+        print(f"{state.folder} was kept for another log or window: reading the log anew")
     posted: set[tuple[str, str, str]] = set()
+    exported = ReportMetrics(cfg.monitor)
+    if args.export_metrics:
+        serve_metrics(args.export_metrics, exported)
+        print(f"metrics for Prometheus: http://{args.export_metrics}/metrics", flush=True)
     stop = threading.Event()
     if args.follow is not None:  # Ctrl-C (or a TERM) stops it after the pass under way
         for stopping in (signal.SIGINT, signal.SIGTERM):
             signal.signal(stopping, lambda *_: stop.set())
     while True:
-        report, page = _monitor_once(args, cfg, registry, state)
+        report, page = _monitor_once(args, cfg, registry, state, exported)
         alerts = {(a["check"], a["subject"], a["began"]) for a in report["alerts"]}
         if alerts - posted and post_alerts(
             report, cfg.monitor.notify, str(page.resolve()), os.environ
@@ -61,22 +74,29 @@ def monitor(args: argparse.Namespace) -> None:
         if stop.wait(args.follow) or stop.is_set():
             print("stopped following the log", flush=True)
             return
+    retrain = report["retrain"]
+    append_to_github_file("GITHUB_OUTPUT", f"retrain={str(retrain['due']).lower()}\n")
     append_to_github_file("GITHUB_STEP_SUMMARY", f"monitoring: {len(report['alerts'])} alert(s)\n")
     if report["alerts"]:
         sys.exit(MONITOR_ALERT_EXIT_CODE)
 
 
 def _monitor_once(
-    args: argparse.Namespace, cfg: Config, registry: Any, state: Any
+    args: argparse.Namespace,
+    cfg: Config,
+    registry: Any,
+    state: MonitorState,
+    exported: ReportMetrics,
 ) -> tuple[dict[str, Any], Path]:
-    """One pass: the new lines read, the report over every window, the page written."""
+    """One pass: the new lines read, the report over every window, its figures exported,
+    the page written."""
     import httpx
 
     from mlops_starter.monitoring.inputs import MonitorError, load_reference, served_version
     from mlops_starter.monitoring.report import write_report
     from mlops_starter.storage import read_json
 
-    new_lines = state.read_new(args.log)
+    new_lines = state.read_new()
     if not state.segments:
         raise MonitorError(f"the prediction log {args.log} holds no entries")
     newest = max(state.segments, key=pd.Timestamp)
@@ -86,6 +106,7 @@ def _monitor_once(
     report = state.report(reference, cfg.monitor, labels, cfg.data.target, metrics_text)
     if args.experiment:  # the verdict `mlops experiment report` wrote, as a section
         report["experiment"] = read_json(args.experiment)
+    exported.update(report)  # before the page: whoever sees the page finds these figures
     current = report["windows"][report["current"]]
     page = write_report(report, state.rows(current["start"]), reference, args.out)
     _print_alerts(
@@ -95,8 +116,18 @@ def _monitor_once(
         f"the current window, from {current['start'][:16].replace('T', ' ')}, has "
         f"{current['records']}",
     )
+    retrain = report["retrain"]
+    if retrain["due"]:
+        print(f"RETRAIN due: {retrain['rule']} holds ({len(retrain['alerting_windows'])} windows)")
     print(f"report: {page} (figures: {page.with_suffix('.json')})", flush=True)
     return report, page
+
+
+def _listen_address(value: str) -> str:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{value!r} is not HOST:PORT, like 127.0.0.1:9108")
+    return value
 
 
 def monitor_demo(args: argparse.Namespace) -> None:
@@ -135,11 +166,6 @@ def experiment_report(args: argparse.Namespace) -> None:
 
     cfg = Config.from_yaml(args.params)
     settings = cfg.serve.experiment
-    mode = args.mode or settings.mode
-    if mode == "off":
-        raise PipelineError(
-            "serve.experiment.mode is off: name the experiment's mode with --mode shadow|split"
-        )
     if not cfg.data.id_column:
         raise PipelineError("an experiment joins labels by data.id_column: set it in params.yaml")
     champion, challenger = args.champion, args.challenger
@@ -150,6 +176,7 @@ def experiment_report(args: argparse.Namespace) -> None:
     labels = _read_labels(args.labels).rename(columns={cfg.data.id_column: "id"})
     as_of = pd.Timestamp(args.as_of, tz="UTC") if args.as_of else pd.Timestamp.now(tz="UTC")
     log = read_prediction_log(args.log)
+    mode = args.mode or _experiment_mode(settings.mode, log)
     answers = answers_in_log(log, cfg.data.positive_label)
     rows = matured(log, labels, cfg.data.target, settings, as_of)
     found = decide(
@@ -180,6 +207,21 @@ def experiment_report(args: argparse.Namespace) -> None:
         f"[{effect['low']:.4g}, {effect['high']:.4g}] at alpha {effect['alpha']}{after}"
     )
     append_to_github_file("GITHUB_OUTPUT", f"verdict={found['verdict']}\n")
+
+
+def _experiment_mode(configured: str, log: pd.DataFrame) -> str:
+    """serve.experiment.mode, else the mode the log's arms show: a bento built with
+    `mlops package --mode` (retrain.yml's shadow experiment) ran one params.yaml leaves off."""
+    if configured != "off":
+        return configured
+    arms = set(log["arm"].dropna()) if "arm" in log else set()
+    for arm, mode in (("shadow", "shadow"), ("challenger", "split")):
+        if arm in arms:
+            return mode
+    raise PipelineError(
+        "serve.experiment.mode is off and the log holds no experiment's rows: name the "
+        "experiment's mode with --mode shadow|split"
+    )
 
 
 def experiment_conclude(args: argparse.Namespace) -> None:
@@ -269,14 +311,21 @@ def add_commands(commands: Any) -> None:
     monitor_cmd.add_argument("--out", default="build/monitoring", help="report folder")
     monitor_cmd.add_argument(
         "--state",
-        default="build/monitoring/state",
-        help="what was read so far; a run reads only newer lines (delete it to read all again)",
+        help="what was read so far, default OUT/state; a run reads only newer lines "
+        "(delete it to read all again)",
     )
     monitor_cmd.add_argument(
         "--follow",
         type=float,
         metavar="SECONDS",
         help="keep watching: read new lines every SECONDS, rewrite the page, post new alerts",
+    )
+    monitor_cmd.add_argument(
+        "--export-metrics",
+        type=_listen_address,
+        metavar="HOST:PORT",
+        help="with --follow: serve the current figures to Prometheus at /metrics "
+        "(the Grafana dashboard's monitoring panels)",
     )
     monitor_cmd.add_argument(
         "--experiment", help="experiment.json from `mlops experiment report`, as a section"

@@ -151,6 +151,11 @@ def package(args: argparse.Namespace) -> None:
 
     cfg = Config.from_yaml(args.params)
     settings = cfg.serve
+    if args.mode:  # this bento's experiment, params.yaml unchanged (retrain.yml's shadow)
+        if not args.challenger:
+            raise PipelineError("--mode is the experiment's with --challenger: add it")
+        experiment = settings.experiment.model_copy(update={"mode": args.mode})
+        settings = settings.model_copy(update={"experiment": experiment})
     registry = registry_from(args)
     version = registry.version(args.version)
     challenger_tag, beside = None, ""
@@ -237,6 +242,11 @@ def add_commands(commands: Any) -> None:
     package_cmd.add_argument("--version", default=CHAMPION, help="number, champion or challenger")
     package_cmd.add_argument(
         "--challenger", help="a second version (number or alias) for serve.experiment.mode"
+    )
+    package_cmd.add_argument(
+        "--mode",
+        choices=["shadow", "split"],
+        help="with --challenger: this bento's experiment mode instead of serve.experiment.mode",
     )
     package_cmd.set_defaults(handler=package)
 

@@ -1,7 +1,7 @@
 """Reading the log as it arrives: the monitor keeps, in a state folder, how far it has
 read each log file and the lines each window holds, so a run reads only the lines
 written since the last, and checks again only the windows that new lines or new labels
-touched. Its report equals a full read's (tests/monitoring/test_incremental.py).
+touched. Its report equals a full read's (tests/monitoring/test_monitoring.py).
 
 The state folder holds:
 - `state.json`: how many bytes of each file were read, by the fingerprint of its first
@@ -14,6 +14,9 @@ The state folder holds:
 A read writes its segments first and `state.json` last, in one rename. A crash
 between the two leaves segments that `state.json` does not name: they are deleted
 and their lines read again, never counted twice.
+
+A state belongs to one set of log globs cut into one window length: given others, it
+starts afresh, so two logs never mix their lines in one state.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -48,13 +52,19 @@ SEGMENT_COMPRESS_LEVEL = 1  # state is read back soon: speed over size
 class MonitorState:
     """How far the log was read, and each window's lines, in `folder`."""
 
-    def __init__(self, folder: str | Path, window: str) -> None:
+    def __init__(self, folder: str | Path, window: str, logs: Iterable[str]) -> None:
         self.folder = Path(folder)
+        self.window = window
+        self.logs = sorted(os.path.abspath(pattern) for pattern in logs)
         saved = read_json(self.state_file) if self.state_file.is_file() else {}
-        if saved and saved["window"] != window:  # other windows: the lines split anew
+        # A state belongs to one log cut in one way: for another, every line is read anew.
+        self.started_afresh = bool(saved) and (saved["window"], saved["logs"]) != (
+            window,
+            self.logs,
+        )
+        if self.started_afresh:
             shutil.rmtree(self.folder)
             saved = {}
-        self.window = window
         self.read_to: dict[str, int] = saved.get("read_to", {})
         self.last_seen: dict[str, str] = saved.get("last_seen", {})  # by fingerprint: a UTC day
         self.finished: set[str] = set(saved.get("finished", []))
@@ -69,7 +79,7 @@ class MonitorState:
     def state_file(self) -> Path:
         return self.folder / "state.json"
 
-    def read_new(self, patterns: Iterable[str]) -> int:
+    def read_new(self) -> int:
         """Read every line written to the matching files since the last read, BLOCK_BYTES
         at a time, saving the position after each block (so memory stays one block's,
         whatever the log's size); returns how many lines. Only whole lines are read: a
@@ -77,7 +87,7 @@ class MonitorState:
         with its place; the blocks before it stay read."""
         finished, count = set(), 0
         today = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d")
-        for path in log_paths(patterns):
+        for path in log_paths(self.logs):
             name = Path(path).name
             if name in self.finished:
                 finished.add(name)
@@ -140,6 +150,7 @@ class MonitorState:
     def _saved(self) -> dict[str, Any]:
         return {
             "window": self.window,
+            "logs": self.logs,
             "reads": self.reads,
             "read_to": self.read_to,
             "last_seen": self.last_seen,

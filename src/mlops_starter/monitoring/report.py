@@ -178,6 +178,18 @@ def _alert_table(alerts: list[dict[str, Any]]) -> str:
     return f'<table class="alerts">{head}{rows}</table>'
 
 
+def _retrain_line(retrain: dict[str, Any]) -> str:
+    """Whether monitor.retrain_when holds, and on which windows."""
+    if not retrain["due"]:
+        return f'<p class="retrain">Retrain not due ({html.escape(retrain["rule"])}).</p>'
+    windows = ", ".join(_when(start) for start in retrain["alerting_windows"])
+    return (
+        f'<p class="retrain"><b>Retrain due</b>: {html.escape(retrain["rule"])} holds, on '
+        f"the windows from {windows}. The scheduled workflow starts retrain.yml; its version "
+        "must pass the gate, then a shadow experiment, before it can be promoted.</p>"
+    )
+
+
 def _window_table(report: dict[str, Any]) -> str:
     rows = ""
     for index, window in enumerate(report["windows"]):
@@ -245,6 +257,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left;font-size:13px;vert
 from {_when(windows[0]["start"])} (UTC). Each check is judged on its newest window with enough
 records, or, for performance, with enough labels.</p>
 {_alert_table(alerts)}
+{_retrain_line(report["retrain"])}
 <h2>Over time</h2>{_window_table(report)}{trend_plots}
 <h2>The window from {when}: {current["records"]} records</h2>
 {score_plot}{plots}

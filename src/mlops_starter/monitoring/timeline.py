@@ -10,13 +10,13 @@ performance, the newest window the labels cover."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
 from mlops_starter.config import MonitorConfig
-from mlops_starter.monitoring.checks import run_checks
-from mlops_starter.monitoring.inputs import Reference, entries_of
+from mlops_starter.monitoring.checks import CHECKS, run_checks
+from mlops_starter.monitoring.inputs import MonitorError, Reference, entries_of
 
 
 def window_starts(timestamps: pd.Series, window: str) -> pd.Series:
@@ -84,7 +84,7 @@ def summarize(
     current = assessed[-1] if assessed else len(windows) - 1
     alerts = []
     for check in dict.fromkeys(a["check"] for w in windows for a in w["alerts"]):
-        newest = _newest_assessed(windows, check, settings)
+        newest = cast(int, newest_assessed(windows, check, settings))  # a window alerted
         alerts += [
             alert | {"began": _began(windows, newest, alert), "window": windows[newest]["start"]}
             for alert in windows[newest]["alerts"]
@@ -99,21 +99,46 @@ def summarize(
         "current": current,
         "windows": windows,
         "alerts": alerts,
+        "retrain": retrain_decision(windows, settings),
     }
 
 
-def _newest_assessed(windows: list[dict[str, Any]], check: str, settings: MonitorConfig) -> int:
-    """The newest window with enough records in which `check` was assessed: for
-    performance, whose labels come late, the newest window they cover."""
-    return next(
-        i
-        for i in reversed(range(len(windows)))
-        if (
-            windows[i]["records"] >= settings.min_rows
-            and check in windows[i]
-            and "note" not in windows[i][check]
+def retrain_decision(windows: list[dict[str, Any]], settings: MonitorConfig) -> dict[str, Any]:
+    """Whether `monitor.retrain_when` holds: any of its checks alerted in at least
+    `alerting_windows` of the last `of_last` windows with enough records."""
+    rule = settings.retrain_when
+    if unknown := [check for check in rule.checks if check not in CHECKS]:
+        raise MonitorError(
+            f"monitor.retrain_when.checks names {unknown}, which no check is; the checks: "
+            f"{sorted(CHECKS)}"
         )
-        or any(a["check"] == check for a in windows[i]["alerts"])
+    assessed = [w for w in windows if w["records"] >= settings.min_rows][-rule.of_last :]
+    alerting = [w["start"] for w in assessed if any(a["check"] in rule.checks for a in w["alerts"])]
+    return {
+        "due": len(alerting) >= rule.alerting_windows,
+        "rule": f"{' or '.join(rule.checks)} alerting in {rule.alerting_windows} of the last "
+        f"{rule.of_last} windows",
+        "alerting_windows": alerting,
+    }
+
+
+def newest_assessed(
+    windows: list[dict[str, Any]], check: str, settings: MonitorConfig
+) -> int | None:
+    """The newest window with enough records in which `check` was assessed (for
+    performance, whose labels come late, the newest window they cover); None if none."""
+    return next(
+        (
+            i
+            for i in reversed(range(len(windows)))
+            if (
+                windows[i]["records"] >= settings.min_rows
+                and check in windows[i]
+                and "note" not in windows[i][check]
+            )
+            or any(a["check"] == check for a in windows[i]["alerts"])
+        ),
+        None,
     )
 
 
