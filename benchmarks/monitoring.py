@@ -1,11 +1,13 @@
 """The monitor's speed and memory on a long log: a full read against reading as the log
 arrives (`mlops monitor`'s state), at 1M and 10M lines, and the daily run's cost as the
-log ages.
+log ages; beside it, Evidently's data-drift report on the same rows, per day.
 
 The log is the demo's: a day of DAY_LINES records scored by a small model and written
 by the service's own encoder, repeated day after day (1M lines: 10 days; 10M: 100).
 Each measurement runs in its own process, so its peak RSS is its own. A full read
-holds the whole log in memory, so it runs at 1M lines only.
+holds the whole log in memory, so it runs at 1M lines only, as does Evidently: it runs
+in a virtual environment of its own under build/benchmarks/ (benchmarks/evidently_drift.py;
+never a dependency of the template), skipped with the reason where it does not install.
 
     python benchmarks/monitoring.py [--sizes 1000000 10000000]
 """
@@ -24,7 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results" / "monitoring.json"
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "monitoring.json"
+EVIDENTLY = ("evidently==0.7.23", "pandas<3", "orjson")  # its 0.7 breaks on pandas 3
+EVIDENTLY_VENV = HERE.parent / "build" / "benchmarks" / "evidently"
 DAY_LINES = 100_000
 REQUEST_RECORDS = 100
 FIRST_DAY = "2026-01-01"
@@ -66,6 +71,7 @@ def reference_and_day(folder: Path) -> None:
         test_metrics=classification_metrics(y, proba, threshold),
     )
     (folder / "reference.pickle").write_bytes(pickle.dumps(reference))
+    train[schema.columns].to_csv(folder / "reference.csv", index=False)  # Evidently's
     batch = generate_production_batch(DAY_LINES, seed=5, scenario="none")
     served = model.predict_proba(batch[schema.columns])[:, 1]
     rows = json_records(batch[schema.columns])
@@ -124,7 +130,14 @@ def measure(kind: str, folder: str, log: str, state: str) -> dict:
         read_s = time.perf_counter() - started
         report = monitor.report(reference, settings)
     seconds = time.perf_counter() - started
-    return {
+    found = {}
+    if kind != "full":  # the page, as `mlops monitor` writes it: its size beside Evidently's
+        from mlops_starter.monitoring.report import write_report
+
+        current = report["windows"][report["current"]]["start"]
+        page = write_report(report, monitor.rows(current), reference, Path(state) / "page")
+        found["page_kb"] = round(page.stat().st_size / 1e3)
+    return found | {
         "lines_read": lines,
         "seconds": round(seconds, 2),
         "read_seconds": round(read_s, 2),
@@ -141,6 +154,39 @@ def in_process(kind: str, folder: Path, log: Path, state: Path) -> dict:
         text=True,
         check=True,
     )
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def evidently_python() -> Path | str:
+    """The Python of a virtual environment with Evidently, made once; or why not."""
+    python = EVIDENTLY_VENV / "bin" / "python"
+    if not python.exists():
+        for command in (
+            [sys.executable, "-m", "venv", str(EVIDENTLY_VENV)],
+            [str(python), "-m", "pip", "install", "--quiet", *EVIDENTLY],
+        ):
+            done = subprocess.run(command, capture_output=True, text=True)  # noqa: S603 (fixed argument lists)
+            if done.returncode != 0:
+                return f"{' '.join(EVIDENTLY)} did not install: {done.stderr.strip()[-300:]}"
+    return python
+
+
+def evidently(python: Path | str, folder: Path, log: Path) -> dict:
+    if isinstance(python, str):
+        return {"skipped": python}
+    done = subprocess.run(  # noqa: S603 (our own script, our own arguments)
+        [
+            str(python),
+            str(HERE / "evidently_drift.py"),
+            str(log),
+            str(folder / "reference.csv"),
+            str(folder),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        return {"failed": done.stderr.strip()[-500:]}
     return json.loads(done.stdout.splitlines()[-1])
 
 
@@ -163,6 +209,7 @@ def main() -> None:
             found = {"days": days, "log_mb": round(log.stat().st_size / 1e6)}
             if size <= 1_000_000:
                 found["full_read"] = in_process("full", folder, log, state)
+                found["evidently_data_drift"] = evidently(evidently_python(), folder, log)
             found["first_incremental_read"] = in_process("incremental", folder, log, state)
             write_days(folder, log, days, 1)  # the next day's lines arrive
             found["next_day_incremental"] = in_process("incremental", folder, log, state)
