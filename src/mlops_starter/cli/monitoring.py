@@ -212,10 +212,12 @@ def experiment_report(args: argparse.Namespace) -> None:
 def _experiment_mode(configured: str, log: pd.DataFrame) -> str:
     """serve.experiment.mode, else the mode the log's arms show: a bento built with
     `mlops package --mode` (retrain.yml's shadow experiment) ran one params.yaml leaves off."""
+    from mlops_starter.serving.routing import CHALLENGER_ARM, SHADOW_ARM
+
     if configured != "off":
         return configured
     arms = set(log["arm"].dropna()) if "arm" in log else set()
-    for arm, mode in (("shadow", "shadow"), ("challenger", "split")):
+    for arm, mode in ((SHADOW_ARM, "shadow"), (CHALLENGER_ARM, "split")):
         if arm in arms:
             return mode
     raise PipelineError(

@@ -8,6 +8,7 @@ realized score once labels cover a window, and the alerts per check."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,7 +34,7 @@ class ReportMetrics(Collector):
 
     def update(self, report: dict[str, Any]) -> None:
         self.report = report
-        self.updated = pd.Timestamp.now(tz="UTC").timestamp()
+        self.updated = time.time()
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         report = self.report
