@@ -185,3 +185,21 @@ def test_the_realized_scores_are_scikit_learns_and_raise_no_warning(answered):
         assert found["roc_auc_ovr"] == pytest.approx(
             roc_auc_score(actual, probabilities, multi_class="ovr", labels=labels)
         )
+
+
+def test_a_large_windows_standard_error_drawn_on_a_sample_matches_all_its_rows(
+    world, monkeypatch
+):
+    """Past DRAW_ROWS rows the labels are drawn on a sample and the spread scaled by
+    √(sample / rows): the same standard error as drawing on every row, at a fixed cost."""
+    task, _, model, _ = world
+    probabilities = model.predict_proba(features(60_000, 0.5, np.random.default_rng(4)))
+    decided = decide(probabilities)
+    monkeypatch.setattr(expected_performance, "DRAW_ROWS", 6_000)
+    sampled = expected_performance.estimated_scores(probabilities, decided)
+    monkeypatch.setattr(expected_performance, "DRAW_ROWS", len(decided))
+    every_row = expected_performance.estimated_scores(probabilities, decided)
+    for name, found in every_row.items():
+        assert sampled[name]["estimate"] == found["estimate"], name  # from every row
+        ratio = sampled[name]["standard_error"] / found["standard_error"]
+        assert 0.8 < ratio < 1.25, f"{task} {name}: sampled SE {ratio:.2f}x every row's"
