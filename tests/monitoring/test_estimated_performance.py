@@ -187,9 +187,7 @@ def test_the_realized_scores_are_scikit_learns_and_raise_no_warning(answered):
         )
 
 
-def test_a_large_windows_standard_error_drawn_on_a_sample_matches_all_its_rows(
-    world, monkeypatch
-):
+def test_a_large_windows_standard_error_drawn_on_a_sample_matches_all_its_rows(world, monkeypatch):
     """Past DRAW_ROWS rows the labels are drawn on a sample and the spread scaled by
     √(sample / rows): the same standard error as drawing on every row, at a fixed cost."""
     task, _, model, _ = world

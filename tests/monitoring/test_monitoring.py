@@ -18,6 +18,8 @@ import orjson
 import pandas as pd
 import pytest
 from conftest import Webhook
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from mlops_starter.config import MonitorConfig, RetrainConfig
@@ -29,7 +31,13 @@ from mlops_starter.extensions import import_extensions
 from mlops_starter.metrics import classification_metrics
 from mlops_starter.monitoring.checks import CHECKS, WHAT_TO_DO, run_checks, system_health
 from mlops_starter.monitoring.incremental import MonitorState
-from mlops_starter.monitoring.inputs import MonitorError, Reference, read_prediction_log
+from mlops_starter.monitoring.inputs import (
+    FEATURE_PREFIX,
+    MonitorError,
+    Reference,
+    feature_frame,
+    read_prediction_log,
+)
 from mlops_starter.monitoring.notify import post_alerts
 from mlops_starter.monitoring.report import write_report
 from mlops_starter.monitoring.timeline import run_over_time, trends
@@ -166,10 +174,7 @@ def test_a_renamed_column_is_a_schema_alert(tmp_path, trained):
     model, schema, reference = trained
     batch = generate_production_batch(600, seed=5)
     log = served_log(tmp_path, model, schema, batch, reference.answers.threshold)
-    log["features"] = [
-        {("payment_type" if k == "payment_method" else k): v for k, v in f.items()}
-        for f in log["features"]
-    ]
+    log = log.rename(columns={"features.payment_method": "features.payment_type"})
     report = run_checks(log, reference, SETTINGS)
     assert ("input_quality", "payment_method") in {
         (a["check"], a["subject"]) for a in report["alerts"]
@@ -231,6 +236,56 @@ def test_times_with_and_without_a_fraction_of_a_second_are_read_alike(tmp_path):
     (tmp_path / "predictions-a.jsonl").write_text("".join(entry.format(t) for t in stamps))
     log = read_prediction_log([str(tmp_path / "predictions-*.jsonl")])
     assert list(log["timestamp"]) == [pd.Timestamp(t) for t in stamps]
+
+
+# What users' logs hold: any feature names, values of one type per feature or not, nulls,
+# a shadow's null features, a key some lines lack, blank lines.
+feature_values = st.one_of(
+    st.none(),
+    st.integers(-(2**53), 2**53),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.text(max_size=4),
+)
+log_entries = st.lists(
+    st.fixed_dictionaries(
+        {
+            "timestamp": st.sampled_from(["2026-11-24T08:00:00+00:00", "2026-11-25T09:30:00.5Z"]),
+            "request_id": st.text(min_size=1, max_size=3),
+            "model": st.just("m"),
+            "model_version": st.sampled_from(["1", "2"]),
+            "features": st.dictionaries(st.sampled_from(["a", "b", "é x"]), feature_values),
+            "probability": st.floats(0, 1),
+        },
+        optional={"arm": st.sampled_from(["champion", "shadow"]), "id": st.text(max_size=3)},
+    ).map(lambda e: e | {"features": None} if e.get("arm") == "shadow" else e),
+    min_size=1,
+    max_size=30,
+)
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(entries=log_entries, blank_after=st.integers(0, 30))
+def test_any_log_reads_as_its_lines_say(tmp_path, entries, blank_after):
+    """Arrow's column-wise read, or the line-by-line read it falls back to, gives each
+    line's values: features in `features.<name>` columns, absent ones as missing."""
+    lines = [orjson.dumps(e) + b"\n" for e in entries]
+    lines.insert(blank_after, b"\n")
+    (tmp_path / "predictions-a.jsonl").write_bytes(b"".join(lines))
+    log = read_prediction_log([str(tmp_path / "predictions-a.jsonl")])
+    features = feature_frame(log)
+    assert len(log) == len(entries)
+    assert set(features.columns) == {name for e in entries for name in e["features"] or {}}
+    for row, entry in enumerate(entries):
+        assert log["timestamp"].iloc[row] == pd.Timestamp(entry["timestamp"])
+        assert log["request_id"].iloc[row] == entry["request_id"]
+        for name in features.columns:
+            sent, read = (entry["features"] or {}).get(name), features[name].iloc[row]
+            if sent is None:
+                assert pd.isna(read), (name, read)
+            else:
+                assert read == sent or float(read) == pytest.approx(float(sent)), (name, read)
 
 
 def test_no_log_files_is_a_clear_error(tmp_path):
@@ -489,7 +544,12 @@ def test_a_failed_post_is_reported_without_the_secret_url_and_is_not_fatal(
 
 def log_lines(log: pd.DataFrame) -> list[bytes]:
     """A read log's entries as the service's lines again."""
-    entries = log.assign(timestamp=[t.isoformat() for t in log["timestamp"]])
+    features = feature_frame(log).to_dict(orient="records")
+    entries = log[[c for c in log if not c.startswith(FEATURE_PREFIX)]].assign(
+        timestamp=[t.isoformat() for t in log["timestamp"]],
+        issues=[list(i) for i in log["issues"]],
+        features=features,
+    )
     records = entries.to_dict(orient="records")
     return [orjson.dumps(e, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for e in records]
 

@@ -34,6 +34,7 @@ import pandas as pd
 
 from mlops_starter.config import MonitorConfig
 from mlops_starter.monitoring.inputs import (
+    LogText,
     Reference,
     answers,
     log_paths,
@@ -109,17 +110,11 @@ class MonitorState:
                     data = rest + block
                     cut = data.rfind(b"\n") + 1
                     whole, rest = data[:cut], data[cut:]
-                    lines = [
-                        (f"{path}, line {n} after byte {offset}", line)
-                        for n, line in enumerate(whole.splitlines(keepends=True), 1)
-                        if line.strip()
-                    ]
-                    if lines:
-                        self._keep(lines)
+                    if whole.strip():
+                        count += self._keep(LogText(whole, path, offset))
                     offset += len(whole)
                     self.read_to[key] = offset
                     write_json(self.state_file, self._saved())
-                    count += len(lines)
             if path.endswith(".gz"):  # rotated: it never grows again
                 finished.add(name)
         # A file unseen for FORGET_AFTER_DAYS was deleted by rotation: forget it. (Sooner
@@ -131,21 +126,23 @@ class MonitorState:
         write_json(self.state_file, self._saved())
         return count
 
-    def _keep(self, lines: list[tuple[str, bytes]]) -> None:
-        """The new lines, as one segment per window they fall in."""
-        entries = parse_entries(lines, "the new lines")
+    def _keep(self, text: LogText) -> int:
+        """The new lines, as one segment per window they fall in; returns how many."""
+        entries = parse_entries([text], "the new lines")
+        lines = [line for line in text.data.splitlines(keepends=True) if line.strip()]
         starts = window_starts(entries["timestamp"], self.window)
         self.reads += 1
         for start, rows in entries.groupby(starts, sort=True):
             name = f"{start:%Y-%m-%dT%H-%M-%S}/{self.reads}"
             segment = self.folder / "windows" / f"{name}.jsonl.gz"
             with atomic_path(segment) as tmp:
-                kept = b"".join(lines[i][1] for i in rows.index)
+                kept = b"".join(lines[i] for i in rows.index)
                 tmp.write_bytes(gzip.compress(kept, compresslevel=SEGMENT_COMPRESS_LEVEL))
             ids = [str(i) for i in rows["id"].dropna()] if "id" in rows else []
             with atomic_path(segment.with_name(f"{self.reads}.ids")) as tmp:
                 tmp.write_text("\n".join(ids))
             self.segments.setdefault(start.isoformat(), []).append(f"{name}.jsonl.gz")
+        return len(lines)
 
     def _saved(self) -> dict[str, Any]:
         return {
@@ -160,11 +157,11 @@ class MonitorState:
 
     def rows(self, start: str) -> pd.DataFrame:
         """Every entry the window starting at `start` holds."""
-        lines = []
-        for segment in self.segments[start]:
-            content = gzip.decompress((self.folder / "windows" / segment).read_bytes())
-            lines += [(segment, line) for line in content.splitlines(keepends=True)]
-        return parse_entries(lines, f"window {start}")
+        texts = [
+            LogText(gzip.decompress((self.folder / "windows" / segment).read_bytes()), segment)
+            for segment in self.segments[start]
+        ]
+        return parse_entries(texts, f"window {start}")
 
     def ids(self, start: str) -> set[str]:
         found: set[str] = set()
