@@ -1,6 +1,8 @@
 """The prediction log's size on disk, raw and gzipped as rotation leaves it, how fast
 rotation compresses it and the monitor reads it back, and how many days of logs a disk
-holds at a given load.
+holds at a given load; beside it, the columnar log it might be instead (Arrow IPC
+batches, zstd-compressed, one per flush), on bytes per record, the monitor's read, and
+the flush's cost on the event loop.
 
 Demo production records are written by the service's own writer (PredictionLog), so
 each line is what `mlops serve` writes; the gzip level is rotation's. The docs' table
@@ -19,6 +21,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.json as pa_json
+import pyarrow.parquet as pq
 
 from mlops_starter.data.demo import generate_production_batch
 from mlops_starter.monitoring.inputs import read_prediction_log
@@ -29,6 +35,9 @@ RESULTS = Path(__file__).resolve().parent / "results" / "prediction_log.json"
 REQUEST_RECORDS = 10
 LOADS = (10, 100, 1_000)  # records per second, served around the clock
 DISK_GB = 100
+# Records per flush: a quiet service flushes each request alone; a busy one gathers
+# hundreds of records in its linger. Arrow pays a message header per flush.
+FLUSH_RECORDS = (REQUEST_RECORDS, 1_000)
 
 
 def write_log(folder: Path, records: int) -> Path:
@@ -67,6 +76,89 @@ def write_log(folder: Path, records: int) -> Path:
     return log.path
 
 
+def columnar(content: bytes, records: int) -> dict:
+    """The same records as an Arrow IPC stream, one zstd-compressed batch per flush: its
+    bytes per record and the monitor's read of it (to the frame the JSONL read gives),
+    for each flush size; and a flush's encoding, Arrow's against the service's JSONL."""
+    table = pa_json.read_json(pa.BufferReader(content))
+    options = ipc.IpcWriteOptions(compression="zstd")
+    found: dict = {}
+    for flush in FLUSH_RECORDS:
+        sink = pa.BufferOutputStream()
+        with ipc.new_stream(sink, table.schema, options=options) as stream:
+            for batch in table.to_batches(max_chunksize=flush):
+                stream.write_batch(batch)
+        stream_bytes = sink.getvalue()
+        started = time.perf_counter()
+        read = ipc.open_stream(stream_bytes).read_all()
+        features = read.column("features").combine_chunks()
+        frame = pa.Table.from_arrays(features.flatten(), names=[f.name for f in features.type])
+        read.drop_columns(["features"]).to_pandas().join(frame.to_pandas())
+        found[f"flush_{flush}"] = {
+            "records_per_flush": flush,
+            "bytes_per_record": round(stream_bytes.size / records, 1),
+            "monitor_read_lines_per_s": round(records / (time.perf_counter() - started)),
+        }
+    # What rotation could leave instead of a gzipped JSONL file: one Parquet file.
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    parquet = sink.getvalue()
+    started = time.perf_counter()
+    read = pq.read_table(pa.BufferReader(parquet))
+    features = read.column("features").combine_chunks()
+    frame = pa.Table.from_arrays(features.flatten(), names=[f.name for f in features.type])
+    read.drop_columns(["features"]).to_pandas().join(frame.to_pandas())
+    found["rotated_to_parquet"] = {
+        "bytes_per_record": round(parquet.size / records, 1),
+        "monitor_read_lines_per_s": round(records / (time.perf_counter() - started)),
+    }
+    found["flush_encode_us_per_record"] = flush_encoding(table.slice(0, 1_000))
+    return found
+
+
+def flush_encoding(table: pa.Table) -> dict:
+    """Microseconds per record to turn one flush's columns into bytes: the service's
+    JSONL encoding (LogBatch.encode) against an Arrow batch built from the same columns
+    and written to a zstd IPC stream. Best of five, one flush of the table's rows."""
+    rows = table.to_pylist()
+    features = {name: [r["features"][name] for r in rows] for name in rows[0]["features"]}
+    keys = {k: rows[0][k] for k in ("timestamp", "request_id", "model", "model_version")}
+    answer = {k: [r[k] for r in rows] for k in ("probability", "label")}
+    ids = [r["id"] for r in rows]
+
+    def as_jsonl() -> bytes:
+        return LogBatch(keys, ids, features, answer).encode()
+
+    def as_arrow() -> bytes:
+        columns = {k: pa.array([v] * len(ids)) for k, v in keys.items()}
+        columns |= {
+            "id": pa.array(ids),
+            "features": pa.StructArray.from_arrays(
+                [pa.array(v) for v in features.values()], names=list(features)
+            ),
+        }
+        columns |= {k: pa.array(v) for k, v in answer.items()}
+        batch = pa.record_batch(columns)
+        sink = pa.BufferOutputStream()
+        with ipc.new_stream(
+            sink, batch.schema, options=ipc.IpcWriteOptions(compression="zstd")
+        ) as out:
+            out.write_batch(batch)
+        return sink.getvalue().to_pybytes()
+
+    timing = {}
+    for name, encode in (("jsonl", as_jsonl), ("arrow_ipc_zstd", as_arrow)):
+        best = min(_seconds(encode) for _ in range(5))
+        timing[name] = round(best / len(rows) * 1e6, 2)
+    return timing
+
+
+def _seconds(call) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=200_000)
@@ -85,6 +177,7 @@ def main() -> None:
             if len(read_prediction_log([str(path)])) != args.records:
                 raise SystemExit(f"the monitor did not read {args.records} records from {path}")
             reads[name] = args.records / (time.perf_counter() - started)
+        arrow = columnar(content, args.records)
     raw_line, gz_line = len(content) / args.records, len(packed) / args.records
     days = {
         load: {
@@ -102,6 +195,7 @@ def main() -> None:
         "gzip_mb_per_s": round(len(content) / compress_s / 1e6, 1),
         "monitor_read_lines_per_s": {k: round(v) for k, v in reads.items()},
         "by_load_records_per_s": days,
+        "arrow_ipc": arrow,
     }
     print(json.dumps(figures, indent=2))
     RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
