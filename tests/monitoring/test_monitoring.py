@@ -32,10 +32,10 @@ from mlops_starter.metrics import classification_metrics
 from mlops_starter.monitoring.checks import CHECKS, WHAT_TO_DO, run_checks, system_health
 from mlops_starter.monitoring.incremental import MonitorState
 from mlops_starter.monitoring.inputs import (
-    FEATURE_PREFIX,
     MonitorError,
     Reference,
     feature_frame,
+    log_lines,
     read_prediction_log,
 )
 from mlops_starter.monitoring.notify import post_alerts
@@ -542,16 +542,9 @@ def test_a_failed_post_is_reported_without_the_secret_url_and_is_not_fatal(
     assert "secret-token" not in said
 
 
-def log_lines(log: pd.DataFrame) -> list[bytes]:
+def log_lines_of(log: pd.DataFrame) -> list[bytes]:
     """A read log's entries as the service's lines again."""
-    features = feature_frame(log).to_dict(orient="records")
-    entries = log[[c for c in log if not c.startswith(FEATURE_PREFIX)]].assign(
-        timestamp=[t.isoformat() for t in log["timestamp"]],
-        issues=[list(i) for i in log["issues"]],
-        features=features,
-    )
-    records = entries.to_dict(orient="records")
-    return [orjson.dumps(e, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for e in records]
+    return log_lines(log).splitlines(keepends=True)
 
 
 def as_json(report: dict) -> str:
@@ -564,7 +557,7 @@ def test_reading_only_new_lines_gives_what_a_full_read_gives(tmp_path, trained, 
     one read finding half a line; labels arrive for the first seven days at the end."""
     _, _, reference = trained
     log, batches = drifting
-    lines = log_lines(log)
+    lines = log_lines_of(log)
     folder = tmp_path / "log"
     writer = _RotatingFile(folder / "predictions-h-1.jsonl", max_bytes=200_000, keep=1_000)
     folder.mkdir()
@@ -603,7 +596,7 @@ def test_a_crash_between_keeping_lines_and_saving_the_state_counts_no_line_twice
     log, _ = drifting
     folder = tmp_path / "log"
     folder.mkdir()
-    lines = log_lines(log)
+    lines = log_lines_of(log)
     (folder / "predictions-a.jsonl").write_bytes(b"".join(lines[:2000]))
     pattern = [str(folder / "predictions-*.jsonl*")]
     state = MonitorState(tmp_path / "state", SETTINGS.window, pattern)
@@ -633,7 +626,7 @@ def test_another_window_setting_or_log_reads_the_log_again(tmp_path, trained, dr
     log, _ = drifting
     folder = tmp_path / "log"
     folder.mkdir()
-    (folder / "predictions-a.jsonl").write_bytes(b"".join(log_lines(log)))
+    (folder / "predictions-a.jsonl").write_bytes(log_lines(log))
     pattern = [str(folder / "predictions-*.jsonl*")]
     MonitorState(tmp_path / "state", "1D", pattern).read_new()
     two_days = SETTINGS.model_copy(update={"window": "2D"})
@@ -643,6 +636,6 @@ def test_another_window_setting_or_log_reads_the_log_again(tmp_path, trained, dr
     full = run_over_time(read_prediction_log(pattern), reference, two_days)
     assert as_json(state.report(reference, two_days)) == as_json(json.loads(as_json(full)))
     # Another log kept in the same folder never adds its lines to this one's windows.
-    (folder / "other.jsonl").write_bytes(b"".join(log_lines(log)[:10]))
+    (folder / "other.jsonl").write_bytes(b"".join(log_lines_of(log)[:10]))
     other = MonitorState(tmp_path / "state", "2D", [str(folder / "other.jsonl")])
     assert other.started_afresh and other.read_new() == 10

@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import pandas as pd
 
 from mlops_starter.config import Config
 from mlops_starter.data.demo import DEMO_ID, generate_production_batch
 from mlops_starter.errors import PipelineError
-from mlops_starter.monitoring.inputs import load_reference, read_prediction_log
+from mlops_starter.monitoring.inputs import load_reference, log_lines, read_prediction_log
 from mlops_starter.monitoring.report import write_report
 from mlops_starter.monitoring.timeline import run_over_time
 from mlops_starter.registry.model_registry import Registry
@@ -129,14 +128,7 @@ def run_demo(
         folder = out / scenario
         served = restamped(log, scenario, days)
         # The restamped log, which `mlops monitor --log` reads as it reads the service's.
-        entries = served.assign(timestamp=[t.isoformat() for t in served["timestamp"]])
-        write_text(
-            folder / "predictions.jsonl",
-            "".join(
-                orjson.dumps(e, option=orjson.OPT_SERIALIZE_NUMPY).decode() + "\n"
-                for e in entries.to_dict(orient="records")
-            ),
-        )
+        write_text(folder / "predictions.jsonl", log_lines(served).decode())
         arrived = pd.concat(batches[: days - LABEL_LAG_DAYS])
         labels = arrived[[reference.id_column, cfg.data.target]] if reference.id_column else None
         report = run_over_time(served, reference, settings, labels, cfg.data.target, metrics_text)

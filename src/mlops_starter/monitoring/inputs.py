@@ -175,6 +175,22 @@ def _parsed_line_by_line(texts: list[LogText], source: str) -> pd.DataFrame:
     return pd.concat([pd.DataFrame(entries), features.add_prefix(FEATURE_PREFIX)], axis=1)
 
 
+def log_lines(log: pd.DataFrame) -> bytes:
+    """Parsed entries (parse_entries) as log lines again, features and issues as the
+    service writes them: what `mlops monitor --log` reads of a log rewritten in pandas."""
+    features = feature_frame(log)
+    entries = log.drop(columns=[FEATURE_PREFIX + name for name in features.columns]).assign(
+        timestamp=[t.isoformat() for t in log["timestamp"]],
+        features=features.to_dict(orient="records"),
+    )
+    if "issues" in entries:  # Arrow reads a list as an array
+        entries["issues"] = [list(found) for found in entries["issues"]]
+    return b"".join(
+        orjson.dumps(entry, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+        for entry in entries.to_dict(orient="records")
+    )
+
+
 def _place_of(texts: list[LogText], entry: int) -> str:
     """Where the `entry`th entry (counting no blank line) was read."""
     for text in texts:
