@@ -525,6 +525,7 @@ def test_monitor_demo_through_the_real_service_and_the_monitor_command(packaged)
         del packaged.env["MLOPS_ALERT_WEBHOOK"]
         hook.close()
     assert alerted.returncode == 3, alerted.stdout + alerted.stderr
+    assert "Downloading artifacts" not in demo.stderr + alerted.stderr  # MLflow's bar
     assert f"ALERT data_drift since {day_four}: monthly_charges" in alerted.stdout
     assert "alerts posted to $MLOPS_ALERT_WEBHOOK" in alerted.stdout
     (posted,) = hook.received

@@ -7,7 +7,6 @@ no server needed. Point the variable at a team server and nothing here changes.
 from __future__ import annotations
 
 import importlib.metadata
-import os
 import subprocess
 import time
 import warnings
@@ -32,9 +31,6 @@ TRACKED_LIBRARIES = (
     "mlflow",
     "dvc",
 )
-
-# Quiet by default: no telemetry calls from a machine that may be offline.
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 def git_state(repo: str | Path = ".") -> dict[str, str]:
