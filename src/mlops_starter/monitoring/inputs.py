@@ -181,7 +181,7 @@ def log_lines(log: pd.DataFrame) -> bytes:
     features = feature_frame(log)
     entries = log.drop(columns=[FEATURE_PREFIX + name for name in features.columns]).assign(
         timestamp=[t.isoformat() for t in log["timestamp"]],
-        features=features.to_dict(orient="records"),
+        features=pd.Series(features.to_dict(orient="records"), index=log.index),
     )
     if "issues" in entries:  # Arrow reads a list as an array
         entries["issues"] = [list(found) for found in entries["issues"]]
