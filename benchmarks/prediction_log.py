@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.json as pa_json
@@ -90,10 +91,7 @@ def columnar(content: bytes, records: int) -> dict:
                 stream.write_batch(batch)
         stream_bytes = sink.getvalue()
         started = time.perf_counter()
-        read = ipc.open_stream(stream_bytes).read_all()
-        features = read.column("features").combine_chunks()
-        frame = pa.Table.from_arrays(features.flatten(), names=[f.name for f in features.type])
-        read.drop_columns(["features"]).to_pandas().join(frame.to_pandas())
+        as_frame(ipc.open_stream(stream_bytes).read_all())
         found[f"flush_{flush}"] = {
             "records_per_flush": flush,
             "bytes_per_record": round(stream_bytes.size / records, 1),
@@ -104,16 +102,20 @@ def columnar(content: bytes, records: int) -> dict:
     pq.write_table(table, sink, compression="zstd")
     parquet = sink.getvalue()
     started = time.perf_counter()
-    read = pq.read_table(pa.BufferReader(parquet))
-    features = read.column("features").combine_chunks()
-    frame = pa.Table.from_arrays(features.flatten(), names=[f.name for f in features.type])
-    read.drop_columns(["features"]).to_pandas().join(frame.to_pandas())
+    as_frame(pq.read_table(pa.BufferReader(parquet)))
     found["rotated_to_parquet"] = {
         "bytes_per_record": round(parquet.size / records, 1),
         "monitor_read_lines_per_s": round(records / (time.perf_counter() - started)),
     }
     found["flush_encode_us_per_record"] = flush_encoding(table.slice(0, 1_000))
     return found
+
+
+def as_frame(read: pa.Table) -> pd.DataFrame:
+    """The frame the monitor reads, a column per feature, from a columnar log's table."""
+    features = read.column("features").combine_chunks()
+    frame = pa.Table.from_arrays(features.flatten(), names=[f.name for f in features.type])
+    return read.drop_columns(["features"]).to_pandas().join(frame.to_pandas())
 
 
 def flush_encoding(table: pa.Table) -> dict:
