@@ -24,7 +24,7 @@ DRAWS = 200
 RESAMPLES = 100
 SEED = 0
 SPREAD_ROWS = 50_000  # a larger test set's spread is measured on this many of its rows
-DRAW_ROWS = 20_000  # a larger window's standard error is drawn on this many of its rows
+DRAW_ROWS = 5_000  # a larger window's standard error is drawn on this many of its rows
 
 
 def _ratio(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
