@@ -465,7 +465,9 @@ class ServeConfig(_Section):
         256, ge=1, description="a process's log file is rotated at this size, and at midnight"
     )
     prediction_log_keep: int = Field(
-        100, ge=1, description="rotated (gzipped) log files kept in the directory, newest first"
+        100,
+        ge=1,
+        description="rotated log files (Parquet, or gzipped) kept in the directory, newest first",
     )
     log_sample_rate: float = Field(1.0, ge=0.0, le=1.0)
     access_log: bool = False

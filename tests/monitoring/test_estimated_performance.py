@@ -193,7 +193,7 @@ def test_a_large_windows_standard_error_drawn_on_a_sample_matches_all_its_rows(w
     task, _, model, _ = world
     probabilities = model.predict_proba(features(60_000, 0.5, np.random.default_rng(4)))
     decided = decide(probabilities)
-    assert expected_performance.DRAW_ROWS * 10 <= len(decided)
+    assert len(decided) >= expected_performance.DRAW_ROWS * 10
     sampled = expected_performance.estimated_scores(probabilities, decided)
     monkeypatch.setattr(expected_performance, "DRAW_ROWS", len(decided))
     every_row = expected_performance.estimated_scores(probabilities, decided)

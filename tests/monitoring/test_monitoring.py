@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,12 @@ from mlops_starter.monitoring.inputs import (
 from mlops_starter.monitoring.notify import post_alerts
 from mlops_starter.monitoring.report import write_report
 from mlops_starter.monitoring.timeline import run_over_time, trends
-from mlops_starter.serving.prediction_log import LogBatch, PredictionLog, _RotatingFile
+from mlops_starter.serving.prediction_log import (
+    LogBatch,
+    PredictionLog,
+    _RotatingFile,
+    rewrite_rotated,
+)
 from mlops_starter.storage import json_records
 from mlops_starter.tasks.binary import BinaryAnswers
 from mlops_starter.training.candidates import build_pipeline
@@ -266,14 +272,20 @@ log_entries = st.lists(
 @settings(
     max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(entries=log_entries, blank_after=st.integers(0, 30))
-def test_any_log_reads_as_its_lines_say(tmp_path, entries, blank_after):
+@given(entries=log_entries, blank_after=st.integers(0, 30), rotated=st.booleans())
+def test_any_log_reads_as_its_lines_say(entries, blank_after, rotated):
     """Arrow's column-wise read, or the line-by-line read it falls back to, gives each
-    line's values: features in `features.<name>` columns, absent ones as missing."""
+    line's values: features in `features.<name>` columns, absent ones as missing; and
+    so does the file rotation rewrote (as Parquet, or gzipped)."""
     lines = [orjson.dumps(e) + b"\n" for e in entries]
     lines.insert(blank_after, b"\n")
-    (tmp_path / "predictions-a.jsonl").write_bytes(b"".join(lines))
-    log = read_prediction_log([str(tmp_path / "predictions-a.jsonl")])
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "predictions-a.jsonl.2026-11-25T00-00-00-000000"
+        path.write_bytes(b"".join(lines))
+        if rotated:
+            rewrite_rotated(path, keep=10)
+            assert not path.exists()
+        log = read_prediction_log([str(Path(folder) / "predictions-a.jsonl*")])
     features = feature_frame(log)
     assert len(log) == len(entries)
     assert set(features.columns) == {name for e in entries for name in e["features"] or {}}
@@ -553,7 +565,8 @@ def as_json(report: dict) -> str:
 
 def test_reading_only_new_lines_gives_what_a_full_read_gives(tmp_path, trained, drifting):
     """Nine days arrive in five reads, through the service's rotating writer (a file
-    every 200 KB, so windows span files and rotated files are gzipped between reads),
+    every 200 KB, so windows span files, and a file partly read as JSON lines is read on
+    from its rotated Parquet file),
     one read finding half a line; labels arrive for the first seven days at the end."""
     _, _, reference = trained
     log, batches = drifting
@@ -580,7 +593,7 @@ def test_reading_only_new_lines_gives_what_a_full_read_gives(tmp_path, trained, 
             assert read == end
         state.report(reference, SETTINGS)
     writer.close()
-    assert len(list(folder.glob("*.gz"))) >= 4
+    assert len(list(folder.glob("*.parquet"))) >= 4
     arrived = pd.concat(batches[: DRIFT_DAY + 1])[["customer_id", "churned"]]
     assert state.read_new() == 0
     incremental = state.report(reference, SETTINGS, arrived, "churned")
@@ -611,11 +624,11 @@ def test_a_crash_between_keeping_lines_and_saving_the_state_counts_no_line_twice
     state_file.mkdir()
     with pytest.raises(OSError):
         state.read_new()
-    segments = list((tmp_path / "state/windows").glob("*/*.jsonl.gz"))
+    segments = list((tmp_path / "state/windows").glob("*/*.parquet"))
     state_file.rmdir()
     state_file.write_bytes(saved)
     again = MonitorState(tmp_path / "state", SETTINGS.window, pattern)
-    assert len(list((tmp_path / "state/windows").glob("*/*.jsonl.gz"))) < len(segments)
+    assert len(list((tmp_path / "state/windows").glob("*/*.parquet"))) < len(segments)
     assert again.read_new() == len(lines) - 2000
     full = run_over_time(read_prediction_log(pattern), reference, SETTINGS)
     assert as_json(again.report(reference, SETTINGS)) == as_json(json.loads(as_json(full)))

@@ -10,11 +10,19 @@ import threading
 from datetime import date
 
 import numpy as np
+import pyarrow.parquet as pq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlops_starter.monitoring.inputs import read_prediction_log
-from mlops_starter.serving.prediction_log import LogBatch, PredictionLog, _RotatingFile, sampled
+from mlops_starter.monitoring.inputs import log_lines, read_prediction_log
+from mlops_starter.serving.prediction_log import (
+    FINGERPRINT_KEY,
+    LogBatch,
+    PredictionLog,
+    _RotatingFile,
+    fingerprint,
+    sampled,
+)
 
 
 def batch(rows: int = 2, **keys) -> LogBatch:
@@ -178,22 +186,50 @@ def test_a_value_json_cannot_hold_drops_its_batch_only(tmp_path):
     assert dropped == [3] and len(lines_of(log)) == 2
 
 
-def test_the_file_is_renamed_at_midnight_gzipped_and_a_new_one_begun(tmp_path):
+def entries(rows: int, request_id: str, **changes) -> LogBatch:
+    """A batch of whole prediction-log entries (every key the monitor reads)."""
+    keys = {"timestamp": "2026-11-24T08:00:00+00:00", "model": "m", "model_version": "1"}
+    return batch(rows, request_id=request_id, **keys | changes)
+
+
+def test_the_file_is_renamed_at_midnight_rewritten_as_parquet_and_a_new_one_begun(tmp_path):
     log = _RotatingFile(tmp_path / "predictions-h-1.jsonl", max_bytes=1 << 20, keep=10)
-    log.write(b'{"request_id": "before"}\n')
+    before = entries(3, "before").encode()
+    log.write(before)
     log._day = date(2026, 1, 1)  # midnight has passed
-    log.write(b'{"request_id": "after"}\n')
+    log.write(entries(2, "after").encode())
     log.close()
     rotated = [p for p in tmp_path.iterdir() if p != log.path]
     assert len(rotated) == 1 and rotated[0].name.startswith(log.path.name + ".")
-    assert rotated[0].suffix == ".gz" and b"before" in gzip.decompress(rotated[0].read_bytes())
-    assert log.path.read_bytes() == b'{"request_id": "after"}\n'
+    assert rotated[0].suffix == ".parquet"
+    table = pq.read_table(rotated[0])
+    assert table.column("request_id").to_pylist() == ["before"] * 3
+    first_line = before.splitlines(keepends=True)[0]
+    assert table.schema.metadata[FINGERPRINT_KEY].decode() == fingerprint(first_line)
+    assert [json.loads(x)["request_id"] for x in log.path.read_bytes().splitlines()] == [
+        "after"
+    ] * 2
+
+
+def test_lines_that_do_not_fit_one_table_are_gzipped_instead(tmp_path):
+    """A feature sent as a number, then as text (an ignored field holds whatever was
+    sent), or a line that is no entry: Arrow cannot keep them as one table."""
+    log = _RotatingFile(tmp_path / "predictions-h-1.jsonl", max_bytes=1 << 20, keep=10)
+    lines, texts = entries(2, "r"), entries(2, "r")
+    texts.features = {"x": ["a", "b"]}
+    log.write(lines.encode() + texts.encode())
+    log._day = date(2026, 1, 1)
+    log.write(b'{"request_id": "after"}\n')
+    log.close()
+    (rotated,) = [p for p in tmp_path.iterdir() if p != log.path]
+    assert rotated.suffix == ".gz"
+    assert gzip.decompress(rotated.read_bytes()) == lines.encode() + texts.encode()
 
 
 def test_a_full_file_rotates_and_the_directory_keeps_the_newest(tmp_path):
     log = _RotatingFile(tmp_path / "predictions-h-1.jsonl", max_bytes=100, keep=3)
     lines = [f'{{"request_id": "r{i:02d}", "padding": "{"x" * 30}"}}\n'.encode() for i in range(20)]
-    for line in lines:  # 50 bytes each: every third write rotates
+    for line in lines:  # 50 bytes each, no entries (so gzipped): every third write rotates
         log.write(line)
     log.close()
     kept = sorted(tmp_path.glob("*.gz"), key=lambda p: p.name)
@@ -202,21 +238,24 @@ def test_a_full_file_rotates_and_the_directory_keeps_the_newest(tmp_path):
     assert held == b"".join(lines[-len(held.splitlines()) :])  # the newest, in order
 
 
-def test_the_monitor_reads_rotated_gzipped_files_and_the_open_one_once(tmp_path):
+def test_the_monitor_reads_rotated_files_and_the_open_one_once(tmp_path):
     log = PredictionLog(tmp_path, max_bytes=2_000, keep=1_000).start()
     for number in range(40):
-        keys = {"timestamp": "2026-11-24T08:00:00+00:00", "model": "m", "model_version": "1"}
-        log.write(batch(5, request_id=f"r{number}", **keys))
+        one = entries(5, f"r{number}")
+        if number == 20:  # text where numbers were: that file is gzipped, not Parquet
+            one.features = {"x": ["a"] * 5}
+        log.write(one)
         log.flush()
     log.close()
-    assert len(list(tmp_path.glob("*.gz"))) > 5
-    # A file caught between gzip and removal is there twice: read once.
-    gzipped = next(tmp_path.glob("*.gz"))
-    (tmp_path / gzipped.stem).write_bytes(gzip.decompress(gzipped.read_bytes()))
+    assert len(list(tmp_path.glob("*.parquet"))) > 5 and len(list(tmp_path.glob("*.gz"))) == 1
+    # A file caught between its rewrite and its removal is there twice: read once.
+    for rewritten in (next(tmp_path.glob("*.parquet")), next(tmp_path.glob("*.gz"))):
+        (tmp_path / rewritten.stem).write_bytes(log_lines(read_prediction_log([str(rewritten)])))
     read = read_prediction_log([str(tmp_path / "predictions-*.jsonl*")])
     assert sorted(read["request_id"].value_counts().to_dict().items()) == sorted(
         (f"r{n}", 5) for n in range(40)
     )
+    assert set(read["features.x"]) == {0, 1, 2, 3, 4, "a"}
 
 
 def test_sampling_keeps_whole_requests_at_about_the_rate():

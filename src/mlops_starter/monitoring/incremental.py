@@ -4,10 +4,12 @@ written since the last, and checks again only the windows that new lines or new 
 touched. Its report equals a full read's (tests/monitoring/test_monitoring.py).
 
 The state folder holds:
-- `state.json`: how many bytes of each file were read, by the fingerprint of its first
-  line (which survives rotation and gzip), the rotated files read to their end, and
-  each window's segments;
-- `windows/<start>/<n>.jsonl.gz`: the lines read `n` brought to a window, and
+- `state.json`: how many bytes and lines of each file were read, by the fingerprint of
+  its first line (which survives rotation: a rotated Parquet file carries it in its
+  metadata, and is read from the line the JSON file was read to), the rotated files
+  read to their end, and each window's segments;
+- `windows/<start>/<n>.parquet`: the entries read `n` brought to a window (or
+  `<n>.jsonl.gz`, their lines, where Arrow could not read them as one table), and
   `<n>.ids` their record ids, which say whether new labels touch the window;
 - `results.json`: each window's figures, with a key of what they were computed from.
 
@@ -15,8 +17,8 @@ A read writes its segments first and `state.json` last, in one rename. A crash
 between the two leaves segments that `state.json` does not name: they are deleted
 and their lines read again, never counted twice.
 
-A state belongs to one set of log globs cut into one window length: given others, it
-starts afresh, so two logs never mix their lines in one state.
+A state belongs to one set of log globs cut into one window length, in one format:
+given others, it starts afresh, so two logs never mix their lines in one state.
 """
 
 from __future__ import annotations
@@ -31,21 +33,29 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from mlops_starter.config import MonitorConfig
 from mlops_starter.monitoring.inputs import (
     LogText,
+    MonitorError,
     Reference,
     answers,
+    current_path,
     log_paths,
     open_log,
     parse_entries,
+    parse_lines,
+    rotated_entries,
 )
 from mlops_starter.monitoring.timeline import summarize, window_report, window_starts
+from mlops_starter.serving.prediction_log import FINGERPRINT_KEY, fingerprint
 from mlops_starter.storage import atomic_path, read_json, write_json
 
-FINGERPRINT_CHARS = 32
+STATE_FORMAT = 2  # 2: lines read by file, Parquet segments
 BLOCK_BYTES = 64 << 20  # about 150,000 lines of the demo's
+BLOCK_ROWS = 150_000  # as many of a rotated Parquet file's rows
 FORGET_AFTER_DAYS = 30
 SEGMENT_COMPRESS_LEVEL = 1  # state is read back soon: speed over size
 
@@ -59,21 +69,24 @@ class MonitorState:
         self.logs = sorted(os.path.abspath(pattern) for pattern in logs)
         saved = read_json(self.state_file) if self.state_file.is_file() else {}
         # A state belongs to one log cut in one way: for another, every line is read anew.
-        self.started_afresh = bool(saved) and (saved["window"], saved["logs"]) != (
-            window,
-            self.logs,
-        )
+        self.started_afresh = bool(saved) and (
+            saved["window"],
+            saved["logs"],
+            saved.get("format"),
+        ) != (window, self.logs, STATE_FORMAT)
         if self.started_afresh:
             shutil.rmtree(self.folder)
             saved = {}
-        self.read_to: dict[str, int] = saved.get("read_to", {})
+        self.read_to: dict[str, int] = saved.get("read_to", {})  # bytes, by fingerprint
+        self.lines_read: dict[str, int] = saved.get("lines_read", {})
         self.last_seen: dict[str, str] = saved.get("last_seen", {})  # by fingerprint: a UTC day
         self.finished: set[str] = set(saved.get("finished", []))
         self.segments: dict[str, list[str]] = saved.get("segments", {})
         self.reads: int = saved.get("reads", 0)
         named = {segment for segments in self.segments.values() for segment in segments}
-        for orphan in (self.folder / "windows").glob("*/*.jsonl.gz"):
-            if orphan.relative_to(self.folder / "windows").as_posix() not in named:
+        for orphan in (self.folder / "windows").glob("*/*"):
+            kept = orphan.relative_to(self.folder / "windows").as_posix()
+            if orphan.suffix != ".ids" and kept not in named:
                 orphan.unlink()  # a read that crashed before state.json named it
 
     @property
@@ -81,75 +94,122 @@ class MonitorState:
         return self.folder / "state.json"
 
     def read_new(self) -> int:
-        """Read every line written to the matching files since the last read, BLOCK_BYTES
+        """Read every line written to the matching files since the last read, a block
         at a time, saving the position after each block (so memory stays one block's,
         whatever the log's size); returns how many lines. Only whole lines are read: a
         line being written waits for the next read. A malformed line stops the read
         with its place; the blocks before it stay read."""
         finished, count = set(), 0
         today = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d")
-        for path in log_paths(self.logs):
+        for listed in log_paths(self.logs):
+            path = current_path(listed)
+            if path is None:  # pruned by the service's retention since listed
+                continue
             name = Path(path).name
-            if name in self.finished:
-                finished.add(name)
-                continue
-            try:
-                log = open_log(path)
-            except FileNotFoundError:  # pruned by the service's retention since listed
-                continue
-            with log:
-                first = log.readline()
-                if not first.endswith(b"\n"):  # not one whole line yet
+            if name not in self.finished:
+                reader = self._read_rotated if path.endswith(".parquet") else self._read_lines
+                try:
+                    count += reader(path, today)
+                except FileNotFoundError:  # rotated or pruned between the two looks
                     continue
-                key = hashlib.sha256(first).hexdigest()[:FINGERPRINT_CHARS]
-                self.last_seen[key] = today
-                offset = self.read_to.get(key, 0)
-                log.seek(offset)
-                rest = b""
-                while block := log.read(BLOCK_BYTES):
-                    data = rest + block
-                    cut = data.rfind(b"\n") + 1
-                    whole, rest = data[:cut], data[cut:]
-                    if whole.strip():
-                        count += self._keep(LogText(whole, path, offset))
-                    offset += len(whole)
-                    self.read_to[key] = offset
-                    write_json(self.state_file, self._saved())
-            if path.endswith(".gz"):  # rotated: it never grows again
+            if path.endswith((".parquet", ".gz")):  # rotated: it never grows again
                 finished.add(name)
         # A file unseen for FORGET_AFTER_DAYS was deleted by rotation: forget it. (Sooner
         # would read a file again that was renamed between listing and opening.)
         horizon = (pd.Timestamp(today) - pd.Timedelta(days=FORGET_AFTER_DAYS)).strftime("%Y-%m-%d")
         self.last_seen = {key: day for key, day in self.last_seen.items() if day >= horizon}
         self.read_to = {key: at for key, at in self.read_to.items() if key in self.last_seen}
+        self.lines_read = {k: n for k, n in self.lines_read.items() if k in self.last_seen}
         self.finished = finished
         write_json(self.state_file, self._saved())
         return count
 
-    def _keep(self, text: LogText) -> int:
-        """The new lines, as one segment per window they fall in; returns how many."""
-        entries = parse_entries([text], "the new lines")
-        lines = [line for line in text.data.splitlines(keepends=True) if line.strip()]
+    def _read_lines(self, path: str, today: str) -> int:
+        """The new whole lines of a JSON-lines file, BLOCK_BYTES at a time."""
+        count = 0
+        with open_log(path) as log:
+            first = log.readline()
+            if not first.endswith(b"\n"):  # not one whole line yet
+                return 0
+            key = fingerprint(first)
+            self.last_seen[key] = today
+            offset = self.read_to.get(key, 0)
+            log.seek(offset)
+            rest = b""
+            while block := log.read(BLOCK_BYTES):
+                data = rest + block
+                cut = data.rfind(b"\n") + 1
+                whole, rest = data[:cut], data[cut:]
+                if whole.strip():
+                    entries, columnar = parse_lines([LogText(whole, path, offset)], path)
+                    lines = [line for line in whole.splitlines(keepends=True) if line.strip()]
+                    self._keep(entries, lines, columnar)
+                    self.lines_read[key] = self.lines_read.get(key, 0) + len(entries)
+                    count += len(entries)
+                offset += len(whole)
+                self.read_to[key] = offset
+                write_json(self.state_file, self._saved())
+        return count
+
+    def _read_rotated(self, path: str, today: str) -> int:
+        """The rows of a file rotated to Parquet after the lines read of it while it
+        was JSON lines, BLOCK_ROWS at a time."""
+        rotated = pq.ParquetFile(path)
+        metadata = rotated.schema_arrow.metadata or {}
+        key = metadata.get(FINGERPRINT_KEY, path.encode()).decode()
+        self.last_seen[key] = today
+        done, count = self.lines_read.get(key, 0), 0
+        at = 0  # the row the batch begins at
+        for batch in rotated.iter_batches(batch_size=BLOCK_ROWS):
+            new = batch.slice(max(done - at, 0))
+            at += batch.num_rows
+            if new.num_rows:
+                self._keep(rotated_entries(pa.Table.from_batches([new]), path), None, True)
+                count += new.num_rows
+                self.lines_read[key] = max(done, at)
+                write_json(self.state_file, self._saved())
+        return count
+
+    def _keep(self, entries: pd.DataFrame, lines: list[bytes] | None, columnar: bool) -> None:
+        """New entries, as one segment per window they fall in: as Parquet if Arrow read
+        them (`columnar`) and Parquet holds them, else their `lines` gzipped."""
         starts = window_starts(entries["timestamp"], self.window)
         self.reads += 1
         for start, rows in entries.groupby(starts, sort=True):
-            name = f"{start:%Y-%m-%dT%H-%M-%S}/{self.reads}"
-            segment = self.folder / "windows" / f"{name}.jsonl.gz"
-            with atomic_path(segment) as tmp:
-                kept = b"".join(lines[i] for i in rows.index)
-                tmp.write_bytes(gzip.compress(kept, compresslevel=SEGMENT_COMPRESS_LEVEL))
+            name = self.folder / "windows" / f"{start:%Y-%m-%dT%H-%M-%S}/{self.reads}"
+            segment = self._as_parquet(rows, name) if columnar else None
+            if segment is None:  # read line by line, or Parquet cannot hold them
+                if lines is None:
+                    raise MonitorError(f"{name}: the rotated entries could not be kept")
+                segment = name.with_suffix(".jsonl.gz")
+                with atomic_path(segment) as tmp:
+                    kept = b"".join(lines[i] for i in rows.index)
+                    tmp.write_bytes(gzip.compress(kept, compresslevel=SEGMENT_COMPRESS_LEVEL))
             ids = [str(i) for i in rows["id"].dropna()] if "id" in rows else []
-            with atomic_path(segment.with_name(f"{self.reads}.ids")) as tmp:
+            with atomic_path(name.with_suffix(".ids")) as tmp:
                 tmp.write_text("\n".join(ids))
-            self.segments.setdefault(start.isoformat(), []).append(f"{name}.jsonl.gz")
-        return len(lines)
+            self.segments.setdefault(start.isoformat(), []).append(
+                segment.relative_to(self.folder / "windows").as_posix()
+            )
+
+    @staticmethod
+    def _as_parquet(rows: pd.DataFrame, name: Path) -> Path | None:
+        segment = name.with_suffix(".parquet")
+        try:
+            with atomic_path(segment) as tmp:
+                rows.to_parquet(tmp, index=False)
+        except (pa.ArrowException, ValueError):  # e.g. entries without features
+            return None
+        return segment
 
     def _saved(self) -> dict[str, Any]:
         return {
+            "format": STATE_FORMAT,
             "window": self.window,
             "logs": self.logs,
             "reads": self.reads,
             "read_to": self.read_to,
+            "lines_read": self.lines_read,
             "last_seen": self.last_seen,
             "finished": sorted(self.finished),
             "segments": self.segments,
@@ -157,16 +217,21 @@ class MonitorState:
 
     def rows(self, start: str) -> pd.DataFrame:
         """Every entry the window starting at `start` holds."""
-        texts = [
-            LogText(gzip.decompress((self.folder / "windows" / segment).read_bytes()), segment)
-            for segment in self.segments[start]
-        ]
-        return parse_entries(texts, f"window {start}")
+        pieces = []
+        for segment in self.segments[start]:
+            path = self.folder / "windows" / segment
+            if path.suffix == ".parquet":
+                pieces.append(pd.read_parquet(path))
+            else:
+                text = LogText(gzip.decompress(path.read_bytes()), segment)
+                pieces.append(parse_entries([text], f"window {start}"))
+        return pd.concat(pieces, ignore_index=True) if len(pieces) > 1 else pieces[0]
 
     def ids(self, start: str) -> set[str]:
         found: set[str] = set()
         for segment in self.segments[start]:
-            ids = (self.folder / "windows" / segment).with_suffix("").with_suffix(".ids")
+            read = (self.folder / "windows" / segment).name.split(".")[0]
+            ids = (self.folder / "windows" / segment).with_name(f"{read}.ids")
             found.update(ids.read_text().split("\n"))
         return found - {""}
 

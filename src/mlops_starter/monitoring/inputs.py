@@ -3,11 +3,11 @@ version's reference from the registry (training profile, test scores and metrics
 
 from __future__ import annotations
 
-import functools
 import glob
 import gzip
 import io
-from collections.abc import Iterable
+import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
 
@@ -15,19 +15,22 @@ import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.json as pa_json
+import pyarrow.parquet as pq
 
 from mlops_starter.errors import PipelineError
 from mlops_starter.registry.model_registry import Registry
+from mlops_starter.serving.prediction_log import (
+    ANSWER_KEYS,
+    LOG_KEYS,
+    REWRITES,
+    holds_every_key,
+)
 from mlops_starter.tasks import Answers, answers_of
 from mlops_starter.tasks.binary import BinaryAnswers
 from mlops_starter.tasks.multiclass import MulticlassAnswers
 from mlops_starter.tasks.regression import RegressionAnswers
 
-LOG_KEYS = ("timestamp", "request_id", "model", "model_version", "features")
-# Each task's answer holds one of these (Answers.fields): binary's, multi-class's, regression's.
-ANSWER_KEYS = ("probability", "probabilities", "value")
 FEATURE_PREFIX = "features."  # a parsed entry's feature `x` is its column `features.x`
 
 
@@ -37,23 +40,28 @@ class MonitorError(PipelineError):
 
 def log_paths(patterns: Iterable[str]) -> list[str]:
     """The log files matching `patterns` (globs), in name order. A rotated file is
-    briefly there twice while it is gzipped: only its .gz is taken."""
+    briefly there twice while it is rewritten: only its rewrite is taken."""
     found = {p for pattern in patterns for p in glob.glob(pattern)}
-    paths = sorted(p for p in found if p + ".gz" not in found)
+    paths = sorted(p for p in found if not any(p + suffix in found for suffix in REWRITES))
     if not paths:
         raise MonitorError(f"no prediction log files match {list(patterns)}")
     return paths
 
 
+def current_path(path: str) -> str | None:
+    """Where a listed log file is now: itself, its rewrite if it was rotated since it
+    was listed, or None if the service's retention pruned it."""
+    for candidate in (path, *(path + suffix for suffix in REWRITES)):
+        if os.path.exists(candidate):
+            return candidate
+    return None
+
+
 def open_log(path: str) -> BinaryIO:
-    """A log file's bytes, gzipped or not. A rotated file gzipped since it was listed
-    is read from its .gz; one pruned since raises FileNotFoundError (the readers skip it)."""
+    """A JSON-lines log file's bytes, gzipped or not."""
     if path.endswith(".gz"):
         return cast(BinaryIO, gzip.open(path, "rb"))
-    try:
-        return open(path, "rb")
-    except FileNotFoundError:
-        return cast(BinaryIO, gzip.open(path + ".gz", "rb"))
+    return open(path, "rb")
 
 
 @dataclass(frozen=True)
@@ -72,52 +80,77 @@ class LogText:
 
 
 def read_prediction_log(patterns: Iterable[str]) -> pd.DataFrame:
-    """All entries of the log files matching `patterns` (globs), gzipped or not, one row
-    per scored record; a bad line is named by file and line number."""
+    """All entries of the log files matching `patterns` (globs), JSON lines (gzipped or
+    not) or rotated to Parquet, one row per scored record, in file order; a bad line is
+    named by file and line number."""
     paths = log_paths(patterns)
-    texts = []
-    for path in paths:
-        try:
+    source = f"the prediction log ({len(paths)} files)"
+    pieces: list[pd.DataFrame] = []
+    texts: list[LogText] = []
+    for listed in paths:
+        path = current_path(listed)
+        if path is None:
+            continue
+        if path.endswith(".parquet"):
+            if texts:
+                pieces.append(parse_entries(texts, source))
+                texts = []
+            pieces.append(rotated_entries(pq.read_table(path), path))
+        else:
             with open_log(path) as log:
                 texts.append(LogText(log.read(), path))
-        except FileNotFoundError:  # pruned by the service's retention since listed
-            continue
-    return parse_entries(texts, f"the prediction log ({len(paths)} files)")
+    if texts or not pieces:
+        pieces.append(parse_entries(texts, source))
+    return pd.concat(pieces, ignore_index=True) if len(pieces) > 1 else pieces[0]
 
 
 def parse_entries(texts: list[LogText], source: str) -> pd.DataFrame:
     """Log lines as one row per entry, each feature in a column `features.<name>`
-    (feature_frame). A key may hold null (a shadow row's features), but not be absent.
+    (feature_frame). A key may hold null (a shadow row's features), but not be absent."""
+    return parse_lines(texts, source)[0]
+
+
+def parse_lines(texts: list[LogText], source: str) -> tuple[pd.DataFrame, bool]:
+    """parse_entries's entries, and whether Arrow read them all (a table Parquet keeps).
 
     Arrow's JSON reader parses them column by column (three times orjson's speed, and
     no dict per line); lines it cannot take, or that it reads as a key absent, are
     parsed one at a time, which names the line at fault or reads them alike."""
+    data = b"".join(text.data for text in texts)
+    options = pa_json.ReadOptions(use_threads=False, block_size=max(len(data), 1 << 20))
     try:
-        log = _parsed_by_arrow(texts)
+        table = pa_json.read_json(io.BytesIO(data), read_options=options)
     except pa.ArrowInvalid:  # not JSON, not an object, or a key's type changing
-        log = None
-    if log is None:
-        log = _parsed_line_by_line(texts, source)
+        table = None
+    if table is not None and holds_every_key(table):
+        log, columnar = _entries_of(table), True
+    else:  # only a line-by-line read tells an absent key from a null one, and names it
+        log, columnar = _parsed_line_by_line(texts, source), False
+    return _timed(log, lambda bad: _place_of(texts, bad)), columnar
+
+
+def rotated_entries(table: pa.Table, where: str) -> pd.DataFrame:
+    """The entries of a log file rotated to Parquet (serving/prediction_log.py), as
+    parse_entries gives its lines."""
+    if not holds_every_key(table):
+        raise MonitorError(f"{where}: not a rotated prediction log (a key is missing)")
+    return _timed(_entries_of(table), lambda bad: f"{where}, entry {bad + 1}")
+
+
+def _timed(log: pd.DataFrame, place_of: Callable[[int], str]) -> pd.DataFrame:
     # ISO 8601 with or without a fraction of a second: isoformat() drops a zero one.
     stamps = pd.to_datetime(log["timestamp"], utc=True, format="ISO8601", errors="coerce")
     if stamps.isna().any():
         bad = int(np.flatnonzero(stamps.isna())[0])
         raise MonitorError(
-            f"{_place_of(texts, bad)}: timestamp {log['timestamp'].iloc[bad]!r} is not an "
-            "ISO 8601 time"
+            f"{place_of(bad)}: timestamp {log['timestamp'].iloc[bad]!r} is not an ISO 8601 time"
         )
     log["timestamp"] = stamps
     return log
 
 
-def _parsed_by_arrow(texts: list[LogText]) -> pd.DataFrame | None:
-    """The entries, or None where the lines hold no entry or a line may lack a key:
-    only a line-by-line read tells an absent key from a null one, and names the line."""
-    data = b"".join(text.data for text in texts)
-    options = pa_json.ReadOptions(use_threads=False, block_size=max(len(data), 1 << 20))
-    table = pa_json.read_json(io.BytesIO(data), read_options=options)
-    if table.num_rows == 0 or not _every_line_has_every_key(table):
-        return None
+def _entries_of(table: pa.Table) -> pd.DataFrame:
+    """Arrow's entries as a frame, the features struct flattened into columns."""
     features = table.column("features").combine_chunks()
     names = [features.type.field(i).name for i in range(features.type.num_fields)]
     flat = pa.table(dict(zip(names, features.flatten(), strict=True)))  # a null: all null
@@ -125,27 +158,6 @@ def _parsed_by_arrow(texts: list[LogText]) -> pd.DataFrame | None:
         [table.drop_columns(["features"]).to_pandas(), flat.to_pandas().add_prefix(FEATURE_PREFIX)],
         axis=1,
     )
-
-
-def _every_line_has_every_key(table: pa.Table) -> bool:
-    """Whether no null in `table` can be a key absent from a line: the log's keys are
-    never null, an answer's key is there on every line, and features are null only on a
-    shadow challenger's line."""
-    names = set(table.column_names)
-    if not set(LOG_KEYS) <= names or names.isdisjoint(ANSWER_KEYS):
-        return False
-    if any(table.column(key).null_count for key in LOG_KEYS if key != "features"):
-        return False
-    answered = functools.reduce(
-        pc.or_, [table.column(key).is_valid() for key in ANSWER_KEYS if key in names]
-    )
-    features = table.column("features")
-    if not pa.types.is_struct(features.type) or not pc.all(answered).as_py():
-        return False
-    if not features.null_count:
-        return True
-    shadow = pc.equal(table.column("arm"), "shadow") if "arm" in names else None
-    return shadow is not None and pc.all(pc.or_kleene(features.is_valid(), shadow)).as_py()
 
 
 def _parsed_line_by_line(texts: list[LogText], source: str) -> pd.DataFrame:
