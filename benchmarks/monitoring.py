@@ -3,7 +3,12 @@ arrives (`mlops monitor`'s state), at 1M and 10M lines, and the daily run's cost
 log ages; beside it, Evidently's data-drift report on the same rows, per day.
 
 The log is the demo's: a day of DAY_LINES records scored by a small model and written
-by the service's own encoder, repeated day after day (1M lines: 10 days; 10M: 100).
+by the service's own encoder, repeated day after day (1M lines: 10 days; 10M: 100), and
+left as the service leaves it: each past day rotated at midnight and rewritten as
+Parquet by the service's own rotation, the newest day's lines in the open JSON-lines
+file. At 1M lines the same lines kept as one JSON-lines file are read too, side by
+side, and are what Evidently reads.
+
 Each measurement runs in its own process, so its peak RSS is its own. A full read
 holds the whole log in memory, so it runs at 1M lines only, as does Evidently: it runs
 in a virtual environment of its own under build/benchmarks/ (benchmarks/evidently_drift.py;
@@ -18,6 +23,7 @@ import argparse
 import json
 import pickle
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -96,16 +102,36 @@ def reference_and_day(folder: Path) -> None:
             )
 
 
-def write_days(folder: Path, log: Path, first: int, days: int) -> None:
-    """Days `first` to `first + days - 1` of the log, appended to `log`: the day's lines
-    with their date moved."""
+def day_lines(folder: Path, number: int) -> bytes:
+    """Day `number`'s lines: the first day's with their date moved."""
     import pandas as pd
 
-    day = (folder / "day.jsonl").read_bytes()
+    date = (pd.Timestamp(FIRST_DAY) + pd.Timedelta(days=number)).strftime("%Y-%m-%d")
+    return (folder / "day.jsonl").read_bytes().replace(FIRST_DAY.encode(), date.encode())
+
+
+def write_days(folder: Path, log: Path, first: int, days: int) -> None:
+    """Days `first` to `first + days - 1`, appended to the JSON-lines file `log`."""
     with open(log, "ab") as out:
         for number in range(first, first + days):
-            date = (pd.Timestamp(FIRST_DAY) + pd.Timedelta(days=number)).strftime("%Y-%m-%d")
-            out.write(day.replace(FIRST_DAY.encode(), date.encode()))
+            out.write(day_lines(folder, number))
+
+
+def rotate_days(folder: Path, log_dir: Path, days: int) -> None:
+    """Days 0 to `days - 1` as the service leaves them: each rotated at its midnight and
+    rewritten by the service's own rotation (serving/prediction_log.py)."""
+    import pandas as pd
+
+    from mlops_starter.serving.prediction_log import rewrite_rotated
+
+    log_dir.mkdir()
+    for number in range(days):
+        midnight = pd.Timestamp(FIRST_DAY) + pd.Timedelta(days=number + 1)
+        rotated = log_dir / f"predictions-bench.jsonl.{midnight:%Y-%m-%dT%H-%M-%S-%f}"
+        rotated.write_bytes(day_lines(folder, number))
+        rewrite_rotated(rotated, keep=days)
+        if not rotated.with_name(rotated.name + ".parquet").exists():
+            raise SystemExit(f"rotation did not leave {rotated.name} as Parquet")
 
 
 def measure(kind: str, folder: str, log: str, state: str) -> dict:
@@ -204,18 +230,26 @@ def main() -> None:
         reference_and_day(folder)
         for size in args.sizes:
             days = size // DAY_LINES
-            log, state = folder / f"predictions-{size}.jsonl", folder / f"state-{size}"
-            write_days(folder, log, 0, days)
-            found = {"days": days, "log_mb": round(log.stat().st_size / 1e6)}
+            log_dir, state = folder / f"log-{size}", folder / f"state-{size}"
+            rotate_days(folder, log_dir, days)
+            log = log_dir / "predictions-bench.jsonl*"
+            stored = sum(p.stat().st_size for p in log_dir.iterdir())
+            found = {"days": days, "log_mb": round(stored / 1e6, 1)}
             if size <= 1_000_000:
                 found["full_read"] = in_process("full", folder, log, state)
-                found["evidently_data_drift"] = evidently(evidently_python(), folder, log)
+                as_json_lines = folder / f"predictions-{size}.jsonl"
+                write_days(folder, as_json_lines, 0, days)
+                found["json_lines_mb"] = round(as_json_lines.stat().st_size / 1e6)
+                found["full_read_json_lines"] = in_process("full", folder, as_json_lines, state)
+                found["evidently_data_drift"] = evidently(evidently_python(), folder, as_json_lines)
+                as_json_lines.unlink()
             found["first_incremental_read"] = in_process("incremental", folder, log, state)
-            write_days(folder, log, days, 1)  # the next day's lines arrive
+            # The next day's lines arrive in the open file.
+            write_days(folder, log_dir / "predictions-bench.jsonl", days, 1)
             found["next_day_incremental"] = in_process("incremental", folder, log, state)
             figures[f"{size}_lines"] = found
             print(json.dumps({size: found}, indent=2), flush=True)
-            log.unlink()
+            shutil.rmtree(log_dir)
     RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"saved {RESULTS}")
 
