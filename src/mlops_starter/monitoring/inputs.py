@@ -48,13 +48,15 @@ def log_paths(patterns: Iterable[str]) -> list[str]:
     return paths
 
 
-def current_path(path: str) -> str | None:
-    """Where a listed log file is now: itself, its rewrite if it was rotated since it
-    was listed, or None if the service's retention pruned it."""
-    for candidate in (path, *(path + suffix for suffix in REWRITES)):
-        if os.path.exists(candidate):
-            return candidate
-    return None
+def _places(listed: str) -> tuple[str, ...]:
+    """Where a listed log file may be now: itself, or its rewrite if it was rotated
+    since it was listed (rotation writes the rewrite before it deletes the file)."""
+    return (listed, *(listed + suffix for suffix in REWRITES))
+
+
+def current_path(listed: str) -> str | None:
+    """The first of `_places` that exists, or None if the service's retention pruned it."""
+    return next((path for path in _places(listed) if os.path.exists(path)), None)
 
 
 def open_log(path: str) -> BinaryIO:
@@ -88,20 +90,31 @@ def read_prediction_log(patterns: Iterable[str]) -> pd.DataFrame:
     pieces: list[pd.DataFrame] = []
     texts: list[LogText] = []
     for listed in paths:
-        path = current_path(listed)
-        if path is None:
-            continue
-        if path.endswith(".parquet"):
+        found = _read_now(listed)
+        if isinstance(found, LogText):
+            texts.append(found)
+        elif found is not None:
             if texts:
                 pieces.append(parse_entries(texts, source))
                 texts = []
-            pieces.append(rotated_entries(pq.read_table(path), path))
-        else:
-            with open_log(path) as log:
-                texts.append(LogText(log.read(), path))
+            pieces.append(rotated_entries(*found))
     if texts or not pieces:
         pieces.append(parse_entries(texts, source))
     return pd.concat(pieces, ignore_index=True) if len(pieces) > 1 else pieces[0]
+
+
+def _read_now(listed: str) -> LogText | tuple[pa.Table, str] | None:
+    """A listed file's content from the first of `_places` it is still at, or None if
+    the service's retention pruned it."""
+    for path in _places(listed):
+        try:
+            if path.endswith(".parquet"):
+                return pq.read_table(path), path
+            with open_log(path) as log:
+                return LogText(log.read(), path)
+        except FileNotFoundError:
+            continue
+    return None
 
 
 def parse_entries(texts: list[LogText], source: str) -> pd.DataFrame:
