@@ -41,7 +41,7 @@ from mlops_starter.monitoring.inputs import (
 )
 from mlops_starter.monitoring.notify import post_alerts
 from mlops_starter.monitoring.report import write_report
-from mlops_starter.monitoring.timeline import run_over_time, trends
+from mlops_starter.monitoring.timeline import run_over_time, trends, window_starts
 from mlops_starter.serving.prediction_log import (
     LogBatch,
     PredictionLog,
@@ -259,7 +259,9 @@ log_entries = st.lists(
             "request_id": st.text(min_size=1, max_size=3),
             "model": st.just("m"),
             "model_version": st.sampled_from(["1", "2"]),
-            "features": st.dictionaries(st.sampled_from(["a", "b", "é x"]), feature_values),
+            "features": st.dictionaries(
+                st.one_of(st.sampled_from(["a", "b", "é x"]), st.text(max_size=4)), feature_values
+            ),
             "probability": st.floats(0, 1),
         },
         optional={"arm": st.sampled_from(["champion", "shadow"]), "id": st.text(max_size=3)},
@@ -276,7 +278,8 @@ log_entries = st.lists(
 def test_any_log_reads_as_its_lines_say(entries, blank_after, rotated):
     """Arrow's column-wise read, or the line-by-line read it falls back to, gives each
     line's values: features in `features.<name>` columns, absent ones as missing; and
-    so does the file rotation rewrote (as Parquet, or gzipped)."""
+    so does the file rotation rewrote (as Parquet, or gzipped), and each window the
+    monitor's state keeps (as Parquet, or lines)."""
     lines = [orjson.dumps(e) + b"\n" for e in entries]
     lines.insert(blank_after, b"\n")
     with tempfile.TemporaryDirectory() as folder:
@@ -285,7 +288,19 @@ def test_any_log_reads_as_its_lines_say(entries, blank_after, rotated):
         if rotated:
             rewrite_rotated(path, keep=10)
             assert not path.exists()
-        log = read_prediction_log([str(Path(folder) / "predictions-a.jsonl*")])
+        pattern = [str(Path(folder) / "predictions-a.jsonl*")]
+        log = read_prediction_log(pattern)
+        state = MonitorState(Path(folder) / "state", "1D", pattern)
+        assert state.read_new() == len(entries)
+        windows = window_starts(log["timestamp"], "1D")
+        for start, rows in log.groupby(windows):
+            kept = state.rows(start.isoformat())
+            # A feature no line of this window sent is no column of it, or null.
+            assert rows.drop(columns=kept.columns).isna().all().all()
+            pd.testing.assert_frame_equal(
+                missing_as_none(kept), missing_as_none(rows[kept.columns]), check_dtype=False
+            )
+
     features = feature_frame(log)
     assert len(log) == len(entries)
     assert set(features.columns) == {name for e in entries for name in e["features"] or {}}
@@ -298,6 +313,11 @@ def test_any_log_reads_as_its_lines_say(entries, blank_after, rotated):
                 assert pd.isna(read), (name, read)
             else:
                 assert read == sent or float(read) == pytest.approx(float(sent)), (name, read)
+
+
+def missing_as_none(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with None for every missing value (NaN, NA, None alike), indexed 0.."""
+    return frame.astype(object).where(frame.notna(), None).reset_index(drop=True)
 
 
 def test_no_log_files_is_a_clear_error(tmp_path):
