@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -180,6 +182,32 @@ def rotated(raw: Path, records: int) -> dict[str, dict]:
     return found
 
 
+REWRITE_RSS = """
+import sys
+from pathlib import Path
+from mlops_starter.serving.prediction_log import rotated_as_parquet
+from stage_peak import peak_kb
+before = peak_kb()
+rotated_as_parquet(Path(sys.argv[1]))
+print((peak_kb() - before) / 1024)
+"""
+
+
+def rewrite_memory(raw: Path) -> float:
+    """MB of memory the rewrite to Parquet takes per MB of the rotated file, measured in
+    a process of its own: the server's worker holds that much while it rotates."""
+    copy = raw.with_name(f"{raw.name}.2026-12-04T08-00-00-000009")
+    shutil.copyfile(raw, copy)
+    done = subprocess.run(  # noqa: S603 (our own snippet, our own file)
+        [sys.executable, "-c", REWRITE_RSS, str(copy)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent,  # where stage_peak.py is
+    )
+    return float(done.stdout.strip()) / (raw.stat().st_size / 1e6)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=200_000)
@@ -192,6 +220,7 @@ def main() -> None:
             raise SystemExit(f"the monitor did not read {args.records} records from {raw}")
         raw_read = args.records / (time.perf_counter() - started)
         kept = rotated(raw, args.records)
+        kept["parquet"]["rewrite_rss_mb_per_file_mb"] = round(rewrite_memory(raw), 2)
         arrow = columnar(content, args.records)
     raw_line = len(content) / args.records
     parquet_line = kept["parquet"]["bytes_per_record"]

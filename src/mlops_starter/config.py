@@ -462,7 +462,7 @@ class ServeConfig(_Section):
     unknown_fields: Literal["ignore", "reject"] = "ignore"
     prediction_log_dir: str = "predictions"
     prediction_log_max_mb: int = Field(
-        256, ge=1, description="a process's log file is rotated at this size, and at midnight"
+        64, ge=1, description="a process's log file is rotated at this size, and at midnight"
     )
     prediction_log_keep: int = Field(
         100,

@@ -198,7 +198,7 @@ class PredictionLog:
         max_queued_flushes: int = 1_000,
         max_pending_rows: int = 100_000,
         linger_seconds: float = 0.05,
-        max_bytes: int = 256 << 20,
+        max_bytes: int = 64 << 20,
         keep: int = 100,
     ) -> None:
         self.path = Path(directory) / f"predictions-{socket.gethostname()}-{os.getpid()}.jsonl"
