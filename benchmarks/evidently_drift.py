@@ -9,7 +9,6 @@ Prints one JSON line: seconds, rows per second, peak RSS and the HTML reports' s
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ import orjson
 import pandas as pd
 from evidently import Report
 from evidently.presets import DataDriftPreset
+from stage_peak import peak_kb  # its own peak, not the spawning process's
 
 DAY_CHARACTERS = 10  # a line's timestamp starts with its day: 2026-01-01
 
@@ -48,7 +48,7 @@ def main(log: str, reference_csv: str, out: str) -> None:
                 "seconds": round(seconds, 2),
                 "read_seconds": round(read_s, 2),
                 "lines_per_s": round(rows_read / seconds),
-                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                "peak_rss_mb": round(peak_kb() / 1024),
                 "html_mb_per_window": round(html_bytes / len(days) / 1e6, 2),
             }
         )

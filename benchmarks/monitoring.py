@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import pickle
-import resource
 import shutil
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from stage_peak import peak_kb
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "monitoring.json"
@@ -169,7 +169,7 @@ def measure(kind: str, folder: str, log: str, state: str) -> dict:
         "read_seconds": round(read_s, 2),
         "lines_per_s": round(lines / seconds) if lines else None,
         "windows": len(report["windows"]),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mb": round(peak_kb() / 1024),  # its own, not the spawning process's
     }
 
 
