@@ -142,8 +142,7 @@ class MonitorState:
                 whole, rest = data[:cut], data[cut:]
                 if whole.strip():
                     entries, columnar = parse_lines([LogText(whole, path, offset)], path)
-                    lines = [line for line in whole.splitlines(keepends=True) if line.strip()]
-                    self._keep(entries, lines, columnar)
+                    self._keep(entries, whole, columnar)
                     self.lines_read[key] = self.lines_read.get(key, 0) + len(entries)
                     count += len(entries)
                 offset += len(whole)
@@ -170,17 +169,20 @@ class MonitorState:
                 write_json(self.state_file, self._saved())
         return count
 
-    def _keep(self, entries: pd.DataFrame, lines: list[bytes] | None, columnar: bool) -> None:
+    def _keep(self, entries: pd.DataFrame, text: bytes | None, columnar: bool) -> None:
         """New entries, as one segment per window they fall in: as Parquet if Arrow read
-        them (`columnar`) and Parquet holds them, else their `lines` gzipped."""
+        them (`columnar`) and Parquet holds them, else their lines (of `text`) gzipped."""
         starts = window_starts(entries["timestamp"], self.window)
         self.reads += 1
+        lines: list[bytes] | None = None  # split only for a segment that needs them
         for start, rows in entries.groupby(starts, sort=True):
             name = self.folder / "windows" / f"{start:%Y-%m-%dT%H-%M-%S}/{self.reads}"
             segment = self._as_parquet(rows, name) if columnar else None
             if segment is None:  # read line by line, or Parquet cannot hold them
-                if lines is None:
+                if text is None:
                     raise MonitorError(f"{name}: the rotated entries could not be kept")
+                if lines is None:
+                    lines = [line for line in text.splitlines(keepends=True) if line.strip()]
                 segment = name.with_suffix(".jsonl.gz")
                 with atomic_path(segment) as tmp:
                     kept = b"".join(lines[i] for i in rows.index)
