@@ -480,3 +480,9 @@ class Webhook:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def missing_as_none(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with None for every missing value (NaN, NA, None alike), indexed 0..: two
+    reads of one log compared, where an all-null column may come back as NaN or None."""
+    return frame.astype(object).where(frame.notna(), None).reset_index(drop=True)

@@ -18,7 +18,7 @@ import numpy as np
 import orjson
 import pandas as pd
 import pytest
-from conftest import Webhook
+from conftest import Webhook, missing_as_none
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -313,11 +313,6 @@ def test_any_log_reads_as_its_lines_say(entries, blank_after, rotated):
                 assert pd.isna(read), (name, read)
             else:
                 assert read == sent or float(read) == pytest.approx(float(sent)), (name, read)
-
-
-def missing_as_none(frame: pd.DataFrame) -> pd.DataFrame:
-    """`frame` with None for every missing value (NaN, NA, None alike), indexed 0.."""
-    return frame.astype(object).where(frame.notna(), None).reset_index(drop=True)
 
 
 def test_no_log_files_is_a_clear_error(tmp_path):

@@ -10,10 +10,15 @@ import threading
 from datetime import date
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
+import pytest
+from conftest import missing_as_none
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mlops_starter.data.corpus import CORPUS, TASK_CORPUS, load_corpus_table
+from mlops_starter.monitoring.incremental import MonitorState
 from mlops_starter.monitoring.inputs import log_lines, read_prediction_log
 from mlops_starter.serving.prediction_log import (
     FINGERPRINT_KEY,
@@ -21,8 +26,10 @@ from mlops_starter.serving.prediction_log import (
     PredictionLog,
     _RotatingFile,
     fingerprint,
+    rewrite_rotated,
     sampled,
 )
+from mlops_starter.storage import json_records
 
 
 def batch(rows: int = 2, **keys) -> LogBatch:
@@ -264,3 +271,61 @@ def test_sampling_keeps_whole_requests_at_about_the_rate():
     assert 0.2 < len(kept) / len(ids) < 0.3
     assert kept == [i for i in ids if sampled(i, 0.25)]
     assert all(sampled(i, 1.0) for i in ids[:10]) and not any(sampled(i, 0.0) for i in ids[:10])
+
+
+def served_answers(kind: str, rows: int, rng: np.random.Generator) -> dict[str, list]:
+    """A binary, multi-class or regression model's answer fields, as the service logs them."""
+    if kind == "binary":
+        p = rng.random(rows)
+        return {"probability": p.tolist(), "label": (p > 0.5).astype(int).tolist()}
+    if kind == "multiclass":
+        p = rng.dirichlet([1, 1, 1], rows)
+        return {
+            "label": [("a", "b", "c")[i % 3] for i in range(rows)],
+            "probabilities": [dict(zip("abc", r, strict=True)) for r in p.tolist()],
+        }
+    value = rng.normal(size=rows)
+    return {"value": value.tolist(), "lower": (value - 1).tolist(), "upper": (value + 1).tolist()}
+
+
+@pytest.mark.parametrize(
+    ("table", "kind"),
+    [
+        (t, ("binary", "multiclass", "regression")[i % 3])
+        for i, t in enumerate(CORPUS + TASK_CORPUS)
+    ],
+    ids=lambda value: getattr(value, "name", value),
+)
+def test_real_tables_served_rows_read_alike_before_and_after_rotation(tmp_path, table, kind):
+    """A real table's rows, answered by each task in turn, read the same from the open
+    JSON-lines file, from its rotated Parquet file, and from the monitor's state."""
+    frame = load_corpus_table(table).head(2000).drop(columns=[table.data["target"]])
+    rows = json_records(frame)
+    rng = np.random.default_rng(0)
+    path = tmp_path / "predictions-h-1.jsonl.2026-11-25T00-00-00-000000"
+    with open(path, "wb") as log:
+        for start in range(0, len(rows), 100):
+            day = 24 + start // 1000  # two days, so two windows
+            keys = {"request_id": f"r{start}", "model": "m", "model_version": "1"}
+            part = rows[start : start + 100]
+            log.write(
+                LogBatch(
+                    {"timestamp": f"2026-11-{day}T08:00:00+00:00", **keys},
+                    None,
+                    {name: [r[name] for r in part] for name in part[0]},
+                    served_answers(kind, len(part), rng),
+                ).encode()
+            )
+    as_written = read_prediction_log([str(path)])
+    rewrite_rotated(path, keep=10)
+    assert [p.suffix for p in tmp_path.iterdir()] == [".parquet"]
+    pattern = [str(tmp_path / "predictions-*")]
+    state = MonitorState(tmp_path / "state", "1D", pattern)
+    assert state.read_new() == len(as_written)
+    kept = pd.concat([state.rows(start) for start in sorted(state.segments)], ignore_index=True)
+    for read in (read_prediction_log(pattern), kept):
+        pd.testing.assert_frame_equal(
+            missing_as_none(read[as_written.columns]),
+            missing_as_none(as_written),
+            check_dtype=False,
+        )
